@@ -1,0 +1,359 @@
+//! What each verb does. Output goes to the writer `main` passes in; logs go to tracing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{
+    Cli, Command, DemoArgs, Exit, GenerateArgs, OutputFormat, PromoteArgs, StepCli, TargetStage,
+    UsageError,
+};
+use crate::config;
+use crate::generate::{self, GenerateOptions};
+use crate::pipeline::{self, PromoteOptions, PromotionSummary};
+use crate::project::{Project, ProjectError};
+use crate::report;
+use crate::stage::StepError;
+use crate::storage::{LandOutcome, Stage};
+
+/// Maps an error to its exit code by what it is, not by its text.
+pub fn exit_for(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(StepError::Stopped { .. }) = cause.downcast_ref::<StepError>() {
+            return Exit::DataStopped;
+        }
+        if cause.downcast_ref::<UsageError>().is_some()
+            || cause.downcast_ref::<clap::Error>().is_some()
+        {
+            return Exit::Usage;
+        }
+        if let Some(p) = cause.downcast_ref::<ProjectError>() {
+            return match p {
+                ProjectError::Storage(_) => Exit::Backend,
+                _ => Exit::Usage,
+            };
+        }
+    }
+    Exit::Backend
+}
+
+fn project_root(flag: Option<&Path>) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    match flag {
+        Some(p) => Ok(cwd.join(p)),
+        None => Ok(config::find_project(&cwd).map_err(ProjectError::from)?),
+    }
+}
+
+fn open(flag: Option<&Path>) -> Result<Project> {
+    Ok(Project::open(&project_root(flag)?)?)
+}
+
+/// Runs one parsed command line.
+///
+/// # Errors
+/// Whatever the command met; [`exit_for`] maps it to an exit code.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
+    let project = cli.project.as_deref();
+    match cli.command {
+        Command::Init { dir } => init(&dir, out),
+        Command::Demo(args) => demo(project, &args, out).await,
+        Command::Generate(args) => gen(&args, out),
+        Command::Land { dataset, files } => land(&open(project)?, &dataset, &files, out).await,
+        Command::Promote(args) => promote(&open(project)?, &args, out).await,
+        Command::Status { format } => status(&open(project)?, format, out).await,
+        Command::Catalog { table, format } => {
+            catalog(&open(project)?, table.as_deref(), format, out).await
+        }
+    }
+}
+
+fn init(dir: &Path, out: &mut dyn Write) -> Result<Exit> {
+    let written = config::scaffold(dir).map_err(ProjectError::from)?;
+    writeln!(
+        out,
+        "Project in {} ({} files written, existing files kept).",
+        dir.display(),
+        written.len()
+    )?;
+    writeln!(
+        out,
+        "Next: cd {} && medallion generate --out landing && medallion land attendance landing",
+        dir.display()
+    )?;
+    Ok(Exit::Ok)
+}
+
+fn gen(a: &GenerateArgs, out: &mut dyn Write) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&a.defect_rate) {
+        return Err(UsageError(format!(
+            "--defect-rate {} is not within 0..1",
+            a.defect_rate
+        ))
+        .into());
+    }
+    let o = GenerateOptions {
+        students: a.students,
+        days: a.days,
+        seed: a.seed,
+        defect_rate: a.defect_rate,
+        start: a.start,
+        ..GenerateOptions::default()
+    };
+    let g = generate::generate(&a.out, &o)?;
+    for (name, rows) in &g.files {
+        writeln!(out, "{:>9} rows  {}", rows, a.out.join(name).display())?;
+    }
+    writeln!(
+        out,
+        "{} injected defects listed in {}; {} corrections",
+        g.defects,
+        a.out.join("defects.jsonl").display(),
+        g.corrections
+    )?;
+    Ok(Exit::Ok)
+}
+
+async fn land(p: &Project, dataset: &str, files: &[PathBuf], out: &mut dyn Write) -> Result<Exit> {
+    let ds = p.dataset(dataset)?;
+    let mut paths = Vec::new();
+    for f in files {
+        if f.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(f)
+                .with_context(|| format!("cannot list {}", f.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| ds.pipeline.matches(n))
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                writeln!(
+                    out,
+                    "No file in {} matches `{}`.",
+                    f.display(),
+                    ds.pipeline.source.pattern
+                )?;
+            }
+            paths.extend(found);
+        } else if f.is_file() {
+            paths.push(f.clone());
+        } else {
+            return Err(UsageError(format!("{}: no such file or folder", f.display())).into());
+        }
+    }
+    for path in paths {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "unnamed".into());
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl" | "ndjson") => "jsonl",
+            Some("csv") => "csv",
+            _ => ds.pipeline.source.format.extension(),
+        };
+        match p.lake.store.land(dataset, &name, format, &bytes).await? {
+            LandOutcome::Landed(f) => {
+                writeln!(
+                    out,
+                    "landed   {name} as {dataset} batch {} ({} bytes)",
+                    f.batch_id(),
+                    f.bytes
+                )?;
+            }
+            LandOutcome::AlreadyLanded(f) => {
+                writeln!(
+                    out,
+                    "skipped  {name}: same content already landed as batch {} ({})",
+                    f.batch_id(),
+                    f.original_name
+                )?;
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+async fn promote_all(
+    p: &Project,
+    datasets: &[String],
+    to: Stage,
+    dry_run: bool,
+) -> Result<PromotionSummary> {
+    let mut summary = PromotionSummary::default();
+    for name in datasets {
+        let ds = p.dataset(name)?;
+        let s = pipeline::promote(&p.lake, &ds, PromoteOptions { to, dry_run }).await?;
+        summary.extend(s);
+    }
+    Ok(summary)
+}
+
+fn print_summary(s: &PromotionSummary, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+    match format {
+        OutputFormat::Text => write!(out, "{}", report::promotion_text(s))?,
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(s)?)?,
+    }
+    Ok(())
+}
+
+async fn promote(p: &Project, a: &PromoteArgs, out: &mut dyn Write) -> Result<Exit> {
+    let datasets = if a.all {
+        p.datasets()?
+    } else {
+        a.datasets.clone()
+    };
+    let to = match a.to {
+        TargetStage::Raw => Stage::Raw,
+        TargetStage::Trusted => Stage::Trusted,
+    };
+    let s = promote_all(p, &datasets, to, a.dry_run).await?;
+    print_summary(&s, a.format, out)?;
+    Ok(if s.balanced() {
+        Exit::Ok
+    } else {
+        Exit::Backend
+    })
+}
+
+async fn status(p: &Project, format: OutputFormat, out: &mut dyn Write) -> Result<Exit> {
+    let entries = p.lake.catalog.list().await?;
+    match format {
+        OutputFormat::Text => write!(out, "{}", report::status_text(&entries))?,
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report::status_json(&entries))?
+        )?,
+    }
+    Ok(Exit::Ok)
+}
+
+async fn catalog(
+    p: &Project,
+    table: Option<&str>,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<Exit> {
+    let entries = p.lake.catalog.list().await?;
+    let chosen: Vec<_> = match table {
+        None => entries,
+        Some(t) => {
+            let hit: Vec<_> = entries.into_iter().filter(|e| e.table == t).collect();
+            if hit.is_empty() {
+                return Err(UsageError(format!(
+                    "no table `{t}` in the catalog (see `medallion status`)"
+                ))
+                .into());
+            }
+            hit
+        }
+    };
+    match format {
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&chosen)?)?,
+        OutputFormat::Text => {
+            for e in &chosen {
+                writeln!(out, "{}", report::table_text(e))?;
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<Exit> {
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    let root = match flag {
+        Some(p) => {
+            let root = cwd.join(p);
+            if !root.join(config::CONFIG_FILE).is_file() {
+                config::scaffold(&root).map_err(ProjectError::from)?;
+            }
+            root
+        }
+        None => match config::find_project(&cwd) {
+            Ok(r) => r,
+            Err(_) => {
+                let root = cwd.join("medallion-demo");
+                config::scaffold(&root).map_err(ProjectError::from)?;
+                writeln!(out, "No project here: created one in {}", root.display())?;
+                root
+            }
+        },
+    };
+    let p = Project::open(&root)?;
+    let inbox = root.join("landing-inbox");
+    let o = GenerateOptions {
+        students: a.students,
+        days: a.days,
+        defect_rate: a.defect_rate,
+        ..GenerateOptions::default()
+    };
+    let g = generate::generate(&inbox, &o)?;
+    writeln!(
+        out,
+        "Generated {} exports in {} ({} injected defects).",
+        g.files.len(),
+        inbox.display(),
+        g.defects
+    )?;
+    let datasets = p.datasets()?;
+    for d in &datasets {
+        land(&p, d, std::slice::from_ref(&inbox), &mut std::io::sink()).await?;
+    }
+    let s = promote_all(&p, &datasets, Stage::Trusted, false).await?;
+    print_summary(&s, OutputFormat::Text, out)?;
+    writeln!(out)?;
+    status(&p, OutputFormat::Text, out).await?;
+    writeln!(
+        out,
+        "\nLake: {}\nCatalog: {}\nMetrics: {}",
+        p.config.lake.display(),
+        p.config.lake.join("_catalog/catalog.json").display(),
+        p.config.lake.join("_metrics/metrics.jsonl").display()
+    )?;
+    Ok(if s.balanced() {
+        Exit::Ok
+    } else {
+        Exit::Backend
+    })
+}
+
+/// Entry of the stage binaries: runs one step for the given (or all) datasets.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Exit> {
+    let p = open(cli.project.as_deref())?;
+    let datasets = if cli.datasets.is_empty() {
+        p.datasets()?
+    } else {
+        cli.datasets.clone()
+    };
+    let mut summary = PromotionSummary::default();
+    for name in &datasets {
+        let ds = p.dataset(name)?;
+        let step = crate::stage::StepOptions {
+            dry_run: cli.dry_run,
+        };
+        match to {
+            Stage::Raw => summary
+                .raw
+                .extend(crate::stage::raw::run(&p.lake, &ds, step).await?),
+            _ => summary
+                .trusted
+                .extend(crate::stage::trusted::run(&p.lake, &ds, step).await?),
+        }
+    }
+    print_summary(&summary, cli.format, out)?;
+    Ok(if summary.balanced() {
+        Exit::Ok
+    } else {
+        Exit::Backend
+    })
+}

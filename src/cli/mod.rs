@@ -1,0 +1,186 @@
+//! The command line: clap arguments turned into calls on the library. The only module that
+//! knows clap, and (with `main`) the only one that uses anyhow.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use commands::{exit_for, run, run_step};
+
+/// Exit codes (DESIGN.md): 0 ok, 1 data stopped, 2 usage or configuration, 3 backend or I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// A `fail` rule or the contract stopped the data.
+    DataStopped = 1,
+    /// Bad usage or configuration.
+    Usage = 2,
+    /// Backend or I/O error.
+    Backend = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// A usage mistake the user can fix (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// medallion: promote academic exports landing → raw → trusted → curated, with contracts,
+/// quality rules and a catalog.
+#[derive(Debug, Parser)]
+#[command(name = "medallion", version, about, long_about = None)]
+pub struct Cli {
+    /// Project folder (default: the folder holding medallion.yaml, searched upwards).
+    #[arg(long, global = true, env = "MEDALLION_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// More logging (-v info, -vv debug); errors show their full chain.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of listing commands.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// For a terminal.
+    Text,
+    /// Stable JSON.
+    Json,
+}
+
+/// A stage a promotion can reach.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TargetStage {
+    /// landing → raw.
+    Raw,
+    /// landing → raw → trusted.
+    Trusted,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new project folder with the shipped contracts, rules and pipelines.
+    Init {
+        /// Folder to create (may exist; existing files are kept).
+        dir: PathBuf,
+    },
+    /// Generate sample exports, land them, promote them and print the quality report.
+    Demo(DemoArgs),
+    /// Generate realistic exports (courses, students, attendance, grades) with optional defects.
+    Generate(GenerateArgs),
+    /// Copy export files into the landing zone (content-addressed; landing twice is a no-op).
+    Land {
+        /// Dataset the files belong to.
+        dataset: String,
+        /// Files, or folders whose files match the pipeline's pattern.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Promote datasets to a stage, running every step still needed.
+    Promote(PromoteArgs),
+    /// Every table: stage, kind, version and row count.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
+    Catalog {
+        /// A table name from `medallion status`.
+        table: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+/// `medallion promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// Datasets to promote.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub datasets: Vec<String>,
+    /// Every dataset, in dependency order.
+    #[arg(long)]
+    pub all: bool,
+    /// Stage to reach.
+    #[arg(long, value_enum, default_value_t = TargetStage::Trusted)]
+    pub to: TargetStage,
+    /// Compute and report; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// `medallion generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Folder to write the exports into.
+    #[arg(long, default_value = "landing")]
+    pub out: PathBuf,
+    /// Students on the roster.
+    #[arg(long, default_value_t = 200)]
+    pub students: usize,
+    /// Days of attendance and grades.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Random seed (same seed, same files).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Share of rows given one injected defect, 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    pub defect_rate: f64,
+    /// First day of the term (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-09-07")]
+    pub start: chrono::NaiveDate,
+}
+
+/// `medallion demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Students on the generated roster.
+    #[arg(long, default_value_t = 300)]
+    pub students: usize,
+    /// Days of generated data.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Share of rows with an injected defect.
+    #[arg(long, default_value_t = 0.02)]
+    pub defect_rate: f64,
+}
+
+/// Arguments of the stage binaries (`landing-to-raw`, `raw-to-trusted`).
+#[derive(Debug, Parser)]
+pub struct StepCli {
+    /// Datasets to run the step for (default: every dataset, in dependency order).
+    pub datasets: Vec<String>,
+    /// Project folder (default: the folder holding medallion.yaml, searched upwards).
+    #[arg(long, env = "MEDALLION_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// Compute and report; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// More logging.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}

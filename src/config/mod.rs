@@ -1,0 +1,208 @@
+//! `medallion.yaml`: the project configuration, and finding the project folder.
+//!
+//! Defaults are chosen so that an empty `medallion.yaml` (or none, for `demo`) works: local
+//! backend, lake under `./lake`, contracts/rules/pipelines in their conventional folders.
+
+mod scaffold;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use scaffold::{scaffold, SHIPPED_DATASETS};
+
+use crate::yaml::{self, YamlError};
+
+/// File name of the project configuration.
+pub const CONFIG_FILE: &str = "medallion.yaml";
+
+/// Errors finding or reading the project configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// medallion.yaml did not parse.
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    /// No medallion.yaml here or above.
+    #[error(
+        "no {CONFIG_FILE} in {0} or any parent folder: run `medallion init DIR` or pass --project"
+    )]
+    NotFound(PathBuf),
+    /// The configuration parsed but is not usable.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Scaffolding failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path written.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Which backend stores tables, keys, catalog and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Folder lake, file catalog, local key ring, local metrics log.
+    #[default]
+    Local,
+}
+
+/// medallion.yaml as serde reads it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfigFile {
+    #[serde(default)]
+    backend: Backend,
+    #[serde(default)]
+    lake: Option<PathBuf>,
+    #[serde(default)]
+    keyring: Option<PathBuf>,
+    #[serde(default)]
+    contracts: Option<PathBuf>,
+    #[serde(default)]
+    quality_rules: Option<PathBuf>,
+    #[serde(default)]
+    pipelines: Option<PathBuf>,
+    #[serde(default)]
+    catalog: Option<PathBuf>,
+    #[serde(default)]
+    dashboards: Option<PathBuf>,
+}
+
+/// The resolved project configuration: every path absolute.
+#[derive(Debug, Clone)]
+pub struct ProjectConfig {
+    /// The folder holding medallion.yaml.
+    pub root: PathBuf,
+    /// Backend in use.
+    pub backend: Backend,
+    /// Lake root folder.
+    pub lake: PathBuf,
+    /// Key ring file (pseudonymisation keys). Never inside the lake's published stages.
+    pub keyring: PathBuf,
+    /// contracts/ folder.
+    pub contracts: PathBuf,
+    /// quality_rules/ folder.
+    pub quality_rules: PathBuf,
+    /// pipelines/ folder.
+    pub pipelines: PathBuf,
+    /// catalog/ folder (naming and descriptions).
+    pub catalog: PathBuf,
+    /// dashboards/ folder.
+    pub dashboards: PathBuf,
+}
+
+impl ProjectConfig {
+    /// Reads `root/medallion.yaml`.
+    ///
+    /// # Errors
+    /// YAML errors with file:line:column, or an invalid setting.
+    pub fn load(root: &Path) -> Result<Self, ConfigError> {
+        let path = root.join(CONFIG_FILE);
+        let file: ProjectConfigFile = yaml::load(&path)?;
+        Ok(Self::resolve(root, file))
+    }
+
+    fn resolve(root: &Path, f: ProjectConfigFile) -> Self {
+        let abs = |p: Option<PathBuf>, default: &str| {
+            let p = p.unwrap_or_else(|| PathBuf::from(default));
+            if p.is_absolute() {
+                p
+            } else {
+                root.join(p)
+            }
+        };
+        let keyring = std::env::var_os("MEDALLION_KEYRING")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| abs(f.keyring.clone(), ".medallion/keyring.json"));
+        Self {
+            root: root.to_path_buf(),
+            backend: f.backend,
+            lake: abs(f.lake, "lake"),
+            keyring,
+            contracts: abs(f.contracts, "contracts"),
+            quality_rules: abs(f.quality_rules, "quality_rules"),
+            pipelines: abs(f.pipelines, "pipelines"),
+            catalog: abs(f.catalog, "catalog"),
+            dashboards: abs(f.dashboards, "dashboards"),
+        }
+    }
+
+    /// Path of a dataset's contract.
+    pub fn contract_path(&self, dataset: &str) -> PathBuf {
+        self.contracts.join(format!("{dataset}.yaml"))
+    }
+
+    /// Path of a dataset's quality rules.
+    pub fn rules_path(&self, dataset: &str) -> PathBuf {
+        self.quality_rules.join(format!("{dataset}.yaml"))
+    }
+
+    /// Path of a dataset's pipeline.
+    pub fn pipeline_path(&self, dataset: &str) -> PathBuf {
+        self.pipelines.join(format!("{dataset}.yaml"))
+    }
+}
+
+/// Finds the folder holding medallion.yaml, starting at `start` and walking up.
+///
+/// # Errors
+/// [`ConfigError::NotFound`] when no folder up to the root has one.
+pub fn find_project(start: &Path) -> Result<PathBuf, ConfigError> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        if d.join(CONFIG_FILE).is_file() {
+            return Ok(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    Err(ConfigError::NotFound(start.to_path_buf()))
+}
+
+/// Dataset and table names: lowercase ASCII letter first, then letters, digits and `_`, at most 64.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 64
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("attendance"));
+        assert!(is_valid_name("grades_2"));
+        assert!(!is_valid_name("../etc"));
+        assert!(!is_valid_name("Attendance"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("a/b"));
+    }
+
+    #[test]
+    fn defaults_are_relative_to_root() {
+        let c = ProjectConfig::resolve(Path::new("/p"), ProjectConfigFile::default());
+        assert_eq!(c.lake, Path::new("/p/lake"));
+        assert_eq!(c.contracts, Path::new("/p/contracts"));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_location() {
+        let err = yaml::parse::<ProjectConfigFile>(
+            Path::new("medallion.yaml"),
+            "backend: local\nlakes: x\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.to_string().contains("unknown field `lakes`"));
+    }
+}

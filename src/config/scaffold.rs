@@ -1,0 +1,99 @@
+//! `medallion init`: writes a new project from the files shipped inside the binary.
+
+use std::path::Path;
+
+use super::ConfigError;
+
+/// Datasets shipped with the product, in dependency order (reference data first).
+pub const SHIPPED_DATASETS: &[&str] = &["courses", "students", "attendance", "grades"];
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "medallion.yaml",
+        include_str!("../../templates/medallion.yaml"),
+    ),
+    (".gitignore", "lake/\n.medallion/\nlanding/\n"),
+    (
+        "contracts/attendance.yaml",
+        include_str!("../../contracts/attendance.yaml"),
+    ),
+    (
+        "contracts/grades.yaml",
+        include_str!("../../contracts/grades.yaml"),
+    ),
+    (
+        "contracts/students.yaml",
+        include_str!("../../contracts/students.yaml"),
+    ),
+    (
+        "contracts/courses.yaml",
+        include_str!("../../contracts/courses.yaml"),
+    ),
+    (
+        "quality_rules/attendance.yaml",
+        include_str!("../../quality_rules/attendance.yaml"),
+    ),
+    (
+        "quality_rules/grades.yaml",
+        include_str!("../../quality_rules/grades.yaml"),
+    ),
+    (
+        "quality_rules/students.yaml",
+        include_str!("../../quality_rules/students.yaml"),
+    ),
+    (
+        "quality_rules/courses.yaml",
+        include_str!("../../quality_rules/courses.yaml"),
+    ),
+    (
+        "pipelines/attendance.yaml",
+        include_str!("../../pipelines/attendance.yaml"),
+    ),
+    (
+        "pipelines/grades.yaml",
+        include_str!("../../pipelines/grades.yaml"),
+    ),
+    (
+        "pipelines/students.yaml",
+        include_str!("../../pipelines/students.yaml"),
+    ),
+    (
+        "pipelines/courses.yaml",
+        include_str!("../../pipelines/courses.yaml"),
+    ),
+    (
+        "catalog/catalog.yaml",
+        include_str!("../../catalog/catalog.yaml"),
+    ),
+    (
+        "dashboards/README.md",
+        include_str!("../../dashboards/README.md"),
+    ),
+];
+
+/// Writes the shipped project files into `dir`, never overwriting an existing file.
+/// Returns the files written.
+///
+/// # Errors
+/// [`ConfigError::Io`] naming the path that could not be written.
+pub fn scaffold(dir: &Path) -> Result<Vec<String>, ConfigError> {
+    let mut written = Vec::new();
+    for (rel, text) in FILES {
+        let path = dir.join(rel);
+        if path.exists() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ConfigError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        written.push((*rel).to_string());
+    }
+    Ok(written)
+}

@@ -1,0 +1,143 @@
+//! The bridge between polars frames (transforms) and arrow-rs record batches (Delta Lake).
+//!
+//! polars and delta-rs use two Arrow implementations; both speak the Arrow C Data Interface,
+//! so columns cross without copying: polars exports each array and field as the C structs,
+//! arrow-rs imports them (and the other way round). Strings leave polars as `LargeUtf8`.
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{make_array, Array, ArrayRef, RecordBatch};
+use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::arrow::ffi::{from_ffi, to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use polars::prelude::{CompatLevel, DataFrame, IntoColumn, PlSmallStr, Series};
+
+/// Errors crossing between polars and arrow-rs.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// polars refused an operation.
+    #[error("polars: {0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+    /// arrow-rs refused an operation.
+    #[error("arrow: {0}")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
+}
+
+/// Converts a polars frame into arrow-rs record batches (one per chunk).
+///
+/// # Errors
+/// When a column's type cannot cross the C interface.
+pub fn to_batches(df: &mut DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>), FrameError> {
+    df.align_chunks();
+    let mut fields = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let f = c.field().to_arrow(CompatLevel::oldest());
+        let c_schema = polars_arrow::ffi::export_field_to_c(&f);
+        // SAFETY: both crates define these structs `#[repr(C)]` after the Arrow C Data
+        // Interface; ownership (and the release callback) moves to arrow-rs.
+        let c_schema: FFI_ArrowSchema = unsafe { std::mem::transmute(c_schema) };
+        fields.push(Field::try_from(&c_schema)?);
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let mut out = Vec::new();
+    if df.height() == 0 {
+        return Ok((schema, out));
+    }
+    for chunk in df.iter_chunks(CompatLevel::oldest(), false) {
+        let pl_fields: Vec<_> = chunk.schema().iter_values().cloned().collect();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(pl_fields.len());
+        for (field, array) in pl_fields.iter().zip(chunk.into_arrays()) {
+            let c_schema = polars_arrow::ffi::export_field_to_c(field);
+            let c_array = polars_arrow::ffi::export_array_to_c(array);
+            // SAFETY: as above; the array was just exported by polars and matches its field.
+            let (c_array, c_schema): (FFI_ArrowArray, FFI_ArrowSchema) =
+                unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
+            let data = unsafe { from_ffi(c_array, &c_schema)? };
+            arrays.push(make_array(data));
+        }
+        out.push(RecordBatch::try_new(schema.clone(), arrays)?);
+    }
+    Ok((schema, out))
+}
+
+/// Converts arrow-rs record batches into one polars frame.
+///
+/// # Errors
+/// When a column's type cannot cross the C interface.
+pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<DataFrame, FrameError> {
+    let mut columns: Vec<Series> = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let mut chunks = Vec::with_capacity(batches.len());
+        for b in batches {
+            chunks.push(b.column(i).clone());
+        }
+        columns.push(series_from_arrow(field.name(), field, &chunks)?);
+    }
+    let cols = columns.into_iter().map(IntoColumn::into_column).collect();
+    Ok(DataFrame::new_infer_height(cols)?)
+}
+
+fn series_from_arrow(name: &str, field: &Field, chunks: &[ArrayRef]) -> Result<Series, FrameError> {
+    let mut pl_chunks = Vec::with_capacity(chunks.len());
+    for arr in chunks {
+        let data = arr.to_data();
+        let (c_array, _) = to_ffi(&data)?;
+        let c_schema = FFI_ArrowSchema::try_from(field)?;
+        // SAFETY: repr(C) twins, see `to_batches`; ownership moves to polars.
+        let (c_array, c_schema): (
+            polars_arrow::ffi::ArrowArray,
+            polars_arrow::ffi::ArrowSchema,
+        ) = unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
+        // SAFETY: exported just above by arrow-rs.
+        let pl_field = unsafe { polars_arrow::ffi::import_field_from_c(&c_schema)? };
+        let pl_array =
+            unsafe { polars_arrow::ffi::import_array_from_c(c_array, pl_field.dtype().clone())? };
+        pl_chunks.push(pl_array);
+    }
+    if pl_chunks.is_empty() {
+        let c_schema = FFI_ArrowSchema::try_from(field)?;
+        // SAFETY: as above.
+        let c_schema: polars_arrow::ffi::ArrowSchema = unsafe { std::mem::transmute(c_schema) };
+        let pl_field = unsafe { polars_arrow::ffi::import_field_from_c(&c_schema)? };
+        let empty = polars_arrow::array::new_empty_array(pl_field.dtype().clone());
+        return Ok(Series::from_arrow(PlSmallStr::from(name), empty)?);
+    }
+    Ok(Series::from_arrow_chunks(
+        PlSmallStr::from(name),
+        pl_chunks,
+    )?)
+}
+
+/// Rows in a list of batches.
+pub fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    #[test]
+    fn round_trip_keeps_types_and_values() {
+        let mut df = df!(
+            "s" => ["a", "b", "c"],
+            "i" => [1i64, 2, 3],
+            "f" => [Some(1.5f64), None, Some(3.0)],
+        )
+        .unwrap();
+        let (schema, batches) = to_batches(&mut df).unwrap();
+        assert_eq!(row_count(&batches), 3);
+        let back = from_batches(&schema, &batches).unwrap();
+        assert_eq!(back.height(), 3);
+        assert!(back.column("f").unwrap().null_count() == 1);
+        assert_eq!(back.column("s").unwrap().str().unwrap().get(2), Some("c"));
+    }
+
+    #[test]
+    fn empty_frame_keeps_schema() {
+        let mut df = df!("s" => Vec::<String>::new(), "i" => Vec::<i64>::new()).unwrap();
+        let (schema, batches) = to_batches(&mut df).unwrap();
+        assert_eq!(schema.fields().len(), 2);
+        assert_eq!(row_count(&batches), 0);
+    }
+}

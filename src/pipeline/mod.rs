@@ -1,0 +1,200 @@
+//! `pipelines/<dataset>.yaml` and running a dataset's promotion steps in order.
+
+mod run;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use validator::Validate;
+
+pub use run::{promote, PromoteOptions, PromotionSummary};
+
+use crate::yaml::{self, YamlError};
+
+/// Errors loading a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// YAML shape errors, located.
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    /// Values out of bounds.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Every problem.
+        message: String,
+    },
+}
+
+/// Landing file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl SourceFormat {
+    /// File extension used in landing.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// Where the dataset's files come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// File format.
+    pub format: SourceFormat,
+    /// Glob-like pattern (`*` only) of file names picked up from a folder.
+    pub pattern: String,
+}
+
+/// landing→raw settings.
+#[derive(Debug, Clone, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct RawStepConfig {
+    /// Rows parsed per chunk.
+    #[validate(range(min = 1, max = 10_000_000))]
+    pub chunk_rows: usize,
+}
+
+/// trusted→curated settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CuratedConfig {
+    /// Curated products built from this dataset.
+    #[serde(default)]
+    pub products: Vec<String>,
+}
+
+/// A dataset's pipeline.
+#[derive(Debug, Clone, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Dataset name (matches the contract).
+    pub dataset: String,
+    /// What the dataset is.
+    #[validate(length(min = 1))]
+    pub description: String,
+    /// Source format and pattern.
+    pub source: SourceConfig,
+    /// Datasets promoted before this one by `--all`.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// landing→raw settings.
+    #[validate(nested)]
+    pub raw: RawStepConfig,
+    /// Curated products.
+    #[serde(default)]
+    pub curated: CuratedConfig,
+}
+
+impl Pipeline {
+    /// Loads and validates a pipeline file.
+    ///
+    /// # Errors
+    /// YAML errors with file:line:column, or out-of-range values.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let p: Pipeline = yaml::load(path)?;
+        p.validate().map_err(|e| PipelineError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(p)
+    }
+
+    /// Whether a file name matches the source pattern (`*` matches any run of characters).
+    pub fn matches(&self, file_name: &str) -> bool {
+        wildcard(self.source.pattern.as_bytes(), file_name.as_bytes())
+    }
+}
+
+fn wildcard(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => wildcard(&p[1..], s) || (!s.is_empty() && wildcard(p, &s[1..])),
+        (Some(a), Some(b)) if a == b => wildcard(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// Orders datasets so each comes after those it depends on (stable otherwise).
+///
+/// # Errors
+/// A dependency cycle or an unknown dependency.
+pub fn dependency_order(pipelines: &[Pipeline]) -> Result<Vec<String>, String> {
+    let mut done: Vec<String> = Vec::new();
+    let mut remaining: Vec<&Pipeline> = pipelines.iter().collect();
+    for p in pipelines {
+        for d in &p.depends_on {
+            if !pipelines.iter().any(|q| &q.dataset == d) {
+                return Err(format!(
+                    "pipeline `{}` depends on unknown dataset `{d}`",
+                    p.dataset
+                ));
+            }
+        }
+    }
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        remaining.retain(|p| {
+            if p.depends_on.iter().all(|d| done.contains(d)) {
+                done.push(p.dataset.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if remaining.len() == before {
+            let names: Vec<&str> = remaining.iter().map(|p| p.dataset.as_str()).collect();
+            return Err(format!("dependency cycle among {}", names.join(", ")));
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_pipelines_load_and_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let ps: Vec<Pipeline> = ["grades", "attendance", "students", "courses"]
+            .iter()
+            .map(|d| Pipeline::load(&dir.join(format!("{d}.yaml"))).unwrap())
+            .collect();
+        let order = dependency_order(&ps).unwrap();
+        let pos = |d: &str| order.iter().position(|x| x == d).unwrap();
+        assert!(pos("students") < pos("attendance"));
+        assert!(pos("courses") < pos("grades"));
+        assert!(ps[1].matches("attendance_2026-11-01.csv"));
+        assert!(!ps[1].matches("grades.csv"));
+    }
+
+    #[test]
+    fn chunk_rows_out_of_range_is_refused() {
+        let text = "dataset: x\ndescription: d\nsource: {format: csv, pattern: '*'}\nraw: {chunk_rows: 0}\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.yaml");
+        std::fs::write(&path, text).unwrap();
+        let err = Pipeline::load(&path).unwrap_err().to_string();
+        assert!(err.contains("chunk_rows"), "{err}");
+    }
+
+    #[test]
+    fn malformed_pipeline_names_line_and_column() {
+        let text = "dataset: x\ndescription: d\nsource: {format: xml, pattern: '*'}\nraw: {chunk_rows: 5}\n";
+        let err = yaml::parse::<Pipeline>(Path::new("p.yaml"), text).unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.to_string().starts_with("p.yaml:3:"), "{err}");
+    }
+}

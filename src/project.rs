@@ -1,0 +1,138 @@
+//! Wiring: a project folder's configuration turned into backends and datasets.
+//! The one place that picks backend implementations from `medallion.yaml`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::catalog::FileCatalog;
+use crate::config::{Backend, ConfigError, ProjectConfig};
+use crate::contract::{self, ContractError};
+use crate::crypto::LocalKeyRing;
+use crate::metrics::LogMetricsSink;
+use crate::pipeline::{self, Pipeline, PipelineError};
+use crate::rules::{RuleSet, RulesError};
+use crate::stage::{Clock, Dataset, Lake, SystemClock};
+use crate::storage::{LocalTableStore, StorageError};
+
+/// Errors opening a project or one of its datasets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// medallion.yaml.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A contract.
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    /// A rules file.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// A pipeline file.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The lake folder.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A dataset without a pipeline, or a name that cannot be a dataset.
+    #[error("unknown dataset `{name}`: known datasets are {known} (each needs pipelines/{name}.yaml and contracts/{name}.yaml)")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// Datasets' dependencies are inconsistent.
+    #[error("pipelines: {0}")]
+    Dependencies(String),
+}
+
+/// An opened project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Resolved configuration.
+    pub config: ProjectConfig,
+    /// Backends.
+    pub lake: Lake,
+}
+
+impl Project {
+    /// Opens the project at `root` with the system clock.
+    ///
+    /// # Errors
+    /// Configuration or storage errors.
+    pub fn open(root: &Path) -> Result<Self, ProjectError> {
+        Self::open_with_clock(root, Arc::new(SystemClock))
+    }
+
+    /// Opens the project at `root` with `clock`.
+    ///
+    /// # Errors
+    /// Configuration or storage errors.
+    pub fn open_with_clock(root: &Path, clock: Arc<dyn Clock>) -> Result<Self, ProjectError> {
+        let config = ProjectConfig::load(root)?;
+        let lake = match config.backend {
+            Backend::Local => {
+                let store = LocalTableStore::new(&config.lake)?;
+                let root = store.root().to_path_buf();
+                Lake {
+                    store: Arc::new(store),
+                    catalog: Arc::new(FileCatalog::new(root.join("_catalog").join("catalog.json"))),
+                    metrics: Arc::new(LogMetricsSink::new(
+                        root.join("_metrics").join("metrics.jsonl"),
+                        "Medallion",
+                    )),
+                    keys: Arc::new(LocalKeyRing::new(config.keyring.clone())),
+                    clock,
+                }
+            }
+        };
+        Ok(Self { config, lake })
+    }
+
+    /// Dataset names that have a pipeline, in dependency order.
+    ///
+    /// # Errors
+    /// Unreadable or invalid pipelines, or inconsistent dependencies.
+    pub fn datasets(&self) -> Result<Vec<String>, ProjectError> {
+        let pipelines = self.pipelines()?;
+        pipeline::dependency_order(&pipelines).map_err(ProjectError::Dependencies)
+    }
+
+    fn pipelines(&self) -> Result<Vec<Pipeline>, ProjectError> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.config.pipelines) {
+            Ok(e) => e,
+            Err(_) => return Ok(out),
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(Pipeline::load(&p)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads a dataset's contract, rules and pipeline.
+    ///
+    /// # Errors
+    /// [`ProjectError::UnknownDataset`] for names without a pipeline; YAML errors otherwise.
+    pub fn dataset(&self, name: &str) -> Result<Dataset, ProjectError> {
+        let pipeline_path = self.config.pipeline_path(name);
+        if !crate::config::is_valid_name(name) || !pipeline_path.is_file() {
+            let known = self.datasets().map(|d| d.join(", ")).unwrap_or_default();
+            return Err(ProjectError::UnknownDataset {
+                name: name.to_string(),
+                known,
+            });
+        }
+        let pipeline = Pipeline::load(&pipeline_path)?;
+        let contract = contract::load(&self.config.contract_path(name))?;
+        let rules = RuleSet::load(&self.config.rules_path(name), &contract)?;
+        Ok(Dataset {
+            contract,
+            rules,
+            pipeline,
+        })
+    }
+}

@@ -1,0 +1,511 @@
+//! Evaluates a [`RuleSet`] over one batch as polars expressions, in one pass.
+//!
+//! The input frame holds each trusted column twice: typed under its own name, and as the raw
+//! text under `__raw_<name>` (so type failures and failing values can be shown as delivered).
+//! The output adds `_rule_ids` (every rule the row failed, comma-separated), `_failures`
+//! (`rule: column=value` for each) and `__quarantine` (the row failed a quarantine rule).
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::{Check, Filter, Op, Rule, RuleSet, RulesError, Severity};
+use crate::contract::ColumnType;
+
+/// Column holding the ids of the rules a row failed.
+pub const RULE_IDS: &str = "_rule_ids";
+/// Column holding `rule: column=value` for each failure.
+pub const FAILURES: &str = "_failures";
+/// Internal flag: the row goes to quarantine.
+pub const QUARANTINE_FLAG: &str = "__quarantine";
+/// Column written by landing→raw naming identifier checks that failed before hashing.
+pub const ID_ISSUES: &str = "_id_issues";
+
+/// Name of the raw-text twin of a column.
+pub fn raw_name(column: &str) -> String {
+    format!("__raw_{column}")
+}
+
+/// How a rule came out on one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// No failures.
+    Passed,
+    /// Failures counted (severity warn).
+    Warned,
+    /// Failing rows quarantined.
+    Quarantined,
+    /// Failures stop the promotion.
+    Failed,
+}
+
+impl Outcome {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Warned => "warned",
+            Self::Quarantined => "quarantined",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One rule's result on one batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleResult {
+    /// Rule id.
+    pub rule_id: String,
+    /// What the rule protects.
+    pub description: String,
+    /// Severity.
+    pub severity: Severity,
+    /// `row` or `dataset`.
+    pub level: &'static str,
+    /// Rows (or 1 for dataset checks) judged.
+    pub evaluated: u64,
+    /// Rows (or 1) failing.
+    pub failed: u64,
+    /// The measured value of a dataset check (completeness share, row count).
+    pub metric: Option<f64>,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl RuleResult {
+    /// Share of judged rows that passed, 1.0 when nothing was judged.
+    pub fn pass_rate(&self) -> f64 {
+        if self.evaluated == 0 {
+            1.0
+        } else {
+            1.0 - self.failed as f64 / self.evaluated as f64
+        }
+    }
+}
+
+/// A batch after rule evaluation.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// The input plus [`RULE_IDS`], [`FAILURES`] and [`QUARANTINE_FLAG`].
+    pub frame: DataFrame,
+    /// One result per rule, in rule order.
+    pub results: Vec<RuleResult>,
+}
+
+impl Evaluation {
+    /// Rules of severity `fail` that failed.
+    pub fn stopping_failures(&self) -> Vec<&RuleResult> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Failed)
+            .collect()
+    }
+}
+
+/// The moment "in the future" is measured from.
+#[derive(Debug, Clone, Copy)]
+pub struct AsOf(pub chrono::DateTime<chrono::Utc>);
+
+fn filter_expr(f: &Filter) -> Expr {
+    let mut e = lit(true);
+    if let Some(v) = &f.equals {
+        e = e.and(
+            col(f.column.as_str())
+                .cast(DataType::String)
+                .eq(lit(v.clone())),
+        );
+    }
+    if let Some(nn) = f.not_null {
+        let present = col(f.column.as_str()).is_not_null();
+        e = e.and(if nn { present } else { present.not() });
+    }
+    e.fill_null(lit(false))
+}
+
+fn compare(l: Expr, op: Op, r: Expr) -> Expr {
+    match op {
+        Op::Lt => l.lt(r),
+        Op::Le => l.lt_eq(r),
+        Op::Gt => l.gt(r),
+        Op::Ge => l.gt_eq(r),
+        Op::Eq => l.eq(r),
+        Op::Ne => l.neq(r),
+    }
+}
+
+/// The boolean "this row fails" expression of a row-level check (null counts as pass).
+fn fail_expr(rule: &Rule, as_of: AsOf, types: &dyn Fn(&str) -> Option<ColumnType>) -> Option<Expr> {
+    let c = |n: &str| col(n);
+    let e = match &rule.check {
+        Check::Type { column, .. } => c(&raw_name(column)).is_not_null().and(c(column).is_null()),
+        Check::NotNull { column } => c(&raw_name(column)).is_null(),
+        Check::AcceptedValues { column, values } => {
+            let allowed = Series::new("allowed".into(), values.clone());
+            c(column)
+                .cast(DataType::String)
+                .is_in(lit(allowed).implode(true), false)
+                .not()
+        }
+        Check::Range { column, min, max } => {
+            let v = c(column).cast(DataType::Float64);
+            let lo = min.map(|m| v.clone().lt(lit(m)));
+            let hi = max.map(|m| v.clone().gt(lit(m)));
+            match (lo, hi) {
+                (Some(a), Some(b)) => a.or(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => lit(false),
+            }
+        }
+        Check::Pattern { column, regex } => {
+            c(column).str().contains(lit(regex.clone()), true).not()
+        }
+        Check::Length { column, min, max } => {
+            let n = c(column).str().len_chars();
+            let lo = min.map(|m| n.clone().lt(lit(m)));
+            let hi = max.map(|m| n.clone().gt(lit(m)));
+            match (lo, hi) {
+                (Some(a), Some(b)) => a.or(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => lit(false),
+            }
+        }
+        Check::Compare { left, op, right } => compare(c(left), *op, c(right)).not(),
+        Check::NotInFuture { column } => match types(column) {
+            Some(ColumnType::Date) => {
+                let today = (as_of.0.date_naive() - chrono::NaiveDate::default()).num_days();
+                c(column)
+                    .cast(DataType::Int32)
+                    .cast(DataType::Int64)
+                    .gt(lit(today))
+            }
+            _ => c(column)
+                .cast(DataType::Int64)
+                .gt(lit(as_of.0.timestamp_micros())),
+        },
+        Check::Unique { columns } => {
+            let keys: Vec<Expr> = columns.iter().map(|k| c(k)).collect();
+            let all_present = columns
+                .iter()
+                .fold(lit(true), |acc, k| acc.and(c(k).is_not_null()));
+            let n = len().over(keys).ok()?;
+            n.gt(lit(1)).and(all_present)
+        }
+        Check::IdentifierIssue { .. } => c(super::eval::ID_ISSUES)
+            .str()
+            .contains_literal(lit(rule.id.clone())),
+        Check::Completeness { .. } | Check::RowCount { .. } => return None,
+    };
+    let e = e.fill_null(lit(false));
+    Some(match &rule.filter {
+        Some(f) => e.and(filter_expr(f)),
+        None => e,
+    })
+}
+
+fn shown_value(rule: &Rule) -> Expr {
+    match rule.check.display_column() {
+        Some(column) => {
+            let text = col(raw_name(column).as_str()).fill_null(lit("<missing>"));
+            concat_str([lit(format!("{}: {column}=", rule.id)), text], "", true)
+        }
+        None => lit(rule.id.clone()),
+    }
+}
+
+/// Evaluates every rule of `set` over `frame` (typed columns plus `__raw_` twins).
+///
+/// # Errors
+/// polars errors (a column missing from the frame, a bad regex that slipped validation).
+pub fn evaluate(
+    frame: DataFrame,
+    set: &RuleSet,
+    as_of: AsOf,
+    types: &dyn Fn(&str) -> Option<ColumnType>,
+) -> Result<Evaluation, RulesError> {
+    let height = frame.height() as u64;
+    let mut row_rules = Vec::new();
+    let mut flags = Vec::new();
+    let mut filters = Vec::new();
+    for (i, rule) in set.rules.iter().enumerate() {
+        if let Some(e) = fail_expr(rule, as_of, types) {
+            flags.push(e.alias(format!("__f{i}")));
+            filters.push(match &rule.filter {
+                Some(f) => filter_expr(f).alias(format!("__w{i}")),
+                None => lit(true).alias(format!("__w{i}")),
+            });
+            row_rules.push(i);
+        }
+    }
+    let ids: Vec<Expr> = row_rules
+        .iter()
+        .map(|&i| {
+            when(col(format!("__f{i}").as_str()))
+                .then(lit(set.rules[i].id.clone()))
+                .otherwise(lit(NULL))
+        })
+        .collect();
+    let shown: Vec<Expr> = row_rules
+        .iter()
+        .map(|&i| {
+            when(col(format!("__f{i}").as_str()))
+                .then(shown_value(&set.rules[i]))
+                .otherwise(lit(NULL).cast(DataType::String))
+        })
+        .collect();
+    let quarantine = row_rules
+        .iter()
+        .filter(|&&i| set.rules[i].severity == Severity::Quarantine)
+        .fold(lit(false), |acc, &i| {
+            acc.or(col(format!("__f{i}").as_str()))
+        });
+    let mut lf = frame.lazy().with_columns(flags).with_columns(filters);
+    if row_rules.is_empty() {
+        lf = lf.with_columns([
+            lit(NULL).cast(DataType::String).alias(RULE_IDS),
+            lit(NULL).cast(DataType::String).alias(FAILURES),
+        ]);
+    } else {
+        lf = lf.with_columns([
+            concat_str(ids, ",", true).alias(RULE_IDS),
+            concat_str(shown, "; ", true).alias(FAILURES),
+        ]);
+    }
+    let mut evaluated = lf
+        .with_column(quarantine.alias(QUARANTINE_FLAG))
+        .collect()?;
+
+    let mut results = Vec::with_capacity(set.rules.len());
+    for (i, rule) in set.rules.iter().enumerate() {
+        let (evaluated_n, failed, metric) = if row_rules.contains(&i) {
+            let f = evaluated
+                .column(&format!("__f{i}"))?
+                .bool()?
+                .sum()
+                .unwrap_or(0) as u64;
+            let w = evaluated
+                .column(&format!("__w{i}"))?
+                .bool()?
+                .sum()
+                .unwrap_or(0) as u64;
+            (w, f, None)
+        } else {
+            dataset_check(&evaluated, rule, height)?
+        };
+        let outcome = if failed == 0 {
+            Outcome::Passed
+        } else {
+            match rule.severity {
+                Severity::Warn => Outcome::Warned,
+                Severity::Quarantine => Outcome::Quarantined,
+                Severity::Fail => Outcome::Failed,
+            }
+        };
+        results.push(RuleResult {
+            rule_id: rule.id.clone(),
+            description: rule.description.clone(),
+            severity: rule.severity,
+            level: if rule.check.is_row_level() {
+                "row"
+            } else {
+                "dataset"
+            },
+            evaluated: evaluated_n,
+            failed,
+            metric,
+            outcome,
+        });
+    }
+    for &i in &row_rules {
+        evaluated.drop_in_place(&format!("__f{i}"))?;
+        evaluated.drop_in_place(&format!("__w{i}"))?;
+    }
+    Ok(Evaluation {
+        frame: evaluated,
+        results,
+    })
+}
+
+fn dataset_check(
+    frame: &DataFrame,
+    rule: &Rule,
+    height: u64,
+) -> Result<(u64, u64, Option<f64>), RulesError> {
+    Ok(match &rule.check {
+        Check::Completeness { column, min } => {
+            let share = if height == 0 {
+                1.0
+            } else {
+                1.0 - frame.column(column)?.null_count() as f64 / height as f64
+            };
+            (1, u64::from(share < *min), Some(share))
+        }
+        Check::RowCount { min, max } => {
+            let bad = min.is_some_and(|m| height < m) || max.is_some_and(|m| height > m);
+            (1, u64::from(bad), Some(height as f64))
+        }
+        _ => (0, 0, None),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, check: Check, severity: Severity) -> Rule {
+        Rule {
+            id: id.into(),
+            description: id.into(),
+            check,
+            filter: None,
+            severity,
+        }
+    }
+
+    fn frame() -> DataFrame {
+        df!(
+            "score" => [Some(5.0f64), Some(12.0), None, Some(-1.0)],
+            "max_score" => [Some(10.0f64), Some(10.0), Some(10.0), Some(10.0)],
+            "__raw_score" => [Some("5"), Some("12"), Some("ten"), Some("-1")],
+            "__raw_max_score" => ["10", "10", "10", "10"],
+            "kind" => ["quiz", "exam", "poem", "quiz"],
+            "__raw_kind" => ["quiz", "exam", "poem", "quiz"],
+        )
+        .unwrap()
+    }
+
+    fn types(c: &str) -> Option<ColumnType> {
+        match c {
+            "score" | "max_score" => Some(ColumnType::Double),
+            _ => Some(ColumnType::String),
+        }
+    }
+
+    #[test]
+    fn every_failed_rule_is_listed_per_row() {
+        let set = RuleSet {
+            rules: vec![
+                rule(
+                    "t",
+                    Check::Type {
+                        column: "score".into(),
+                        ty: ColumnType::Double,
+                    },
+                    Severity::Quarantine,
+                ),
+                rule(
+                    "max",
+                    Check::Compare {
+                        left: "score".into(),
+                        op: Op::Le,
+                        right: "max_score".into(),
+                    },
+                    Severity::Quarantine,
+                ),
+                rule(
+                    "min",
+                    Check::Range {
+                        column: "score".into(),
+                        min: Some(0.0),
+                        max: None,
+                    },
+                    Severity::Warn,
+                ),
+                rule(
+                    "kind",
+                    Check::AcceptedValues {
+                        column: "kind".into(),
+                        values: vec!["quiz".into(), "exam".into()],
+                    },
+                    Severity::Quarantine,
+                ),
+            ],
+        };
+        let ev = evaluate(frame(), &set, AsOf(chrono::Utc::now()), &types).unwrap();
+        let ids: Vec<Option<&str>> = ev
+            .frame
+            .column(RULE_IDS)
+            .unwrap()
+            .str()
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(ids, vec![None, Some("max"), Some("t,kind"), Some("min")]);
+        let q: Vec<Option<bool>> = ev
+            .frame
+            .column(QUARANTINE_FLAG)
+            .unwrap()
+            .bool()
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(q, vec![Some(false), Some(true), Some(true), Some(false)]);
+        let failures = ev
+            .frame
+            .column(FAILURES)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(2)
+            .unwrap()
+            .to_string();
+        assert_eq!(failures, "t: score=ten; kind: kind=poem");
+        let counts: Vec<(u64, u64)> = ev.results.iter().map(|r| (r.evaluated, r.failed)).collect();
+        assert_eq!(counts, vec![(4, 1), (4, 1), (4, 1), (4, 1)]);
+        assert_eq!(ev.results[2].outcome, Outcome::Warned);
+    }
+
+    #[test]
+    fn filter_limits_rows_judged() {
+        let mut r = rule(
+            "s",
+            Check::Range {
+                column: "score".into(),
+                min: None,
+                max: Some(6.0),
+            },
+            Severity::Fail,
+        );
+        r.filter = Some(Filter {
+            column: "kind".into(),
+            equals: Some("quiz".into()),
+            not_null: None,
+        });
+        let ev = evaluate(
+            frame(),
+            &RuleSet { rules: vec![r] },
+            AsOf(chrono::Utc::now()),
+            &types,
+        )
+        .unwrap();
+        assert_eq!((ev.results[0].evaluated, ev.results[0].failed), (2, 0));
+        assert!(ev.stopping_failures().is_empty());
+    }
+
+    #[test]
+    fn dataset_checks_measure_the_batch() {
+        let set = RuleSet {
+            rules: vec![
+                rule(
+                    "c",
+                    Check::Completeness {
+                        column: "score".into(),
+                        min: 0.9,
+                    },
+                    Severity::Warn,
+                ),
+                rule(
+                    "n",
+                    Check::RowCount {
+                        min: Some(5),
+                        max: None,
+                    },
+                    Severity::Fail,
+                ),
+            ],
+        };
+        let ev = evaluate(frame(), &set, AsOf(chrono::Utc::now()), &types).unwrap();
+        assert_eq!(ev.results[0].metric, Some(0.75));
+        assert_eq!(ev.results[0].outcome, Outcome::Warned);
+        assert_eq!(ev.stopping_failures().len(), 1);
+    }
+}

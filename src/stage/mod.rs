@@ -1,0 +1,280 @@
+//! One promotion step per stage boundary: landing→raw ([`raw`]) and raw→trusted ([`trusted`]).
+//!
+//! Invariants every step keeps:
+//! - the books balance per batch: `landing rows = raw rows + rejects` and
+//!   `raw rows = trusted (new keys) + quarantined + duplicates dropped`;
+//! - a batch is written to each table in one Delta commit carrying the batch's txn id; the
+//!   step's main table is written last, so a crash leaves the batch "not done" and a rerun
+//!   completes the side tables it is missing and never writes any table twice;
+//! - a `fail` rule stops the step before anything is written.
+
+pub mod cast;
+pub mod ops;
+pub mod parse;
+pub mod raw;
+pub mod trusted;
+
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, CatalogError, ColumnEntry, TableEntry};
+use crate::contract::Contract;
+use crate::crypto::{CryptoError, KeyProvider};
+use crate::frame::FrameError;
+use crate::metrics::{MetricsError, MetricsSink};
+use crate::pipeline::Pipeline;
+use crate::rules::{RuleSet, RulesError};
+use crate::storage::delta::{self, TableLoc};
+use crate::storage::{Stage, StorageError, TableStore};
+
+/// Lineage: the landing file's original name.
+pub const SOURCE_FILE: &str = "_source_file";
+/// Lineage: the 1-based line in the landing file.
+pub const SOURCE_LINE: &str = "_source_line";
+/// Lineage: SHA-256 of the landing file.
+pub const SOURCE_HASH: &str = "_source_hash";
+/// Lineage: the batch id.
+pub const BATCH_ID: &str = "_batch_id";
+/// Lineage: when the landing file was landed (UTC).
+pub const INGESTED_AT: &str = "_ingested_at";
+/// The lineage columns, in table order.
+pub const LINEAGE: [&str; 5] = [SOURCE_FILE, SOURCE_LINE, SOURCE_HASH, BATCH_ID, INGESTED_AT];
+
+/// Result alias for steps.
+pub type Result<T, E = StepError> = std::result::Result<T, E>;
+
+/// Why a step did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A `fail` rule failed: nothing was committed.
+    #[error("{dataset}: promotion to {stage} stopped by rule(s) {}; nothing was committed (fix the data or the rule, then promote again)", .rules.iter().map(|(r, n)| format!("{r} ({n} failing)")).collect::<Vec<_>>().join(", "))]
+    Stopped {
+        /// Dataset.
+        dataset: String,
+        /// Target stage.
+        stage: Stage,
+        /// Failing rules and their failure counts.
+        rules: Vec<(String, u64)>,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Metrics failed.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// Key provider failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Rule evaluation failed.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// Frame conversion failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// polars failed.
+    #[error("polars: {0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+    /// Reading a landed file failed.
+    #[error("{file}: {source}")]
+    Parse {
+        /// Landed file (original name and hash).
+        file: String,
+        /// The error.
+        source: parse::ParseError,
+    },
+}
+
+/// Time source, so tests can pin "now".
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current instant.
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
+/// The backends a step works through.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    /// Landing files and table locations.
+    pub store: Arc<dyn TableStore>,
+    /// Table catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// Metrics sink.
+    pub metrics: Arc<dyn MetricsSink>,
+    /// Pseudonymisation keys.
+    pub keys: Arc<dyn KeyProvider>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Lake {
+    /// Location of a stage table.
+    ///
+    /// # Errors
+    /// When the store cannot form it.
+    pub fn loc(&self, stage: Stage, table: &str) -> Result<TableLoc> {
+        Ok(TableLoc {
+            url: self.store.table_url(stage, table)?,
+            options: self.store.storage_options(),
+        })
+    }
+
+    /// Location of an ops table (quality results, promotions).
+    ///
+    /// # Errors
+    /// When the store cannot form it.
+    pub fn ops_loc(&self, table: &str) -> Result<TableLoc> {
+        Ok(TableLoc {
+            url: self.store.ops_table_url(table)?,
+            options: self.store.storage_options(),
+        })
+    }
+
+    /// Refreshes the catalog entry of a table from its Delta log.
+    ///
+    /// # Errors
+    /// Storage or catalog errors.
+    pub async fn register(&self, reg: Registration<'_>) -> Result<()> {
+        let loc = match reg.stage {
+            Some(stage) => self.loc(stage, reg.table)?,
+            None => self.ops_loc(reg.table)?,
+        };
+        let Some(table) = delta::open(&loc).await? else {
+            return Ok(());
+        };
+        let rows = delta::count_rows(&loc).await?;
+        let schema = match delta::query(&loc, "SELECT * FROM t LIMIT 0").await? {
+            Some((s, _)) => s,
+            None => return Ok(()),
+        };
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| ColumnEntry {
+                name: f.name().clone(),
+                ty: sql_type(f.data_type()),
+                comment: reg.comment(f.name()),
+            })
+            .collect();
+        let stage_name = reg.stage.map_or("ops", Stage::as_str);
+        self.catalog
+            .register(TableEntry {
+                dataset: reg.dataset.to_string(),
+                stage: stage_name.to_string(),
+                kind: reg.kind.to_string(),
+                table: format!("{stage_name}.{}", reg.table),
+                location: loc.url.to_string(),
+                version: table.version().unwrap_or(0),
+                rows,
+                schema: columns,
+                contract_version: reg.contract.map(|c| c.version.clone()).unwrap_or_default(),
+                last_batch: reg.last_batch.map(str::to_string),
+                description: reg.description.to_string(),
+                updated_at: self
+                    .clock
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// What to register in the catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    /// Dataset or product.
+    pub dataset: &'a str,
+    /// Stage (None for ops tables).
+    pub stage: Option<Stage>,
+    /// Table name within the stage.
+    pub table: &'a str,
+    /// data, rejects, quarantine, ...
+    pub kind: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Contract (for column comments and version).
+    pub contract: Option<&'a Contract>,
+    /// Last batch written.
+    pub last_batch: Option<&'a str>,
+}
+
+impl Registration<'_> {
+    fn comment(&self, column: &str) -> String {
+        let lineage = match column {
+            SOURCE_FILE => "Lineage: landing file name as delivered",
+            SOURCE_LINE => "Lineage: line in the landing file",
+            SOURCE_HASH => "Lineage: SHA-256 of the landing file",
+            BATCH_ID => "Lineage: batch id",
+            INGESTED_AT => "Lineage: when the file was landed (UTC)",
+            "_id_issues" => "Identifier checks that failed before pseudonymisation",
+            "_rule_ids" => "Every rule the row failed",
+            "_failures" => "Each failure as rule: column=value (identifiers pseudonymised)",
+            _ => "",
+        };
+        if !lineage.is_empty() {
+            return lineage.to_string();
+        }
+        self.contract
+            .and_then(|c| {
+                c.column(column)
+                    .map(|col| col.description.clone())
+                    .or_else(|| {
+                        c.source
+                            .iter()
+                            .find(|s| s.name == column)
+                            .map(|s| s.description.clone())
+                    })
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn sql_type(dt: &deltalake::arrow::datatypes::DataType) -> String {
+    use deltalake::arrow::datatypes::DataType as D;
+    match dt {
+        D::Utf8 | D::LargeUtf8 | D::Utf8View => "string".into(),
+        D::Int64 => "bigint".into(),
+        D::Int32 => "int".into(),
+        D::Float64 => "double".into(),
+        D::Boolean => "boolean".into(),
+        D::Date32 => "date".into(),
+        D::Timestamp(_, _) => "timestamp".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// A dataset ready to promote: its contract, rules and pipeline.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The contract.
+    pub contract: Contract,
+    /// Rules for the promotion into trusted (contract rules included).
+    pub rules: RuleSet,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+}
+
+impl Dataset {
+    /// Dataset name.
+    pub fn name(&self) -> &str {
+        &self.contract.dataset
+    }
+}
+
+/// How a step behaves in this run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepOptions {
+    /// Compute and report, write nothing.
+    pub dry_run: bool,
+}

@@ -1,0 +1,557 @@
+//! Parsing a landed file line by line, faithfully: every data line becomes either a raw row
+//! (its fields as text, identifiers already treated) or a reject naming line, column and error.
+//!
+//! polars' CSV reader cannot say which line was ragged or held invalid UTF-8 (it cuts or
+//! replaces silently), so lines are split here with the `csv` crate and every field is checked
+//! before it is kept. Output arrives in chunks of at most `chunk_rows` rows.
+
+use std::io::{BufRead, Read};
+
+use chrono::NaiveDate;
+
+use crate::contract::{Contract, SourceColumn, Treatment};
+use crate::crypto::Pseudonymizer;
+
+/// Why a line was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// More or fewer fields than the header.
+    RaggedLine,
+    /// Bytes that are not UTF-8.
+    InvalidUtf8,
+    /// The file's header does not match the contract.
+    SchemaDrift,
+    /// A JSON line that does not parse or is not an object.
+    InvalidJson,
+    /// A JSON object with a key the contract does not know.
+    UnexpectedField,
+}
+
+impl RejectKind {
+    /// snake_case name stored in the rejects table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RaggedLine => "ragged_line",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::SchemaDrift => "schema_drift",
+            Self::InvalidJson => "invalid_json",
+            Self::UnexpectedField => "unexpected_field",
+        }
+    }
+}
+
+/// One rejected line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// 1-based physical line where the record starts.
+    pub line: u64,
+    /// Error kind.
+    pub kind: RejectKind,
+    /// Column concerned, when one is.
+    pub column: Option<String>,
+    /// The error in words (never the line's content: it may hold identifiers in clear).
+    pub message: String,
+}
+
+/// A chunk of parsed rows: one text vector per raw column, plus line numbers and id issues.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// Values per raw column (contract order, dropped columns excluded).
+    pub columns: Vec<Vec<Option<String>>>,
+    /// Source line of each row.
+    pub lines: Vec<i64>,
+    /// Identifier checks that failed before pseudonymisation (`contract.<col>.pattern`, ...).
+    pub id_issues: Vec<Option<String>>,
+    /// Rejected lines in this chunk.
+    pub rejects: Vec<Reject>,
+}
+
+impl Chunk {
+    fn new(width: usize) -> Self {
+        Self {
+            columns: vec![Vec::new(); width],
+            ..Self::default()
+        }
+    }
+
+    /// Rows kept in this chunk.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether no row was kept.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// Errors that stop parsing a file altogether (I/O); everything else is a reject.
+#[derive(Debug, thiserror::Error)]
+#[error("reading landed file: {0}")]
+pub struct ParseError(#[from] std::io::Error);
+
+/// Applies a column's treatment to a present value. Returns the stored value and, for
+/// identifiers, the failed check's rule id.
+struct Treat<'a> {
+    keys: &'a Pseudonymizer,
+    patterns: Vec<Option<regex::Regex>>,
+}
+
+impl Treat<'_> {
+    fn apply(
+        &self,
+        idx: usize,
+        col: &SourceColumn,
+        value: &str,
+    ) -> (Option<String>, Option<String>) {
+        match col.treatment {
+            Treatment::Keep => (Some(value.to_string()), None),
+            Treatment::Drop => (None, None),
+            Treatment::Pseudonymize => {
+                let issue = match &self.patterns[idx] {
+                    Some(re) if !re.is_match(value.trim()) => {
+                        Some(format!("contract.{}.pattern", col.name))
+                    }
+                    _ => None,
+                };
+                (Some(self.keys.pseudonym(value)), issue)
+            }
+            Treatment::Mask => {
+                let masked = match value.rsplit_once('@') {
+                    Some((_, domain)) => format!("***@{}", domain.trim().to_ascii_lowercase()),
+                    None => "***".to_string(),
+                };
+                (Some(masked), None)
+            }
+            Treatment::Generalize => match NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") {
+                Ok(d) => (Some(format!("{}", d.format("%Y"))), None),
+                Err(_) => (None, Some(format!("contract.{}.type", col.name))),
+            },
+        }
+    }
+}
+
+/// Parses landed files for one contract.
+pub struct Parser<'a> {
+    contract: &'a Contract,
+    treat: Treat<'a>,
+    chunk_rows: usize,
+}
+
+impl<'a> Parser<'a> {
+    /// A parser for `contract`, pseudonymising with `keys`.
+    pub fn new(contract: &'a Contract, keys: &'a Pseudonymizer, chunk_rows: usize) -> Self {
+        let patterns = contract
+            .source
+            .iter()
+            .map(|c| c.pattern.as_deref().and_then(|p| regex::Regex::new(p).ok()))
+            .collect();
+        Self {
+            contract,
+            treat: Treat { keys, patterns },
+            chunk_rows: chunk_rows.max(1),
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.contract.raw_columns().count()
+    }
+
+    /// Parses a CSV file, calling `emit` for each chunk.
+    ///
+    /// # Errors
+    /// I/O errors, or what `emit` returns.
+    pub fn csv<E: From<ParseError>>(
+        &self,
+        reader: impl Read,
+        mut emit: impl FnMut(Chunk) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(reader);
+        let mut rec = csv::ByteRecord::new();
+        let header = match rdr.read_byte_record(&mut rec) {
+            Ok(true) => Some(rec.clone()),
+            Ok(false) => None,
+            Err(e) => return Err(ParseError(std::io::Error::other(e)).into()),
+        };
+        let Some(header) = header else { return Ok(()) };
+        let mapping = self.map_header(&header);
+        let mut chunk = Chunk::new(self.width());
+        loop {
+            match rdr.read_byte_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => match e.kind() {
+                    csv::ErrorKind::Io(_) => {
+                        return Err(ParseError(std::io::Error::other(e)).into())
+                    }
+                    _ => {
+                        let line = e.position().map_or(0, |p| p.line());
+                        chunk.rejects.push(Reject {
+                            line,
+                            kind: RejectKind::RaggedLine,
+                            column: None,
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                },
+            }
+            let line = rec.position().map_or(0, |p| p.line());
+            match &mapping {
+                Err(message) => chunk.rejects.push(Reject {
+                    line,
+                    kind: RejectKind::SchemaDrift,
+                    column: None,
+                    message: message.clone(),
+                }),
+                Ok(map) => self.csv_row(&rec, header.len(), map, line, &mut chunk),
+            }
+            if chunk.len() + chunk.rejects.len() >= self.chunk_rows {
+                emit(std::mem::replace(&mut chunk, Chunk::new(self.width())))?;
+            }
+        }
+        emit(chunk)
+    }
+
+    /// Maps each source column to its field index, or explains the drift.
+    fn map_header(&self, header: &csv::ByteRecord) -> Result<Vec<usize>, String> {
+        let mut names = Vec::with_capacity(header.len());
+        for (i, raw) in header.iter().enumerate() {
+            let raw = if i == 0 {
+                raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
+            } else {
+                raw
+            };
+            match std::str::from_utf8(raw) {
+                Ok(s) => names.push(s.trim().to_string()),
+                Err(_) => return Err(format!("header field {} is not UTF-8", i + 1)),
+            }
+        }
+        let missing: Vec<&str> = self
+            .contract
+            .source
+            .iter()
+            .filter(|c| !names.iter().any(|n| n == &c.name))
+            .map(|c| c.name.as_str())
+            .collect();
+        let extra: Vec<&str> = names
+            .iter()
+            .filter(|n| !self.contract.source.iter().any(|c| &c.name == *n))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("missing column(s) {}", missing.join(", ")));
+            }
+            if !extra.is_empty() {
+                parts.push(format!("unexpected column(s) {}", extra.join(", ")));
+            }
+            return Err(format!(
+                "header does not match contract {} v{}: {}",
+                self.contract.dataset,
+                self.contract.version,
+                parts.join("; ")
+            ));
+        }
+        Ok(self
+            .contract
+            .source
+            .iter()
+            .map(|c| {
+                names
+                    .iter()
+                    .position(|n| n == &c.name)
+                    .unwrap_or(usize::MAX)
+            })
+            .collect())
+    }
+
+    fn csv_row(
+        &self,
+        rec: &csv::ByteRecord,
+        width: usize,
+        map: &[usize],
+        line: u64,
+        chunk: &mut Chunk,
+    ) {
+        if rec.len() != width {
+            chunk.rejects.push(Reject {
+                line,
+                kind: RejectKind::RaggedLine,
+                column: None,
+                message: format!("expected {width} fields, found {}", rec.len()),
+            });
+            return;
+        }
+        let mut values = Vec::with_capacity(map.len());
+        for (ci, &fi) in map.iter().enumerate() {
+            let bytes = rec.get(fi).unwrap_or_default();
+            match std::str::from_utf8(bytes) {
+                Ok(s) => values.push(s),
+                Err(e) => {
+                    chunk.rejects.push(Reject {
+                        line,
+                        kind: RejectKind::InvalidUtf8,
+                        column: Some(self.contract.source[ci].name.clone()),
+                        message: format!("invalid UTF-8 at byte {} of the field", e.valid_up_to()),
+                    });
+                    return;
+                }
+            }
+        }
+        self.keep(
+            &values.iter().map(|v| Some(*v)).collect::<Vec<_>>(),
+            line,
+            chunk,
+        );
+    }
+
+    /// Stores one row's values (in contract source order; `None` = absent).
+    fn keep(&self, values: &[Option<&str>], line: u64, chunk: &mut Chunk) {
+        let mut issues: Vec<String> = Vec::new();
+        let mut out_idx = 0;
+        for (ci, col) in self.contract.source.iter().enumerate() {
+            if col.treatment == Treatment::Drop {
+                continue;
+            }
+            let v = values[ci].filter(|v| !v.is_empty());
+            let stored = match v {
+                None => None,
+                Some(v) => {
+                    let (stored, issue) = self.treat.apply(ci, col, v);
+                    issues.extend(issue);
+                    stored
+                }
+            };
+            chunk.columns[out_idx].push(stored);
+            out_idx += 1;
+        }
+        chunk.lines.push(line as i64);
+        chunk.id_issues.push(if issues.is_empty() {
+            None
+        } else {
+            Some(issues.join(","))
+        });
+    }
+
+    /// Parses a JSON-lines file, calling `emit` for each chunk.
+    ///
+    /// # Errors
+    /// I/O errors, or what `emit` returns.
+    pub fn jsonl<E: From<ParseError>>(
+        &self,
+        reader: impl Read,
+        mut emit: impl FnMut(Chunk) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut rdr = std::io::BufReader::new(reader);
+        let mut buf = Vec::new();
+        let mut line_no = 0u64;
+        let mut chunk = Chunk::new(self.width());
+        loop {
+            buf.clear();
+            let n = rdr.read_until(b'\n', &mut buf).map_err(ParseError)?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.json_row(text, line_no, &mut chunk);
+            if chunk.len() + chunk.rejects.len() >= self.chunk_rows {
+                emit(std::mem::replace(&mut chunk, Chunk::new(self.width())))?;
+            }
+        }
+        emit(chunk)
+    }
+
+    fn json_row(&self, bytes: &[u8], line: u64, chunk: &mut Chunk) {
+        let reject = |kind, column: Option<String>, message: String| Reject {
+            line,
+            kind,
+            column,
+            message,
+        };
+        if let Err(e) = std::str::from_utf8(bytes) {
+            chunk.rejects.push(reject(
+                RejectKind::InvalidUtf8,
+                None,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            ));
+            return;
+        }
+        let value: serde_json::Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                chunk.rejects.push(reject(
+                    RejectKind::InvalidJson,
+                    None,
+                    format!("column {}: {e}", e.column()),
+                ));
+                return;
+            }
+        };
+        let Some(obj) = value.as_object() else {
+            chunk.rejects.push(reject(
+                RejectKind::InvalidJson,
+                None,
+                "not a JSON object".into(),
+            ));
+            return;
+        };
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !self.contract.source.iter().any(|c| &c.name == *k))
+        {
+            chunk.rejects.push(reject(
+                RejectKind::UnexpectedField,
+                Some(k.clone()),
+                format!("field `{k}` is not in the contract"),
+            ));
+            return;
+        }
+        let mut texts: Vec<Option<String>> = Vec::with_capacity(self.contract.source.len());
+        for c in &self.contract.source {
+            texts.push(match obj.get(&c.name) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+                Some(_) => {
+                    chunk.rejects.push(reject(
+                        RejectKind::InvalidJson,
+                        Some(c.name.clone()),
+                        "nested values are not allowed".into(),
+                    ));
+                    return;
+                }
+            });
+        }
+        let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+        self.keep(&refs, line, chunk);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn contract() -> Contract {
+        let raw = crate::yaml::parse(
+            Path::new("c.yaml"),
+            include_str!("../../contracts/attendance.yaml"),
+        )
+        .unwrap();
+        crate::contract::validate(raw, Path::new("c.yaml")).unwrap()
+    }
+
+    const HEADER: &str = "record_id,student_id,student_name,student_email,course_id,section,session_date,status,minutes_attended,recorded_by,recorded_at\n";
+
+    fn parse(bytes: &[u8]) -> Vec<Chunk> {
+        let c = contract();
+        let keys = Pseudonymizer::new([1; 32]);
+        let p = Parser::new(&c, &keys, 2);
+        let mut out = Vec::new();
+        p.csv::<ParseError>(bytes, |ch| {
+            out.push(ch);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn rows_and_rejects_are_located() {
+        let mut data = HEADER.as_bytes().to_vec();
+        data.extend_from_slice(b"A1,S000001,Ann Lee,ann@x.edu,MAT101,01,2026-11-02,present,50,T0001,2026-11-02T10:00:00Z\n");
+        data.extend_from_slice(b"A2,S000002,Bo,bo@x.edu,MAT101,01,2026-11-02,absent,0,T0001\n");
+        data.extend_from_slice(
+            b"A3,S000003,Z\xE9,z@x.edu,MAT101,01,2026-11-02,absent,0,T0001,2026-11-02T10:00:00Z\n",
+        );
+        data.extend_from_slice(b"A4,S12,\"Multi\nLine\",m@x.edu,MAT101,01,2026-11-02,late,,T0001,2026-11-02T10:00:00Z\n");
+        let chunks = parse(&data);
+        let rows: usize = chunks.iter().map(Chunk::len).sum();
+        let rejects: Vec<&Reject> = chunks.iter().flat_map(|c| &c.rejects).collect();
+        assert_eq!(rows, 2);
+        assert_eq!(rejects.len(), 2);
+        assert_eq!(
+            (rejects[0].line, rejects[0].kind),
+            (3, RejectKind::RaggedLine)
+        );
+        assert_eq!(
+            (rejects[1].line, rejects[1].kind),
+            (4, RejectKind::InvalidUtf8)
+        );
+        assert_eq!(rejects[1].column.as_deref(), Some("student_name"));
+        let all: Vec<&Chunk> = chunks.iter().filter(|c| !c.is_empty()).collect();
+        let last = all.last().unwrap();
+        assert_eq!(last.lines.last(), Some(&5));
+        // student_id is pseudonymised; names and emails are gone; empty means missing.
+        let sid = all[0].columns[1][0].as_deref().unwrap();
+        assert!(sid.starts_with("p_") && !sid.contains("000001"));
+        assert!(all.iter().all(|c| c.columns.len() == 9));
+        assert_eq!(last.columns[6].last().unwrap(), &None);
+        assert_eq!(
+            last.id_issues.last().unwrap().as_deref(),
+            Some("contract.student_id.pattern")
+        );
+    }
+
+    #[test]
+    fn drifted_header_rejects_every_line_with_the_reason() {
+        let data = "record_id,student_id,extra\nA1,S000001,x\nA2,S000002,y\n";
+        let chunks = parse(data.as_bytes());
+        let rejects: Vec<&Reject> = chunks.iter().flat_map(|c| &c.rejects).collect();
+        assert_eq!(rejects.len(), 2);
+        assert!(rejects.iter().all(|r| r.kind == RejectKind::SchemaDrift));
+        assert!(
+            rejects[0].message.contains("unexpected column(s) extra"),
+            "{}",
+            rejects[0].message
+        );
+        assert!(
+            rejects[0]
+                .message
+                .contains("missing column(s) student_name"),
+            "{}",
+            rejects[0].message
+        );
+    }
+
+    #[test]
+    fn empty_file_and_bom_and_reordered_columns() {
+        assert_eq!(parse(b"").iter().map(Chunk::len).sum::<usize>(), 0);
+        let reordered = "\u{feff}student_id,record_id,student_name,student_email,course_id,section,session_date,status,minutes_attended,recorded_by,recorded_at\nS000001,A1,,,MAT101,01,2026-11-02,present,50,T1,2026-11-02T10:00:00Z\n";
+        let chunks = parse(reordered.as_bytes());
+        let c = chunks.iter().find(|c| !c.is_empty()).unwrap();
+        assert_eq!(c.columns[0][0].as_deref(), Some("A1"));
+    }
+
+    #[test]
+    fn jsonl_lines_are_parsed_or_rejected() {
+        let c = contract();
+        let keys = Pseudonymizer::new([1; 32]);
+        let p = Parser::new(&c, &keys, 100);
+        let data = b"{\"record_id\":\"A1\",\"student_id\":\"S000001\",\"minutes_attended\":45}\nnot json\n{\"record_id\":\"A2\",\"bogus\":1}\n";
+        let mut out = Vec::new();
+        p.jsonl::<ParseError>(&data[..], |ch| {
+            out.push(ch);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out[0].len(), 1);
+        assert_eq!(out[0].columns[6][0].as_deref(), Some("45"));
+        let kinds: Vec<RejectKind> = out[0].rejects.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![RejectKind::InvalidJson, RejectKind::UnexpectedField]
+        );
+    }
+}

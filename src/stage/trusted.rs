@@ -1,0 +1,325 @@
+//! raw → trusted: each raw batch not yet in trusted is cast to the contract's types and judged
+//! by every rule in one pass; rows failing a quarantine rule go to
+//! `trusted.<dataset>_quarantine` with all their rule ids, the rest are deduplicated by
+//! primary key (newest `newestWinsBy` wins, then the later line) and upserted into
+//! `trusted.<dataset>`, where an older correction never replaces a newer one.
+
+use std::time::Instant;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::cast::cast_text;
+use super::{
+    ops, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID, LINEAGE,
+    SOURCE_LINE,
+};
+use crate::frame;
+use crate::metrics::{Metric, Unit};
+use crate::rules::eval::{
+    self, raw_name, AsOf, RuleResult, FAILURES, ID_ISSUES, QUARANTINE_FLAG, RULE_IDS,
+};
+use crate::storage::delta::{self, txn_id};
+use crate::storage::Stage;
+
+/// Step name used in txn ids and reports.
+pub const STEP: &str = "raw-to-trusted";
+
+/// What raw→trusted did with one batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustedBatchReport {
+    /// Dataset.
+    pub dataset: String,
+    /// Batch id.
+    pub batch_id: String,
+    /// Landing file the batch came from.
+    pub source_file: String,
+    /// Raw rows read.
+    pub raw_rows: u64,
+    /// Rows quarantined.
+    pub quarantined: u64,
+    /// Duplicates within the batch (same key, older or same record).
+    pub in_batch_duplicates: u64,
+    /// New keys added to trusted.
+    pub inserted: u64,
+    /// Existing rows replaced by a newer correction (the old row is dropped).
+    pub updated: u64,
+    /// Incoming rows older than what trusted holds (dropped).
+    pub stale: u64,
+    /// `in_batch_duplicates + updated + stale`.
+    pub duplicates_dropped: u64,
+    /// Per-rule results.
+    pub rules: Vec<RuleResult>,
+    /// Whether anything was written.
+    pub committed: bool,
+}
+
+impl TrustedBatchReport {
+    /// `raw rows = trusted (new keys) + quarantined + duplicates dropped`.
+    pub fn balanced(&self) -> bool {
+        !self.committed
+            || self.raw_rows == self.inserted + self.quarantined + self.duplicates_dropped
+    }
+
+    /// Share of raw rows that passed every quarantine rule.
+    pub fn quality_score(&self) -> f64 {
+        if self.raw_rows == 0 {
+            1.0
+        } else {
+            1.0 - self.quarantined as f64 / self.raw_rows as f64
+        }
+    }
+}
+
+fn sql_quote(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+/// Builds the evaluation frame: typed columns under their names, text under `__raw_<name>`.
+fn typed_frame(ds: &Dataset, mut df: DataFrame) -> Result<DataFrame> {
+    for c in &ds.contract.trusted {
+        let text = df.column(&c.name)?.as_materialized_series().clone();
+        let typed = match c.ty {
+            Some(ty) => cast_text(&text, ty)?,
+            None => text.clone(),
+        };
+        df.with_column(text.with_name(raw_name(&c.name).into()).into_column())?;
+        df.with_column(typed.into_column())?;
+    }
+    Ok(df)
+}
+
+fn quarantine_frame(ds: &Dataset, ev: &DataFrame) -> Result<DataFrame> {
+    let mut cols: Vec<Expr> = ds
+        .contract
+        .raw_columns()
+        .map(|r| {
+            if ds.contract.column(&r.name).is_some() {
+                col(raw_name(&r.name).as_str()).alias(r.name.as_str())
+            } else {
+                col(r.name.as_str())
+            }
+        })
+        .collect();
+    cols.push(col(ID_ISSUES));
+    cols.extend(LINEAGE.iter().map(|c| col(*c)));
+    cols.push(col(RULE_IDS));
+    cols.push(col(FAILURES));
+    Ok(ev
+        .clone()
+        .lazy()
+        .filter(col(QUARANTINE_FLAG))
+        .select(cols)
+        .collect()?)
+}
+
+fn valid_frame(ds: &Dataset, ev: &DataFrame) -> Result<(DataFrame, u64)> {
+    let mut cols: Vec<Expr> = ds
+        .contract
+        .trusted
+        .iter()
+        .map(|c| col(c.name.as_str()))
+        .collect();
+    cols.extend(LINEAGE.iter().map(|c| col(*c)));
+    let valid = ev
+        .clone()
+        .lazy()
+        .filter(col(QUARANTINE_FLAG).not())
+        .select(cols)
+        .collect()?;
+    let before = valid.height() as u64;
+    let mut order: Vec<PlSmallStr> = Vec::new();
+    if let Some(c) = &ds.contract.newest_wins_by {
+        order.push(c.as_str().into());
+    }
+    order.push(SOURCE_LINE.into());
+    let descending = vec![true; order.len()];
+    let key: Vec<String> = ds.contract.primary_key.clone();
+    let deduped = valid
+        .sort(
+            order,
+            SortMultipleOptions::default()
+                .with_order_descending_multi(descending)
+                .with_nulls_last(true),
+        )?
+        .unique_stable(Some(&key), UniqueKeepStrategy::First, None)?;
+    let dups = before - deduped.height() as u64;
+    Ok((deduped, dups))
+}
+
+/// Promotes every raw batch of `ds` not yet in trusted, in landing order.
+///
+/// # Errors
+/// [`StepError::Stopped`] when a `fail` rule fails (nothing written); storage errors.
+pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<TrustedBatchReport>> {
+    let name = ds.name();
+    let raw_loc = lake.loc(Stage::Raw, name)?;
+    let data_loc = lake.loc(Stage::Trusted, name)?;
+    let q_name = format!("{name}_quarantine");
+    let q_loc = lake.loc(Stage::Trusted, &q_name)?;
+    let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
+    let mut reports = Vec::new();
+    for file in lake.store.list_landed(name).await? {
+        let batch = file.batch_id();
+        if !delta::has_batch(&raw_loc, &txn_id(super::raw::STEP, &batch)).await? {
+            continue;
+        }
+        let app = txn_id(STEP, &batch);
+        if delta::has_batch(&data_loc, &app).await? {
+            continue;
+        }
+        let started = Instant::now();
+        let sql = format!("SELECT * FROM t WHERE {BATCH_ID} = '{}'", sql_quote(&batch));
+        let Some((schema, batches)) = delta::query(&raw_loc, &sql).await? else {
+            continue;
+        };
+        let raw = frame::from_batches(&schema, &batches)?;
+        let raw_rows = raw.height() as u64;
+        let ev = eval::evaluate(
+            typed_frame(ds, raw)?,
+            &ds.rules,
+            AsOf(lake.clock.now()),
+            &types,
+        )?;
+        let stopping: Vec<(String, u64)> = ev
+            .stopping_failures()
+            .iter()
+            .map(|r| (r.rule_id.clone(), r.failed))
+            .collect();
+        if !stopping.is_empty() {
+            return Err(StepError::Stopped {
+                dataset: name.to_string(),
+                stage: Stage::Trusted,
+                rules: stopping,
+            });
+        }
+        let mut quarantine = quarantine_frame(ds, &ev.frame)?;
+        let (mut valid, in_batch_duplicates) = valid_frame(ds, &ev.frame)?;
+        let quarantined = quarantine.height() as u64;
+        let mut report = TrustedBatchReport {
+            dataset: name.to_string(),
+            batch_id: batch.clone(),
+            source_file: file.original_name.clone(),
+            raw_rows,
+            quarantined,
+            in_batch_duplicates,
+            inserted: 0,
+            updated: 0,
+            stale: 0,
+            duplicates_dropped: in_batch_duplicates,
+            rules: ev.results,
+            committed: !opts.dry_run,
+        };
+        if opts.dry_run {
+            reports.push(report);
+            continue;
+        }
+        let meta = [
+            ("medallion.step", serde_json::json!(STEP)),
+            ("medallion.batch", serde_json::json!(batch)),
+            (
+                "medallion.contract_version",
+                serde_json::json!(ds.contract.version),
+            ),
+        ];
+        if quarantined > 0 && !delta::has_batch(&q_loc, &app).await? {
+            let (qs, qb) = frame::to_batches(&mut quarantine)?;
+            delta::append(&q_loc, qs, qb, &app, &meta).await?;
+        }
+        let newer = ds
+            .contract
+            .newest_wins_by
+            .as_ref()
+            .map(|c| format!("t.{c} IS NULL OR (s.{c} IS NOT NULL AND s.{c} >= t.{c})"));
+        let unique = valid.height() as u64;
+        let (vs, vb) = frame::to_batches(&mut valid)?;
+        // The data table is written last: its txn marks the batch done.
+        let (_, counts) = delta::upsert(
+            &data_loc,
+            vs,
+            vb,
+            &ds.contract.primary_key,
+            newer.as_deref(),
+            &app,
+            &meta,
+        )
+        .await?;
+        report.inserted = counts.inserted;
+        report.updated = counts.updated;
+        report.stale = unique.saturating_sub(counts.inserted + counts.updated);
+        report.duplicates_dropped = in_batch_duplicates + report.updated + report.stale;
+        ops::record_trusted(lake, &report, &ds.contract.version).await?;
+        let mut metrics = vec![
+            Metric::new("RowsIn", raw_rows as f64, Unit::Count, name, "trusted"),
+            Metric::new(
+                "RowsPromoted",
+                report.inserted as f64,
+                Unit::Count,
+                name,
+                "trusted",
+            ),
+            Metric::new(
+                "RowsQuarantined",
+                quarantined as f64,
+                Unit::Count,
+                name,
+                "trusted",
+            ),
+            Metric::new(
+                "DuplicatesDropped",
+                report.duplicates_dropped as f64,
+                Unit::Count,
+                name,
+                "trusted",
+            ),
+            Metric::new(
+                "QualityScore",
+                report.quality_score(),
+                Unit::None,
+                name,
+                "trusted",
+            ),
+            Metric::new(
+                "DurationSeconds",
+                started.elapsed().as_secs_f64(),
+                Unit::Seconds,
+                name,
+                "trusted",
+            ),
+        ];
+        for r in &report.rules {
+            metrics.push(
+                Metric::new("RulePassRate", r.pass_rate(), Unit::None, name, "trusted")
+                    .with_rule(&r.rule_id),
+            );
+        }
+        lake.metrics.emit(&metrics).await?;
+        tracing::info!(dataset = name, batch = %batch, inserted = report.inserted, quarantined, "Promoted batch to trusted.");
+        reports.push(report);
+    }
+    if !opts.dry_run && !reports.is_empty() {
+        let last = reports.last().map(|r| r.batch_id.clone());
+        let contract = Some(&ds.contract);
+        lake.register(Registration {
+            dataset: name,
+            stage: Some(Stage::Trusted),
+            table: name,
+            kind: "data",
+            description: "Typed, deduplicated, contract-conformant rows; the newest correction of each record.",
+            contract,
+            last_batch: last.as_deref(),
+        })
+        .await?;
+        lake.register(Registration {
+            dataset: name,
+            stage: Some(Stage::Trusted),
+            table: &q_name,
+            kind: "quarantine",
+            description: "Rows that broke a quarantine rule, with every rule id they failed and the failing values.",
+            contract,
+            last_batch: last.as_deref(),
+        })
+        .await?;
+    }
+    Ok(reports)
+}

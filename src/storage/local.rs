@@ -1,0 +1,193 @@
+//! The folder lake: `<lake>/landing/<dataset>/<sha256>.<ext>` with a `.meta.json` beside each
+//! file, and Delta tables under `<lake>/<stage>/<table>/`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::{LandOutcome, LandedFile, Result, Stage, StorageError, TableStore};
+
+/// A lake in a local folder.
+#[derive(Debug, Clone)]
+pub struct LocalTableStore {
+    root: PathBuf,
+}
+
+fn io(path: &Path, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl LocalTableStore {
+    /// A lake rooted at `root` (created when needed).
+    ///
+    /// # Errors
+    /// When the folder cannot be created or resolved.
+    pub fn new(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(|e| io(root, e))?;
+        let root = root.canonicalize().map_err(|e| io(root, e))?;
+        Ok(Self { root })
+    }
+
+    /// The lake folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn landing_dir(&self, dataset: &str) -> PathBuf {
+        self.root.join("landing").join(dataset)
+    }
+
+    fn dir_url(&self, dir: &Path) -> Result<Url> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        Url::from_directory_path(dir).map_err(|()| StorageError::Corrupt {
+            path: dir.display().to_string(),
+            message: "not an absolute path".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl TableStore for LocalTableStore {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn table_url(&self, stage: Stage, table: &str) -> Result<Url> {
+        self.dir_url(&self.root.join(stage.as_str()).join(table))
+    }
+
+    fn ops_table_url(&self, table: &str) -> Result<Url> {
+        self.dir_url(&self.root.join("_ops").join(table))
+    }
+
+    fn storage_options(&self) -> HashMap<String, String> {
+        HashMap::new()
+    }
+
+    async fn land(
+        &self,
+        dataset: &str,
+        original_name: &str,
+        format: &str,
+        bytes: &[u8],
+    ) -> Result<LandOutcome> {
+        let dir = self.landing_dir(dataset);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let existing = self.list_landed(dataset).await?;
+        if let Some(f) = existing.iter().find(|f| f.sha256 == sha256) {
+            return Ok(LandOutcome::AlreadyLanded(f.clone()));
+        }
+        let data_path = dir.join(format!("{sha256}.{format}"));
+        write_new(&data_path, bytes)?;
+        let seq = existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1;
+        let file = LandedFile {
+            dataset: dataset.to_string(),
+            sha256: sha256.clone(),
+            original_name: original_name.to_string(),
+            format: format.to_string(),
+            bytes: bytes.len() as u64,
+            landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            seq,
+        };
+        let meta = serde_json::to_vec_pretty(&file).map_err(|e| StorageError::Corrupt {
+            path: data_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        // The manifest is written last: a file without one is invisible and is re-landed.
+        write_new(&dir.join(format!("{sha256}.meta.json")), &meta)?;
+        Ok(LandOutcome::Landed(file))
+    }
+
+    async fn list_landed(&self, dataset: &str) -> Result<Vec<LandedFile>> {
+        let dir = self.landing_dir(dataset);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| io(&dir, e))?.path();
+            if !path.to_string_lossy().ends_with(".meta.json") {
+                continue;
+            }
+            let text = std::fs::read(&path).map_err(|e| io(&path, e))?;
+            let f: LandedFile =
+                serde_json::from_slice(&text).map_err(|e| StorageError::Corrupt {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            out.push(f);
+        }
+        out.sort_by_key(|f| f.seq);
+        Ok(out)
+    }
+
+    fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>> {
+        let path = self
+            .landing_dir(&file.dataset)
+            .join(format!("{}.{}", file.sha256, file.format));
+        let f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
+    }
+}
+
+/// Writes a file that must not exist yet, durably, via a temporary name.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("part{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| io(&tmp, e))?;
+    f.sync_all().map_err(|e| io(&tmp, e))?;
+    let r = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match r {
+        Ok(()) => Ok(()),
+        // Someone landed the same content concurrently: identical bytes, nothing to do.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn landing_is_content_addressed_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalTableStore::new(dir.path()).unwrap();
+        let a = store
+            .land("attendance", "a.csv", "csv", b"x\n1\n")
+            .await
+            .unwrap();
+        let b = store
+            .land("attendance", "copy-of-a.csv", "csv", b"x\n1\n")
+            .await
+            .unwrap();
+        let c = store
+            .land("attendance", "c.csv", "csv", b"x\n2\n")
+            .await
+            .unwrap();
+        assert!(matches!(a, LandOutcome::Landed(_)));
+        assert!(matches!(b, LandOutcome::AlreadyLanded(ref f) if f.original_name == "a.csv"));
+        assert!(matches!(c, LandOutcome::Landed(ref f) if f.seq == 2));
+        let listed = store.list_landed("attendance").await.unwrap();
+        assert_eq!(listed.len(), 2);
+        let mut text = String::new();
+        store
+            .open_landed(&listed[1])
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "x\n2\n");
+    }
+}

@@ -1,0 +1,181 @@
+//! Where the lake lives: the landing zone (immutable, content-addressed files) and the Delta
+//! tables of raw, trusted and curated.
+//!
+//! Invariants: a landed file is never modified or deleted; its name is its SHA-256, so landing
+//! the same content twice is a no-op. Every Delta commit medallion makes carries an application
+//! transaction (`txn`) naming the batch it consumed, so a step can tell what it already did
+//! (see [`delta`]).
+
+pub mod delta;
+mod local;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use local::LocalTableStore;
+
+/// Result alias for this module.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Errors reading or writing the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A Delta table operation failed.
+    #[error("delta table {table}: {source}")]
+    Delta {
+        /// Table location.
+        table: String,
+        /// The delta-rs error.
+        source: Box<deltalake::DeltaTableError>,
+    },
+    /// A query over a table failed.
+    #[error("query on {table}: {message}")]
+    Query {
+        /// Table location.
+        table: String,
+        /// What failed.
+        message: String,
+    },
+    /// A landing manifest or catalog file is corrupt.
+    #[error("{path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The lake's stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Files as delivered.
+    Landing,
+    /// Parsed text, pseudonymised, with lineage.
+    Raw,
+    /// Typed, deduplicated, contract-conformant.
+    Trusted,
+    /// Data products for analysts.
+    Curated,
+}
+
+impl Stage {
+    /// Lowercase name, also the lake folder and catalog database suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Landing => "landing",
+            Self::Raw => "raw",
+            Self::Trusted => "trusted",
+            Self::Curated => "curated",
+        }
+    }
+
+    /// Parses a stage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "landing" => Self::Landing,
+            "raw" => Self::Raw,
+            "trusted" => Self::Trusted,
+            "curated" => Self::Curated,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one landed file is, as recorded next to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LandedFile {
+    /// Dataset it was landed for.
+    pub dataset: String,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// The file name it was delivered under (no directories).
+    pub original_name: String,
+    /// `csv` or `jsonl`.
+    pub format: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// When it was landed (RFC 3339, UTC). Batches are processed in this order.
+    pub landed_at: String,
+    /// Landing sequence number within the dataset (1, 2, ...), for a stable order.
+    pub seq: u64,
+}
+
+impl LandedFile {
+    /// The batch id of this file: every row derived from it carries it.
+    pub fn batch_id(&self) -> String {
+        format!("b{:06}-{}", self.seq, &self.sha256[..12])
+    }
+}
+
+/// Outcome of landing one file.
+#[derive(Debug, Clone)]
+pub enum LandOutcome {
+    /// Newly landed.
+    Landed(LandedFile),
+    /// The same content was already in landing.
+    AlreadyLanded(LandedFile),
+}
+
+/// Stores landing files and locates Delta tables.
+///
+/// Guarantees: `land` is idempotent by content; landed files are immutable; `list_landed`
+/// returns files in landing order.
+#[async_trait]
+pub trait TableStore: Send + Sync + fmt::Debug {
+    /// Backend name for messages.
+    fn name(&self) -> &'static str;
+    /// Location of a Delta table.
+    ///
+    /// # Errors
+    /// When the location cannot be formed.
+    fn table_url(&self, stage: Stage, table: &str) -> Result<Url>;
+    /// Location of an internal (ops) table such as the quality results.
+    ///
+    /// # Errors
+    /// When the location cannot be formed.
+    fn ops_table_url(&self, table: &str) -> Result<Url>;
+    /// Options delta-rs needs to reach the storage (empty locally).
+    fn storage_options(&self) -> HashMap<String, String>;
+    /// Copies `bytes` into landing under a content-addressed name.
+    ///
+    /// # Errors
+    /// I/O errors.
+    async fn land(
+        &self,
+        dataset: &str,
+        original_name: &str,
+        format: &str,
+        bytes: &[u8],
+    ) -> Result<LandOutcome>;
+    /// Landed files of a dataset, in landing order.
+    ///
+    /// # Errors
+    /// I/O errors or a corrupt manifest.
+    async fn list_landed(&self, dataset: &str) -> Result<Vec<LandedFile>>;
+    /// Opens a landed file for streaming reads.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>>;
+}
