@@ -22,6 +22,28 @@ pub enum FrameError {
     Arrow(#[from] deltalake::arrow::error::ArrowError),
 }
 
+// The Arrow C Data Interface structs of both crates are `#[repr(C)]` twins (same fields, same
+// release-callback contract), so moving one into the other is a plain transmute of ownership.
+fn schema_to_arrow(s: polars_arrow::ffi::ArrowSchema) -> FFI_ArrowSchema {
+    // SAFETY: identical `#[repr(C)]` layout; ownership moves.
+    unsafe { std::mem::transmute::<polars_arrow::ffi::ArrowSchema, FFI_ArrowSchema>(s) }
+}
+
+fn array_to_arrow(a: polars_arrow::ffi::ArrowArray) -> FFI_ArrowArray {
+    // SAFETY: identical `#[repr(C)]` layout; ownership moves.
+    unsafe { std::mem::transmute::<polars_arrow::ffi::ArrowArray, FFI_ArrowArray>(a) }
+}
+
+fn schema_to_polars(s: FFI_ArrowSchema) -> polars_arrow::ffi::ArrowSchema {
+    // SAFETY: identical `#[repr(C)]` layout; ownership moves.
+    unsafe { std::mem::transmute::<FFI_ArrowSchema, polars_arrow::ffi::ArrowSchema>(s) }
+}
+
+fn array_to_polars(a: FFI_ArrowArray) -> polars_arrow::ffi::ArrowArray {
+    // SAFETY: identical `#[repr(C)]` layout; ownership moves.
+    unsafe { std::mem::transmute::<FFI_ArrowArray, polars_arrow::ffi::ArrowArray>(a) }
+}
+
 /// Converts a polars frame into arrow-rs record batches (one per chunk).
 ///
 /// # Errors
@@ -31,10 +53,7 @@ pub fn to_batches(df: &mut DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>), F
     let mut fields = Vec::with_capacity(df.width());
     for c in df.columns() {
         let f = c.field().to_arrow(CompatLevel::oldest());
-        let c_schema = polars_arrow::ffi::export_field_to_c(&f);
-        // SAFETY: both crates define these structs `#[repr(C)]` after the Arrow C Data
-        // Interface; ownership (and the release callback) moves to arrow-rs.
-        let c_schema: FFI_ArrowSchema = unsafe { std::mem::transmute(c_schema) };
+        let c_schema = schema_to_arrow(polars_arrow::ffi::export_field_to_c(&f));
         fields.push(Field::try_from(&c_schema)?);
     }
     let schema: SchemaRef = Arc::new(Schema::new(fields));
@@ -46,11 +65,9 @@ pub fn to_batches(df: &mut DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>), F
         let pl_fields: Vec<_> = chunk.schema().iter_values().cloned().collect();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(pl_fields.len());
         for (field, array) in pl_fields.iter().zip(chunk.into_arrays()) {
-            let c_schema = polars_arrow::ffi::export_field_to_c(field);
-            let c_array = polars_arrow::ffi::export_array_to_c(array);
-            // SAFETY: as above; the array was just exported by polars and matches its field.
-            let (c_array, c_schema): (FFI_ArrowArray, FFI_ArrowSchema) =
-                unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
+            let c_schema = schema_to_arrow(polars_arrow::ffi::export_field_to_c(field));
+            let c_array = array_to_arrow(polars_arrow::ffi::export_array_to_c(array));
+            // SAFETY: the array was just exported by polars and matches its field.
             let data = unsafe { from_ffi(c_array, &c_schema)? };
             arrays.push(make_array(data));
         }
@@ -77,27 +94,25 @@ pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<DataFram
 }
 
 fn series_from_arrow(name: &str, field: &Field, chunks: &[ArrayRef]) -> Result<Series, FrameError> {
+    // SAFETY: the schema is exported by arrow-rs just here and is valid.
+    let pl_field = unsafe {
+        polars_arrow::ffi::import_field_from_c(&schema_to_polars(FFI_ArrowSchema::try_from(
+            field,
+        )?))?
+    };
     let mut pl_chunks = Vec::with_capacity(chunks.len());
     for arr in chunks {
-        let data = arr.to_data();
-        let (c_array, _) = to_ffi(&data)?;
-        let c_schema = FFI_ArrowSchema::try_from(field)?;
-        // SAFETY: repr(C) twins, see `to_batches`; ownership moves to polars.
-        let (c_array, c_schema): (
-            polars_arrow::ffi::ArrowArray,
-            polars_arrow::ffi::ArrowSchema,
-        ) = unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
-        // SAFETY: exported just above by arrow-rs.
-        let pl_field = unsafe { polars_arrow::ffi::import_field_from_c(&c_schema)? };
-        let pl_array =
-            unsafe { polars_arrow::ffi::import_array_from_c(c_array, pl_field.dtype().clone())? };
+        let (c_array, _) = to_ffi(&arr.to_data())?;
+        // SAFETY: exported just above by arrow-rs, for this field's type.
+        let pl_array = unsafe {
+            polars_arrow::ffi::import_array_from_c(
+                array_to_polars(c_array),
+                pl_field.dtype().clone(),
+            )?
+        };
         pl_chunks.push(pl_array);
     }
     if pl_chunks.is_empty() {
-        let c_schema = FFI_ArrowSchema::try_from(field)?;
-        // SAFETY: as above.
-        let c_schema: polars_arrow::ffi::ArrowSchema = unsafe { std::mem::transmute(c_schema) };
-        let pl_field = unsafe { polars_arrow::ffi::import_field_from_c(&c_schema)? };
         let empty = polars_arrow::array::new_empty_array(pl_field.dtype().clone());
         return Ok(Series::from_arrow(PlSmallStr::from(name), empty)?);
     }

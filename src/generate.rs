@@ -71,7 +71,7 @@ pub struct Defect {
 pub struct Generated {
     /// Files written, with their data row counts.
     pub files: Vec<(String, u64)>,
-    /// Injected defects.
+    /// Injected defects (corrections included).
     pub defects: usize,
     /// Corrections (same record id, newer timestamp) included.
     pub corrections: usize,
@@ -330,9 +330,9 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
             "recorded_at",
         ],
     )?;
-    let mut rec = 0u64;
     for day in 0..o.days {
         let date = o.start + Duration::days(i64::from(day));
+        let mut rec = 0u64;
         for s in &students {
             for &ci in &s.courses {
                 let c = &courses[ci];
@@ -340,6 +340,7 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
                     continue;
                 }
                 rec += 1;
+                let record_id = format!("A{}{:06}", date.format("%Y%m%d"), rec);
                 let roll: f64 = rng.gen();
                 let (status, minutes) = if roll < s.attend {
                     if rng.gen_bool(0.06) {
@@ -353,7 +354,7 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
                     ("absent", 0)
                 };
                 let mut f: Vec<Vec<u8>> = vec![
-                    format!("A{rec}"),
+                    record_id,
                     s.id.clone(),
                     s.name.clone(),
                     s.email.clone(),
@@ -397,8 +398,14 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
                             f[7] = b"excused".to_vec();
                             f[8] = b"0".to_vec();
                             f[10] = ts(date, 23 * 60 + 30, false).into_bytes();
-                            af.row(&f)?;
+                            let line = af.row(&f)?;
                             corrections += 1;
+                            defects.push(Defect {
+                                file: att_name.clone(),
+                                line,
+                                kind: "correction".into(),
+                                expect: "duplicate".into(),
+                            });
                         }
                     }
                     None => {}
@@ -454,7 +461,7 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
                 let fmt_ts =
                     |t: chrono::NaiveDateTime| format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S"));
                 let mut f: Vec<Vec<u8>> = vec![
-                    format!("G{grec}"),
+                    format!("G{}{grec:07}", o.start.format("%Y%m%d")),
                     s.id.clone(),
                     c.id.clone(),
                     format!("{}-{kind}{}", c.id, k + 1),

@@ -68,9 +68,11 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, YamlErro
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
-        // serde_yaml may already start the message with the key path.
-        if let Some(rest) = message.strip_prefix(&format!("{key_path}: ")) {
-            message = rest.to_string();
+        // serde_yaml may start the message with (part of) the key path; we print it once.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.is_empty() && !head.contains(' ') && key_path.starts_with(head) {
+                message = rest.to_string();
+            }
         }
         YamlError {
             path: path.to_path_buf(),

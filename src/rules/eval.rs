@@ -202,6 +202,13 @@ fn fail_expr(rule: &Rule, as_of: AsOf, types: &dyn Fn(&str) -> Option<ColumnType
     })
 }
 
+/// `concat_str` gives "" when every part is null: a row that failed nothing gets null.
+fn none_if_empty(e: Expr) -> Expr {
+    when(e.clone().eq(lit("")))
+        .then(lit(NULL).cast(DataType::String))
+        .otherwise(e)
+}
+
 fn shown_value(rule: &Rule) -> Expr {
     match rule.check.display_column() {
         Some(column) => {
@@ -266,8 +273,8 @@ pub fn evaluate(
         ]);
     } else {
         lf = lf.with_columns([
-            concat_str(ids, ",", true).alias(RULE_IDS),
-            concat_str(shown, "; ", true).alias(FAILURES),
+            none_if_empty(concat_str(ids, ",", true)).alias(RULE_IDS),
+            none_if_empty(concat_str(shown, "; ", true)).alias(FAILURES),
         ]);
     }
     let mut evaluated = lf
@@ -427,7 +434,7 @@ mod tests {
             .unwrap()
             .str()
             .unwrap()
-            .into_iter()
+            .iter()
             .collect();
         assert_eq!(ids, vec![None, Some("max"), Some("t,kind"), Some("min")]);
         let q: Vec<Option<bool>> = ev
@@ -436,7 +443,7 @@ mod tests {
             .unwrap()
             .bool()
             .unwrap()
-            .into_iter()
+            .iter()
             .collect();
         assert_eq!(q, vec![Some(false), Some(true), Some(true), Some(false)]);
         let failures = ev

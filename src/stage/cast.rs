@@ -110,7 +110,7 @@ mod tests {
             ColumnType::Timestamp,
         );
         let phys = s.to_physical_repr().into_owned();
-        let v: Vec<Option<i64>> = phys.i64().unwrap().into_iter().collect();
+        let v: Vec<Option<i64>> = phys.i64().unwrap().iter().collect();
         assert_eq!(v[0], v[1]);
         assert_eq!(v[2], None);
     }

@@ -254,6 +254,18 @@ fn sql_type(dt: &deltalake::arrow::datatypes::DataType) -> String {
     }
 }
 
+/// Crash-test hook: when `MEDALLION_CRASH_AT` names this point (`<step>:<point>`), the process
+/// aborts here, as a power cut would. Used by the crash-and-rerun tests of the real binary;
+/// without the variable it does nothing.
+pub fn crash_point(step: &str, point: &str) {
+    if let Ok(want) = std::env::var("MEDALLION_CRASH_AT") {
+        if want == format!("{step}:{point}") {
+            tracing::error!(step, point, "Crashing on purpose (MEDALLION_CRASH_AT).");
+            std::process::abort();
+        }
+    }
+}
+
 /// A dataset ready to promote: its contract, rules and pipeline.
 #[derive(Debug, Clone)]
 pub struct Dataset {

@@ -260,6 +260,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             let b = rejects_batch(&lin, &rejects)?;
             delta::append(&rejects_loc, rejects_schema(), vec![b], &app, &meta).await?;
         }
+        super::crash_point(STEP, "after-rejects");
         ops::record_raw(lake, &report).await?;
         // The data table is written last: its txn marks the batch done.
         delta::append(&data_loc, schema.clone(), data, &app, &meta).await?;

@@ -1,1 +1,9 @@
+//! End-to-end tests: the real `medallion` binary on generated data, tables read back through
+//! the library. One test binary (see Cargo.toml) so the heavy stack links once.
 
+mod harness;
+
+mod crash;
+mod e2e;
+mod errors;
+mod idempotency;

@@ -1,0 +1,187 @@
+//! A temp-dir project and helpers to run the binary and read tables back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use medallion::frame;
+use medallion::generate::Defect;
+use medallion::storage::delta::{self, TableLoc};
+use polars::prelude::DataFrame;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_medallion");
+
+/// A scaffolded project in a temporary folder.
+pub struct TestProject {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+/// A finished command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl TestProject {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("proj");
+        let out = Command::new(BIN)
+            .arg("init")
+            .arg(&root)
+            .output()
+            .expect("run init");
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { _dir: dir, root }
+    }
+
+    /// Runs medallion with `--project` set and the key ring inside the project.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--project")
+            .arg(&self.root)
+            .args(args)
+            .env_remove("MEDALLION_KEYRING");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run medallion").into()
+    }
+
+    /// Runs and asserts exit 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "medallion {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Generates exports into `<root>/inbox`.
+    pub fn generate(&self, students: usize, days: u32, defect_rate: f64) -> PathBuf {
+        let inbox = self.path("inbox");
+        let inbox_s = inbox.to_string_lossy().to_string();
+        let (s, d, r) = (
+            students.to_string(),
+            days.to_string(),
+            defect_rate.to_string(),
+        );
+        self.ok(&[
+            "generate",
+            "--out",
+            &inbox_s,
+            "--students",
+            &s,
+            "--days",
+            &d,
+            "--defect-rate",
+            &r,
+            "--seed",
+            "11",
+        ]);
+        inbox
+    }
+
+    /// Lands every dataset from `inbox`.
+    pub fn land_all(&self, inbox: &Path) {
+        let inbox_s = inbox.to_string_lossy().to_string();
+        for ds in ["courses", "students", "attendance", "grades"] {
+            self.ok(&["land", ds, &inbox_s]);
+        }
+    }
+
+    pub fn loc(&self, stage: &str, table: &str) -> TableLoc {
+        let dir = self.path("lake").join(stage).join(table);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        TableLoc {
+            url: url::Url::from_directory_path(dir.canonicalize().expect("canon")).expect("url"),
+            options: HashMap::new(),
+        }
+    }
+
+    /// Reads a table into a frame (None when it was never written).
+    pub fn read(&self, stage: &str, table: &str, sql: &str) -> Option<DataFrame> {
+        let loc = self.loc(stage, table);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let (schema, batches) = delta::query(&loc, sql).await.expect("query")?;
+            Some(frame::from_batches(&schema, &batches).expect("frame"))
+        })
+    }
+
+    pub fn rows(&self, stage: &str, table: &str) -> u64 {
+        self.read(stage, table, "SELECT count(*) AS n FROM t")
+            .map(|df| {
+                df.column("n")
+                    .expect("n")
+                    .i64()
+                    .expect("i64")
+                    .get(0)
+                    .unwrap_or(0) as u64
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn version(&self, stage: &str, table: &str) -> Option<u64> {
+        let loc = self.loc(stage, table);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(delta::version(&loc)).expect("version")
+    }
+
+    /// `medallion status --format json`, parsed.
+    pub fn status(&self) -> Vec<serde_json::Value> {
+        let r = self.ok(&["status", "--format", "json"]);
+        serde_json::from_str(&r.stdout).expect("status json")
+    }
+}
+
+/// Data lines of a generated CSV (no generated field holds a newline).
+pub fn data_lines(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).expect("read export");
+    bytes.iter().filter(|b| **b == b'\n').count() as u64 - 1
+}
+
+pub fn defects(inbox: &Path) -> Vec<Defect> {
+    std::fs::read_to_string(inbox.join("defects.jsonl"))
+        .expect("defects")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("defect line"))
+        .collect()
+}
+
+/// Every string value of a frame.
+pub fn strings(df: &DataFrame) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in df.columns() {
+        if let Ok(ca) = c.as_materialized_series().str() {
+            out.extend(ca.iter().flatten().map(str::to_string));
+        }
+    }
+    out
+}
