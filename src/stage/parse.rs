@@ -3,7 +3,8 @@
 //!
 //! polars' CSV reader cannot say which line was ragged or held invalid UTF-8 (it cuts or
 //! replaces silently), so lines are split here with the `csv` crate and every field is checked
-//! before it is kept. Output arrives in chunks of at most `chunk_rows` rows.
+//! before it is kept. Output arrives in chunks of at most `chunk_rows` rows and rejects, so a
+//! file of any size is parsed in bounded memory.
 
 use std::io::{BufRead, Read};
 
@@ -157,63 +158,30 @@ impl<'a> Parser<'a> {
         self.contract.raw_columns().count()
     }
 
-    /// Parses a CSV file, calling `emit` for each chunk.
-    ///
-    /// # Errors
-    /// I/O errors, or what `emit` returns.
-    pub fn csv<E: From<ParseError>>(
-        &self,
-        reader: impl Read,
-        mut emit: impl FnMut(Chunk) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut rdr = csv::ReaderBuilder::new()
+    /// Starts parsing a CSV file; chunks come from [`Chunks::next_chunk`].
+    pub fn csv<R: Read>(&'a self, reader: R) -> Chunks<'a, R> {
+        let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .from_reader(reader);
-        let mut rec = csv::ByteRecord::new();
-        let header = match rdr.read_byte_record(&mut rec) {
-            Ok(true) => Some(rec.clone()),
-            Ok(false) => None,
-            Err(e) => return Err(ParseError(std::io::Error::other(e)).into()),
-        };
-        let Some(header) = header else { return Ok(()) };
-        let mapping = self.map_header(&header);
-        let mut chunk = Chunk::new(self.width());
-        loop {
-            match rdr.read_byte_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => match e.kind() {
-                    csv::ErrorKind::Io(_) => {
-                        return Err(ParseError(std::io::Error::other(e)).into())
-                    }
-                    _ => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        chunk.rejects.push(Reject {
-                            line,
-                            kind: RejectKind::RaggedLine,
-                            column: None,
-                            message: e.to_string(),
-                        });
-                        continue;
-                    }
-                },
-            }
-            let line = rec.position().map_or(0, |p| p.line());
-            match &mapping {
-                Err(message) => chunk.rejects.push(Reject {
-                    line,
-                    kind: RejectKind::SchemaDrift,
-                    column: None,
-                    message: message.clone(),
-                }),
-                Ok(map) => self.csv_row(&rec, header.len(), map, line, &mut chunk),
-            }
-            if chunk.len() + chunk.rejects.len() >= self.chunk_rows {
-                emit(std::mem::replace(&mut chunk, Chunk::new(self.width())))?;
-            }
+        Chunks {
+            parser: self,
+            source: Source::Csv { rdr, header: None },
+            done: false,
         }
-        emit(chunk)
+    }
+
+    /// Starts parsing a JSON-lines file; chunks come from [`Chunks::next_chunk`].
+    pub fn jsonl<R: Read>(&'a self, reader: R) -> Chunks<'a, R> {
+        let source = Source::Jsonl {
+            rdr: std::io::BufReader::new(reader),
+            line: 0,
+        };
+        Chunks {
+            parser: self,
+            source,
+            done: false,
+        }
     }
 
     /// Maps each source column to its field index, or explains the drift.
@@ -338,39 +306,6 @@ impl<'a> Parser<'a> {
         });
     }
 
-    /// Parses a JSON-lines file, calling `emit` for each chunk.
-    ///
-    /// # Errors
-    /// I/O errors, or what `emit` returns.
-    pub fn jsonl<E: From<ParseError>>(
-        &self,
-        reader: impl Read,
-        mut emit: impl FnMut(Chunk) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut rdr = std::io::BufReader::new(reader);
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        let mut chunk = Chunk::new(self.width());
-        loop {
-            buf.clear();
-            let n = rdr.read_until(b'\n', &mut buf).map_err(ParseError)?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            self.json_row(text, line_no, &mut chunk);
-            if chunk.len() + chunk.rejects.len() >= self.chunk_rows {
-                emit(std::mem::replace(&mut chunk, Chunk::new(self.width())))?;
-            }
-        }
-        emit(chunk)
-    }
-
     fn json_row(&self, bytes: &[u8], line: u64, chunk: &mut Chunk) {
         let reject = |kind, column: Option<String>, message: String| Reject {
             line,
@@ -438,6 +373,109 @@ impl<'a> Parser<'a> {
     }
 }
 
+enum Source<R: Read> {
+    Csv {
+        rdr: csv::Reader<R>,
+        /// Field count and column mapping (or the drift message), once the header is read.
+        header: Option<(usize, Result<Vec<usize>, String>)>,
+    },
+    Jsonl {
+        rdr: std::io::BufReader<R>,
+        line: u64,
+    },
+}
+
+/// A landed file being parsed, chunk by chunk (bounded memory).
+pub struct Chunks<'a, R: Read> {
+    parser: &'a Parser<'a>,
+    source: Source<R>,
+    done: bool,
+}
+
+impl<R: Read> Chunks<'_, R> {
+    /// The next chunk of at most `chunk_rows` rows and rejects, `None` at the end.
+    ///
+    /// # Errors
+    /// I/O errors; bad lines are rejects, never errors.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, ParseError> {
+        if self.done {
+            return Ok(None);
+        }
+        let p = self.parser;
+        let mut chunk = Chunk::new(p.width());
+        let full = |c: &Chunk| c.len() + c.rejects.len() >= p.chunk_rows;
+        match &mut self.source {
+            Source::Csv { rdr, header } => {
+                let mut rec = csv::ByteRecord::new();
+                if header.is_none() {
+                    match rdr.read_byte_record(&mut rec) {
+                        Ok(true) => *header = Some((rec.len(), p.map_header(&rec))),
+                        Ok(false) => {
+                            self.done = true;
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(ParseError(std::io::Error::other(e))),
+                    }
+                }
+                let Some((width, mapping)) = header.as_ref() else {
+                    return Ok(None);
+                };
+                while !full(&chunk) {
+                    match rdr.read_byte_record(&mut rec) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            self.done = true;
+                            break;
+                        }
+                        Err(e) => {
+                            if let csv::ErrorKind::Io(_) = e.kind() {
+                                return Err(ParseError(std::io::Error::other(e)));
+                            }
+                            let line = e.position().map_or(0, |p| p.line());
+                            chunk.rejects.push(Reject {
+                                line,
+                                kind: RejectKind::RaggedLine,
+                                column: None,
+                                message: e.to_string(),
+                            });
+                            continue;
+                        }
+                    }
+                    let line = rec.position().map_or(0, |p| p.line());
+                    match mapping {
+                        Err(message) => chunk.rejects.push(Reject {
+                            line,
+                            kind: RejectKind::SchemaDrift,
+                            column: None,
+                            message: message.clone(),
+                        }),
+                        Ok(map) => p.csv_row(&rec, *width, map, line, &mut chunk),
+                    }
+                }
+            }
+            Source::Jsonl { rdr, line } => {
+                let mut buf = Vec::new();
+                while !full(&chunk) {
+                    buf.clear();
+                    let n = rdr.read_until(b'\n', &mut buf)?;
+                    if n == 0 {
+                        self.done = true;
+                        break;
+                    }
+                    *line += 1;
+                    let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                    let text = text.strip_suffix(b"\r").unwrap_or(text);
+                    if text.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    p.json_row(text, *line, &mut chunk);
+                }
+            }
+        }
+        Ok(Some(chunk))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,12 +496,11 @@ mod tests {
         let c = contract();
         let keys = Pseudonymizer::new([1; 32]);
         let p = Parser::new(&c, &keys, 2);
+        let mut chunks = p.csv(bytes);
         let mut out = Vec::new();
-        p.csv::<ParseError>(bytes, |ch| {
+        while let Some(ch) = chunks.next_chunk().unwrap() {
             out.push(ch);
-            Ok(())
-        })
-        .unwrap();
+        }
         out
     }
 
@@ -540,12 +577,11 @@ mod tests {
         let keys = Pseudonymizer::new([1; 32]);
         let p = Parser::new(&c, &keys, 100);
         let data = b"{\"record_id\":\"A1\",\"student_id\":\"S000001\",\"minutes_attended\":45}\nnot json\n{\"record_id\":\"A2\",\"bogus\":1}\n";
+        let mut chunks = p.jsonl(&data[..]);
         let mut out = Vec::new();
-        p.jsonl::<ParseError>(&data[..], |ch| {
+        while let Some(ch) = chunks.next_chunk().unwrap() {
             out.push(ch);
-            Ok(())
-        })
-        .unwrap();
+        }
         assert_eq!(out[0].len(), 1);
         assert_eq!(out[0].columns[6][0].as_deref(), Some("45"));
         let kinds: Vec<RejectKind> = out[0].rejects.iter().map(|r| r.kind).collect();

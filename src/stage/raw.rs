@@ -12,7 +12,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
 
-use super::parse::{Chunk, ParseError, Parser, Reject};
+use super::parse::{Chunk, Parser, Reject};
 use super::{
     ops, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID, INGESTED_AT,
     SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
@@ -151,18 +151,6 @@ fn rejects_batch(lin: &Lineage, rejects: &[Reject]) -> Result<RecordBatch> {
     RecordBatch::try_new(rejects_schema(), cols).map_err(|e| StepError::Frame(e.into()))
 }
 
-#[derive(Debug)]
-enum ChunkError {
-    Step(StepError),
-    Parse(ParseError),
-}
-
-impl From<ParseError> for ChunkError {
-    fn from(e: ParseError) -> Self {
-        Self::Parse(e)
-    }
-}
-
 /// Promotes every landed file of `ds` not yet in raw.
 ///
 /// # Errors
@@ -184,70 +172,6 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         let started = Instant::now();
         let lin = Lineage::of(&file);
         let parser = Parser::new(&ds.contract, &keys, ds.pipeline.raw.chunk_rows);
-        let mut data = Vec::new();
-        let mut rejects: Vec<Reject> = Vec::new();
-        let mut rows = 0u64;
-        let reader = lake.store.open_landed(&file)?;
-        let mut on_chunk = |mut chunk: Chunk| -> std::result::Result<(), ChunkError> {
-            rejects.append(&mut chunk.rejects);
-            if !chunk.is_empty() {
-                rows += chunk.len() as u64;
-                data.push(data_batch(&schema, &lin, chunk).map_err(ChunkError::Step)?);
-            }
-            Ok(())
-        };
-        let parsed = match file.format.as_str() {
-            "jsonl" => parser.jsonl(reader, &mut on_chunk),
-            _ => parser.csv(reader, &mut on_chunk),
-        };
-        match parsed {
-            Ok(()) => {}
-            Err(ChunkError::Step(e)) => return Err(e),
-            Err(ChunkError::Parse(source)) => {
-                return Err(StepError::Parse {
-                    file: format!("{} ({})", file.original_name, &file.sha256[..12]),
-                    source,
-                })
-            }
-        }
-        rejects.sort_by_key(|r| r.line);
-        let mut by_kind = BTreeMap::new();
-        for r in &rejects {
-            *by_kind.entry(r.kind.as_str().to_string()).or_insert(0u64) += 1;
-        }
-        let report = RawBatchReport {
-            dataset: name.to_string(),
-            batch_id: batch.clone(),
-            source_file: file.original_name.clone(),
-            landing_rows: rows + rejects.len() as u64,
-            raw_rows: rows,
-            rejected: rejects.len() as u64,
-            rejects_by_kind: by_kind,
-            sample_rejects: rejects
-                .iter()
-                .take(5)
-                .map(|r| {
-                    let col = r
-                        .column
-                        .as_deref()
-                        .map(|c| format!(" column `{c}`:"))
-                        .unwrap_or_default();
-                    format!(
-                        "{}:{}:{col} {}: {}",
-                        file.original_name,
-                        r.line,
-                        r.kind.as_str(),
-                        r.message
-                    )
-                })
-                .collect(),
-            committed: !opts.dry_run,
-        };
-        tracing::info!(dataset = name, batch = %batch, rows, rejected = rejects.len(), "Parsed landed file.");
-        if opts.dry_run {
-            reports.push(report);
-            continue;
-        }
         let meta = [
             ("medallion.step", serde_json::json!(STEP)),
             ("medallion.batch", serde_json::json!(batch)),
@@ -256,14 +180,86 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 serde_json::json!(ds.contract.version),
             ),
         ];
-        if !rejects.is_empty() && !delta::has_batch(&rejects_loc, &app).await? {
-            let b = rejects_batch(&lin, &rejects)?;
-            delta::append(&rejects_loc, rejects_schema(), vec![b], &app, &meta).await?;
+        let reader = lake.store.open_landed(&file)?;
+        let mut chunks = match file.format.as_str() {
+            "jsonl" => parser.jsonl(reader),
+            _ => parser.csv(reader),
+        };
+        let parse_err = |source| StepError::Parse {
+            file: format!("{} ({})", file.original_name, &file.sha256[..12]),
+            source,
+        };
+        // Rows stream into the data table's pending commit; rejects into the rejects table's
+        // (created only when there is one). Memory stays bounded by the chunk size.
+        let mut data = if opts.dry_run {
+            None
+        } else {
+            Some(delta::Appender::open(&data_loc, schema.clone(), &app, &meta).await?)
+        };
+        let write_rejects = !opts.dry_run && !delta::has_batch(&rejects_loc, &app).await?;
+        let mut rejects_out: Option<delta::Appender> = None;
+        let (mut rows, mut rejected) = (0u64, 0u64);
+        let mut by_kind = BTreeMap::new();
+        let mut sample: Vec<String> = Vec::new();
+        while let Some(chunk) = chunks.next_chunk().map_err(parse_err)? {
+            for r in &chunk.rejects {
+                *by_kind.entry(r.kind.as_str().to_string()).or_insert(0u64) += 1;
+                if sample.len() < 5 {
+                    let col = r
+                        .column
+                        .as_deref()
+                        .map(|c| format!(" column `{c}`:"))
+                        .unwrap_or_default();
+                    sample.push(format!(
+                        "{}:{}:{col} {}: {}",
+                        file.original_name,
+                        r.line,
+                        r.kind.as_str(),
+                        r.message
+                    ));
+                }
+            }
+            rejected += chunk.rejects.len() as u64;
+            if write_rejects && !chunk.rejects.is_empty() {
+                if rejects_out.is_none() {
+                    rejects_out = Some(
+                        delta::Appender::open(&rejects_loc, rejects_schema(), &app, &meta).await?,
+                    );
+                }
+                if let Some(out) = rejects_out.as_mut() {
+                    out.write(rejects_batch(&lin, &chunk.rejects)?).await?;
+                }
+            }
+            rows += chunk.len() as u64;
+            if let Some(out) = data.as_mut() {
+                if !chunk.is_empty() {
+                    out.write(data_batch(&schema, &lin, chunk)?).await?;
+                }
+            }
+        }
+        let report = RawBatchReport {
+            dataset: name.to_string(),
+            batch_id: batch.clone(),
+            source_file: file.original_name.clone(),
+            landing_rows: rows + rejected,
+            raw_rows: rows,
+            rejected,
+            rejects_by_kind: by_kind,
+            sample_rejects: sample,
+            committed: !opts.dry_run,
+        };
+        tracing::info!(dataset = name, batch = %batch, rows, rejected, "Parsed landed file.");
+        let Some(data) = data else {
+            reports.push(report);
+            continue;
+        };
+        if let Some(out) = rejects_out {
+            out.commit().await?;
         }
         super::crash_point(STEP, "after-rejects");
         ops::record_raw(lake, &report).await?;
-        // The data table is written last: its txn marks the batch done.
-        delta::append(&data_loc, schema.clone(), data, &app, &meta).await?;
+        // The data table is committed last: its txn marks the batch done.
+        data.commit().await?;
         lake.metrics
             .emit(&[
                 Metric::new(

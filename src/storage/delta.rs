@@ -122,6 +122,91 @@ pub async fn append(
     Ok(table.version().unwrap_or(0))
 }
 
+/// Writes one batch's rows to a table chunk by chunk (bounded memory) and commits them all
+/// in one commit that records the batch's txn. Nothing is visible before [`Appender::commit`].
+pub struct Appender {
+    loc: TableLoc,
+    table: DeltaTable,
+    writer: deltalake::writer::RecordBatchWriter,
+    rows: u64,
+}
+
+impl std::fmt::Debug for Appender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("table", &self.loc.url.as_str())
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl Appender {
+    /// Opens the table for appending, creating it (empty, with `schema`) when missing.
+    ///
+    /// # Errors
+    /// delta-rs errors.
+    pub async fn open(
+        loc: &TableLoc,
+        schema: SchemaRef,
+        app_id: &str,
+        metadata: &[(&str, serde_json::Value)],
+    ) -> Result<Self> {
+        let table = match open(loc).await? {
+            Some(t) => t,
+            None => {
+                let t = DeltaTable::try_from_url_with_storage_options(
+                    loc.url.clone(),
+                    loc.options.clone(),
+                )
+                .await
+                .map_err(|e| loc.err(e))?;
+                t.write(vec![RecordBatch::new_empty(schema)])
+                    .with_save_mode(SaveMode::Append)
+                    .await
+                    .map_err(|e| loc.err(e))?
+            }
+        };
+        let writer = deltalake::writer::RecordBatchWriter::for_table(&table)
+            .map_err(|e| loc.err(e))?
+            .with_commit_properties(commit_props(app_id, metadata));
+        Ok(Self {
+            loc: loc.clone(),
+            table,
+            writer,
+            rows: 0,
+        })
+    }
+
+    /// Buffers (and spills to data files) one chunk of rows.
+    ///
+    /// # Errors
+    /// delta-rs errors (schema mismatch, storage).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        use deltalake::writer::DeltaWriter;
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).await.map_err(|e| self.loc.err(e))
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Commits every chunk written, with the txn, in one Delta commit. Returns the version.
+    ///
+    /// # Errors
+    /// delta-rs errors (including a conflicting concurrent commit).
+    pub async fn commit(mut self) -> Result<u64> {
+        use deltalake::writer::DeltaWriter;
+        let v = self
+            .writer
+            .flush_and_commit(&mut self.table)
+            .await
+            .map_err(|e| self.loc.err(e))?;
+        Ok(v as u64)
+    }
+}
+
 /// Replaces the whole table content in one commit that records `app_id`.
 ///
 /// # Errors

@@ -102,6 +102,12 @@ fn hostile_and_empty_files_are_handled() {
     p.ok(&["land", "attendance", weird.to_str().unwrap()]);
     let r = p.ok(&["promote", "attendance", "--to", "raw"]);
     assert!(r.stdout.contains("landing rows        0"), "{}", r.stdout);
+    let again = p.ok(&["promote", "attendance", "--to", "raw"]);
+    assert!(
+        again.stdout.contains("Nothing to promote"),
+        "{}",
+        again.stdout
+    );
     // The landing copy is content-addressed: the hostile name never becomes a path.
     let landed: Vec<_> = std::fs::read_dir(p.path("lake/landing/attendance"))
         .unwrap()
