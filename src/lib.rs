@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod crypto;
+pub mod curated;
 pub mod frame;
 pub mod generate;
 pub mod metrics;
@@ -31,8 +32,12 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDALLION_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("medallion={level},warn")));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MEDALLION_LOG").unwrap_or_else(|_| {
+            // Other crates' logs (delta-rs probing tables that do not exist yet) only with -vv.
+            let others = if verbose >= 2 { "warn" } else { "off" };
+            tracing_subscriber::EnvFilter::new(format!("medallion={level},{others}"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

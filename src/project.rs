@@ -113,6 +113,15 @@ impl Project {
         Ok(out)
     }
 
+    /// The curated products' settings (`pipelines/curated/products.yaml`).
+    ///
+    /// # Errors
+    /// YAML errors with file:line:column.
+    pub fn curated(&self) -> Result<crate::curated::CuratedConfig, ProjectError> {
+        let path = self.config.pipelines.join("curated").join("products.yaml");
+        Ok(crate::curated::CuratedConfig::load(&path).map_err(ConfigError::from)?)
+    }
+
     /// Loads a dataset's contract, rules and pipeline.
     ///
     /// # Errors

@@ -189,8 +189,14 @@ async fn promote_all(
     let mut summary = PromotionSummary::default();
     for name in datasets {
         let ds = p.dataset(name)?;
-        let s = pipeline::promote(&p.lake, &ds, PromoteOptions { to, dry_run }).await?;
-        summary.extend(s);
+        let step = PromoteOptions {
+            to: to.min(Stage::Trusted),
+            dry_run,
+        };
+        summary.extend(pipeline::promote(&p.lake, &ds, step).await?);
+    }
+    if to == Stage::Curated {
+        summary.extend(pipeline::promote_curated(&p.lake, &p.curated()?, dry_run).await?);
     }
     Ok(summary)
 }
@@ -212,6 +218,7 @@ async fn promote(p: &Project, a: &PromoteArgs, out: &mut dyn Write) -> Result<Ex
     let to = match a.to {
         TargetStage::Raw => Stage::Raw,
         TargetStage::Trusted => Stage::Trusted,
+        TargetStage::Curated => Stage::Curated,
     };
     let s = promote_all(p, &datasets, to, a.dry_run).await?;
     print_summary(&s, a.format, out)?;
@@ -306,7 +313,7 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
     for d in &datasets {
         land(&p, d, std::slice::from_ref(&inbox), &mut std::io::sink()).await?;
     }
-    let s = promote_all(&p, &datasets, Stage::Trusted, false).await?;
+    let s = promote_all(&p, &datasets, Stage::Curated, false).await?;
     print_summary(&s, OutputFormat::Text, out)?;
     writeln!(out)?;
     status(&p, OutputFormat::Text, out).await?;
@@ -336,6 +343,11 @@ pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Ex
         cli.datasets.clone()
     };
     let mut summary = PromotionSummary::default();
+    if to == Stage::Curated {
+        let s = pipeline::promote_curated(&p.lake, &p.curated()?, cli.dry_run).await?;
+        print_summary(&s, cli.format, out)?;
+        return Ok(Exit::Ok);
+    }
     for name in &datasets {
         let ds = p.dataset(name)?;
         let step = crate::stage::StepOptions {

@@ -69,6 +69,8 @@ pub enum TargetStage {
     Raw,
     /// landing → raw → trusted.
     Trusted,
+    /// landing → raw → trusted → curated products.
+    Curated,
 }
 
 /// The verbs.
@@ -119,7 +121,7 @@ pub struct PromoteArgs {
     #[arg(long)]
     pub all: bool,
     /// Stage to reach.
-    #[arg(long, value_enum, default_value_t = TargetStage::Trusted)]
+    #[arg(long, value_enum, default_value_t = TargetStage::Curated)]
     pub to: TargetStage,
     /// Compute and report; write nothing.
     #[arg(long)]

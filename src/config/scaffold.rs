@@ -62,6 +62,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../pipelines/courses.yaml"),
     ),
     (
+        "pipelines/curated/products.yaml",
+        include_str!("../../pipelines/curated/products.yaml"),
+    ),
+    (
         "catalog/catalog.yaml",
         include_str!("../../catalog/catalog.yaml"),
     ),

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::curated::{self, CuratedConfig, CuratedReport};
 use crate::stage::raw::{self, RawBatchReport};
 use crate::stage::trusted::{self, TrustedBatchReport};
 use crate::stage::{Dataset, Lake, Result, StepOptions};
@@ -23,6 +24,8 @@ pub struct PromotionSummary {
     pub raw: Vec<RawBatchReport>,
     /// raw→trusted batches.
     pub trusted: Vec<TrustedBatchReport>,
+    /// trusted→curated products rebuilt.
+    pub curated: Vec<CuratedReport>,
 }
 
 impl PromotionSummary {
@@ -34,17 +37,35 @@ impl PromotionSummary {
 
     /// Whether the run found nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.raw.is_empty() && self.trusted.is_empty()
+        self.raw.is_empty() && self.trusted.is_empty() && self.curated.is_empty()
     }
 
     /// Appends another summary.
     pub fn extend(&mut self, other: PromotionSummary) {
         self.raw.extend(other.raw);
         self.trusted.extend(other.trusted);
+        self.curated.extend(other.curated);
     }
 }
 
-/// Promotes `ds` through every step up to `opts.to`.
+/// Builds the curated products from whatever trusted holds that they have not consumed.
+///
+/// # Errors
+/// A curated rule stopping the step, or a backend error.
+pub async fn promote_curated(
+    lake: &Lake,
+    cfg: &CuratedConfig,
+    dry_run: bool,
+) -> Result<PromotionSummary> {
+    let curated = curated::run(lake, cfg, StepOptions { dry_run }).await?;
+    Ok(PromotionSummary {
+        curated,
+        ..PromotionSummary::default()
+    })
+}
+
+/// Promotes `ds` through every step up to `opts.to` (trusted at most: curated products span
+/// datasets, see [`promote_curated`]).
 ///
 /// # Errors
 /// A `fail` rule ([`crate::stage::StepError::Stopped`]) or a backend error.

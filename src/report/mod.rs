@@ -119,6 +119,20 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
             let _ = writeln!(out, "  {passed} other rules passed");
         }
     }
+    for c in &s.curated {
+        let _ = writeln!(
+            out,
+            "curated {:<28} {:>3} course(s) recomputed, {:>7} rows{}",
+            c.product,
+            c.courses,
+            c.rows,
+            if c.committed {
+                ""
+            } else {
+                "   (dry run: nothing written)"
+            }
+        );
+    }
     out
 }
 
@@ -137,7 +151,7 @@ pub fn status_text(entries: &[TableEntry]) -> String {
     for e in entries {
         let _ = writeln!(
             out,
-            "{:<14} {:<8} {:<11} {:<36} {:>8} {:>10}  {}",
+            "{:<26} {:<8} {:<11} {:<36} {:>8} {:>10}  {}",
             e.dataset,
             e.stage,
             e.kind,

@@ -207,6 +207,8 @@ pub struct Registration<'a> {
     pub contract: Option<&'a Contract>,
     /// Last batch written.
     pub last_batch: Option<&'a str>,
+    /// Column comments for tables without a contract (curated products).
+    pub comments: Option<fn(&str) -> &'static str>,
 }
 
 impl Registration<'_> {
@@ -224,6 +226,9 @@ impl Registration<'_> {
         };
         if !lineage.is_empty() {
             return lineage.to_string();
+        }
+        if let Some(f) = self.comments {
+            return f(column).to_string();
         }
         self.contract
             .and_then(|c| {

@@ -306,6 +306,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 "Every landing row parsed as text, direct identifiers pseudonymised, with lineage.",
             contract,
             last_batch: last.as_deref(),
+            comments: None,
         })
         .await?;
         lake.register(Registration {
@@ -317,6 +318,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 "Landing lines that could not be parsed, with file, line, column and error.",
             contract,
             last_batch: last.as_deref(),
+            comments: None,
         })
         .await?;
     }

@@ -385,6 +385,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             description: "Typed, deduplicated, contract-conformant rows; the newest correction of each record.",
             contract,
             last_batch: last.as_deref(),
+            comments: None,
         })
         .await?;
         lake.register(Registration {
@@ -395,6 +396,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             description: "Rows that broke a quarantine rule, with every rule id they failed and the failing values.",
             contract,
             last_batch: last.as_deref(),
+            comments: None,
         })
         .await?;
     }

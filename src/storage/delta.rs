@@ -239,6 +239,42 @@ pub async fn overwrite(
     Ok(table.version().unwrap_or(0))
 }
 
+/// Replaces the rows matching `predicate` with `batches` in one commit that records every
+/// txn in `app_ids` (creates the table on first write).
+///
+/// # Errors
+/// delta-rs errors, including rows that do not match the predicate.
+pub async fn replace_where(
+    loc: &TableLoc,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    predicate: &str,
+    app_ids: &[String],
+) -> Result<u64> {
+    let txns: Vec<Transaction> = app_ids.iter().map(|a| Transaction::new(a, 1)).collect();
+    let props = CommitProperties::default().with_application_transactions(txns);
+    let batches = if batches.is_empty() {
+        vec![RecordBatch::new_empty(schema)]
+    } else {
+        batches
+    };
+    let table = match open(loc).await? {
+        Some(t) => t
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate.to_string())
+            .with_commit_properties(props),
+        None => DeltaTable::try_from_url_with_storage_options(loc.url.clone(), loc.options.clone())
+            .await
+            .map_err(|e| loc.err(e))?
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(props),
+    };
+    let table = table.await.map_err(|e| loc.err(e))?;
+    Ok(table.version().unwrap_or(0))
+}
+
 /// Row counts of an upsert.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpsertCounts {

@@ -1,0 +1,264 @@
+//! trusted → curated: the learning-analytics products, derived only from trusted tables.
+//!
+//! The unit of recomputation is a course: a new trusted batch marks the courses it touches,
+//! and every product row of those courses is recomputed from trusted and replaces the old rows
+//! in one Delta commit (`replaceWhere course_id IN (...)`). Every metric of a course depends
+//! only on that course's trusted rows (its `as_of` is the course's newest timestamp), so an
+//! incremental build equals a full rebuild. No product carries a direct identifier: students
+//! appear only by pseudonym.
+
+pub mod products;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::frame;
+use crate::stage::{Lake, Registration, Result, StepOptions};
+use crate::storage::delta::{self, txn_id};
+use crate::storage::Stage;
+use crate::yaml::{self, YamlError};
+
+/// Step name used in txn ids.
+pub const STEP: &str = "trusted-to-curated";
+
+/// One at-risk indicator's settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Indicator {
+    /// Threshold (meaning per indicator, see the YAML comments).
+    pub threshold: f64,
+    /// Points added to the risk score when the indicator fires.
+    pub weight: f64,
+    /// The reason in words; `{name}` placeholders are filled from the row.
+    pub reason: String,
+    /// The recommended action for the educator; placeholders as in `reason`.
+    pub action: String,
+}
+
+/// The five indicators.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Indicators {
+    /// Weighted grade below threshold (%).
+    pub low_grade: Indicator,
+    /// Grade trend below threshold (points per 30 days).
+    pub declining_trend: Indicator,
+    /// Completion rate below threshold.
+    pub low_completion: Indicator,
+    /// Absence rate at or above threshold.
+    pub chronic_absence: Indicator,
+    /// Recent attendance rate this much below the earlier one.
+    pub falling_attendance: Indicator,
+}
+
+/// Risk score cut-offs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Levels {
+    /// Score at or above which the level is medium.
+    pub medium: f64,
+    /// Score at or above which the level is high.
+    pub high: f64,
+}
+
+/// At-risk settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtRiskConfig {
+    /// Level cut-offs.
+    pub levels: Levels,
+    /// Indicators.
+    pub indicators: Indicators,
+}
+
+/// `pipelines/curated/products.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CuratedConfig {
+    /// Aggregates over fewer students than this are suppressed.
+    pub small_cell_min: u32,
+    /// At-risk settings.
+    pub at_risk: AtRiskConfig,
+}
+
+impl CuratedConfig {
+    /// Loads the products file.
+    ///
+    /// # Errors
+    /// YAML errors with file:line:column.
+    pub fn load(path: &Path) -> Result<Self, YamlError> {
+        yaml::load(path)
+    }
+}
+
+/// The curated products, in build order.
+pub const PRODUCTS: &[&str] = &[
+    "student_course_attendance",
+    "attendance_weekly",
+    "student_course_performance",
+    "at_risk_students",
+    "course_summary",
+];
+
+/// Trusted datasets the products read.
+const INPUTS: &[&str] = &["attendance", "grades"];
+
+/// What the curated step did for one product.
+#[derive(Debug, Clone, Serialize)]
+pub struct CuratedReport {
+    /// Product name.
+    pub product: String,
+    /// Trusted batches newly consumed.
+    pub batches: Vec<String>,
+    /// Courses recomputed.
+    pub courses: usize,
+    /// Rows written for those courses.
+    pub rows: u64,
+    /// Whether anything was written.
+    pub committed: bool,
+}
+
+fn sql_list(values: &BTreeSet<String>) -> String {
+    values
+        .iter()
+        .map(|v| format!("'{}'", v.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a trusted table's rows for `courses` (all rows when `courses` is None).
+async fn read_trusted(
+    lake: &Lake,
+    dataset: &str,
+    courses: &BTreeSet<String>,
+) -> Result<Option<DataFrame>> {
+    let loc = lake.loc(Stage::Trusted, dataset)?;
+    let sql = format!("SELECT * FROM t WHERE course_id IN ({})", sql_list(courses));
+    match delta::query(&loc, &sql).await? {
+        Some((schema, batches)) => Ok(Some(frame::from_batches(&schema, &batches)?)),
+        None => Ok(None),
+    }
+}
+
+/// Trusted batches of the inputs (landing order) not yet in `product`, with their txn ids.
+async fn pending(lake: &Lake, product: &str) -> Result<Vec<(String, String, String)>> {
+    let loc = lake.loc(Stage::Curated, product)?;
+    let mut out = Vec::new();
+    for ds in INPUTS {
+        let trusted = lake.loc(Stage::Trusted, ds)?;
+        for f in lake.store.list_landed(ds).await? {
+            let b = f.batch_id();
+            if !delta::has_batch(&trusted, &txn_id(crate::stage::trusted::STEP, &b)).await? {
+                continue;
+            }
+            let app = txn_id(STEP, &format!("{ds}/{b}"));
+            if !delta::has_batch(&loc, &app).await? {
+                out.push(((*ds).to_string(), b, app));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Courses touched by the given trusted batches.
+async fn touched_courses(
+    lake: &Lake,
+    batches: &[(String, String, String)],
+) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for ds in INPUTS {
+        let ids: BTreeSet<String> = batches
+            .iter()
+            .filter(|(d, _, _)| d == ds)
+            .map(|(_, b, _)| b.clone())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let loc = lake.loc(Stage::Trusted, ds)?;
+        let sql = format!(
+            "SELECT DISTINCT course_id FROM t WHERE _batch_id IN ({})",
+            sql_list(&ids)
+        );
+        if let Some((_, batches)) = delta::query(&loc, &sql).await? {
+            for b in batches {
+                let df = frame::from_batches(&b.schema(), std::slice::from_ref(&b))?;
+                if let Ok(ca) = df.column("course_id").and_then(|c| c.str().cloned()) {
+                    out.extend(ca.iter().flatten().map(str::to_string));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Builds every curated product whose inputs have new trusted batches.
+///
+/// # Errors
+/// Storage or polars errors; a curated `fail` check stops before any write.
+pub async fn run(
+    lake: &Lake,
+    cfg: &CuratedConfig,
+    opts: StepOptions,
+) -> Result<Vec<CuratedReport>> {
+    let mut reports = Vec::new();
+    for product in PRODUCTS {
+        let todo = pending(lake, product).await?;
+        if todo.is_empty() {
+            continue;
+        }
+        let courses = touched_courses(lake, &todo).await?;
+        let attendance = read_trusted(lake, "attendance", &courses).await?;
+        let grades = read_trusted(lake, "grades", &courses).await?;
+        let students = match delta::query(
+            &lake.loc(Stage::Trusted, "students")?,
+            "SELECT student_id, status FROM t",
+        )
+        .await?
+        {
+            Some((s, b)) => Some(frame::from_batches(&s, &b)?),
+            None => None,
+        };
+        let inputs = products::Inputs {
+            attendance,
+            grades,
+            students,
+        };
+        let mut df = products::build(product, &inputs, cfg)?;
+        products::check(product, &df, &inputs)?;
+        let rows = df.height() as u64;
+        let batches: Vec<String> = todo.iter().map(|(d, b, _)| format!("{d}/{b}")).collect();
+        let report = CuratedReport {
+            product: (*product).to_string(),
+            batches,
+            courses: courses.len(),
+            rows,
+            committed: !opts.dry_run,
+        };
+        if opts.dry_run {
+            reports.push(report);
+            continue;
+        }
+        let (schema, data) = frame::to_batches(&mut df)?;
+        let loc = lake.loc(Stage::Curated, product)?;
+        let txns: Vec<String> = todo.iter().map(|(_, _, app)| app.clone()).collect();
+        let predicate = format!("course_id IN ({})", sql_list(&courses));
+        delta::replace_where(&loc, schema, data, &predicate, &txns).await?;
+        lake.register(Registration {
+            dataset: product,
+            stage: Some(Stage::Curated),
+            table: product,
+            kind: "data",
+            description: products::description(product),
+            contract: None,
+            last_batch: report.batches.last().map(String::as_str),
+            comments: Some(products::column_comment),
+        })
+        .await?;
+        reports.push(report);
+    }
+    Ok(reports)
+}

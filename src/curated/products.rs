@@ -1,0 +1,798 @@
+//! The product computations, as polars expressions over trusted frames. Definitions follow
+//! DESIGN.md "Metric definitions"; every rate is in 0..1 and null when its denominator is 0.
+
+use polars::prelude::*;
+
+use super::{CuratedConfig, Indicator};
+use crate::stage::{Result, StepError};
+use crate::storage::Stage;
+
+const S: &str = "student_id";
+const C: &str = "course_id";
+const MICROS_PER_DAY: f64 = 86_400_000_000.0;
+
+/// Trusted rows of the touched courses.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// trusted.attendance rows (None when the table does not exist yet).
+    pub attendance: Option<DataFrame>,
+    /// trusted.grades rows.
+    pub grades: Option<DataFrame>,
+    /// trusted.students (student_id, status).
+    pub students: Option<DataFrame>,
+}
+
+/// Catalog description of a product.
+pub fn description(product: &str) -> &'static str {
+    match product {
+        "student_course_attendance" => "Per student and course: sessions, present/absent/late/excused, attendance and absence rates, minutes, longest absence streak, chronic-absence flag. For the course's educators only.",
+        "attendance_weekly" => "Per course and ISO week: student-sessions, attendance rate, absent students. Cells describing fewer than small_cell_min students are suppressed.",
+        "student_course_performance" => "Per student and course: due, submitted, on-time, late, missing; completion, on-time and late rates; average, median, standard deviation and weighted grade; trend; learning gain. For the course's educators only.",
+        "at_risk_students" => "Per student and course: risk score and level (low, medium, high), the reasons in words and a recommended action per reason. For the course's educators only.",
+        "course_summary" => "Per course: enrolled, active, average grade, grade distribution A-F, pass rate, average attendance, at-risk counts by level. Counts below small_cell_min are suppressed.",
+        _ => "",
+    }
+}
+
+/// Column comments for the catalog.
+pub fn column_comment(column: &str) -> &'static str {
+    match column {
+        "student_id" => "Pseudonymised student id (keyed HMAC); joins across products",
+        "attendance_rate" => "(present + late) / sessions",
+        "absence_rate" => "(absent + excused) / sessions",
+        "chronic_absence" => "absence_rate >= the chronic-absence threshold (0.10)",
+        "longest_absence_streak" => "Most consecutive sessions absent or excused",
+        "recent_rate" => "Attendance rate over the course's last 21 days",
+        "earlier_rate" => "Attendance rate before the course's last 21 days",
+        "completion_rate" => "submitted / due (due: due_at <= the course's as_of)",
+        "on_time_rate" => "on time / submitted",
+        "late_rate" => "late / submitted",
+        "weighted_grade" => "sum(weight * score_pct) / sum(weight) over graded assessments",
+        "grade_trend" => "Least-squares slope of score_pct against days since the course's first due date, x30; null under 3 graded",
+        "learning_gain" => "score_pct of the last graded assessment minus the first (by due date)",
+        "risk_score" => "Sum of the weights of the indicators that fired",
+        "risk_level" => "low, medium or high by the risk score cut-offs",
+        "reasons" => "Why the student is at risk, in words",
+        "actions" => "Recommended action per reason",
+        "suppressed" => "True when the row describes fewer students than small_cell_min",
+        "as_of" => "The course's newest timestamp: what 'due' and 'recent' are measured from",
+        _ => "",
+    }
+}
+
+fn f(c: &str) -> Expr {
+    col(c).cast(DataType::Float64)
+}
+
+fn ratio(num: Expr, den: Expr) -> Expr {
+    when(den.clone().gt(lit(0)))
+        .then(num.cast(DataType::Float64) / den.cast(DataType::Float64))
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+fn count_if(e: Expr) -> Expr {
+    e.cast(DataType::UInt32).sum()
+}
+
+fn null_f64() -> Expr {
+    lit(NULL).cast(DataType::Float64)
+}
+
+fn missing_input(product: &str, input: &str) -> StepError {
+    StepError::Polars(PolarsError::ComputeError(
+        format!("{product} needs trusted.{input}").into(),
+    ))
+}
+
+/// One row per student × course × session date (the newest correction wins).
+fn sessions(att: &DataFrame) -> Result<DataFrame> {
+    let sorted = att.sort(
+        [S, C, "session_date", "recorded_at"],
+        SortMultipleOptions::default(),
+    )?;
+    Ok(sorted.unique_stable(
+        Some(&[S.to_string(), C.to_string(), "session_date".to_string()]),
+        UniqueKeepStrategy::Last,
+        None,
+    )?)
+}
+
+/// `student_course_attendance`.
+pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
+    let s = sessions(att)?;
+    let attended = col("status").is_in(
+        lit(Series::new("a".into(), ["present", "late"])).implode(true),
+        false,
+    );
+    let missed = col("status").is_in(
+        lit(Series::new("m".into(), ["absent", "excused"])).implode(true),
+        false,
+    );
+    let base = s
+        .lazy()
+        .sort([S, C, "session_date"], SortMultipleOptions::default())
+        .with_columns([
+            attended.alias("__attended"),
+            missed.alias("__missed"),
+            col("session_date")
+                .max()
+                .over([col(C)])?
+                .alias("__course_last"),
+        ])
+        .with_column(
+            (col("session_date")
+                .cast(DataType::Int32)
+                .gt(col("__course_last").cast(DataType::Int32) - lit(21)))
+            .alias("__recent"),
+        );
+    let streaks = base
+        .clone()
+        .with_column(
+            col("__missed")
+                .neq(col("__missed").shift(lit(1)))
+                .fill_null(lit(true))
+                .cast(DataType::UInt32)
+                .cum_sum(false)
+                .over([col(S), col(C)])?
+                .alias("__run"),
+        )
+        .group_by([col(S), col(C), col("__run")])
+        .agg([col("__missed").first().alias("__m"), len().alias("__len")])
+        .filter(col("__m"))
+        .group_by([col(S), col(C)])
+        .agg([col("__len")
+            .max()
+            .cast(DataType::Int64)
+            .alias("longest_absence_streak")]);
+    let out = base
+        .group_by([col(S), col(C)])
+        .agg([
+            len().cast(DataType::Int64).alias("sessions"),
+            count_if(col("status").eq(lit("present")))
+                .cast(DataType::Int64)
+                .alias("present"),
+            count_if(col("status").eq(lit("absent")))
+                .cast(DataType::Int64)
+                .alias("absent"),
+            count_if(col("status").eq(lit("late")))
+                .cast(DataType::Int64)
+                .alias("late"),
+            count_if(col("status").eq(lit("excused")))
+                .cast(DataType::Int64)
+                .alias("excused"),
+            col("minutes_attended")
+                .sum()
+                .cast(DataType::Int64)
+                .alias("minutes_attended"),
+            col("session_date")
+                .filter(col("__attended"))
+                .max()
+                .alias("last_attended_date"),
+            count_if(col("__recent")).alias("__rn"),
+            count_if(col("__recent").and(col("__attended"))).alias("__ra"),
+            count_if(col("__recent").not()).alias("__en"),
+            count_if(col("__recent").not().and(col("__attended"))).alias("__ea"),
+        ])
+        .join(
+            streaks,
+            [col(S), col(C)],
+            [col(S), col(C)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            col("longest_absence_streak").fill_null(lit(0i64)),
+            ratio(col("present") + col("late"), col("sessions")).alias("attendance_rate"),
+            ratio(col("absent") + col("excused"), col("sessions")).alias("absence_rate"),
+            ratio(col("__ra"), col("__rn")).alias("recent_rate"),
+            ratio(col("__ea"), col("__en")).alias("earlier_rate"),
+        ])
+        .with_column(
+            col("absence_rate")
+                .gt_eq(lit(cfg.at_risk.indicators.chronic_absence.threshold))
+                .alias("chronic_absence"),
+        )
+        .select([
+            col(S),
+            col(C),
+            col("sessions"),
+            col("present"),
+            col("absent"),
+            col("late"),
+            col("excused"),
+            col("attendance_rate"),
+            col("absence_rate"),
+            col("minutes_attended"),
+            col("longest_absence_streak"),
+            col("last_attended_date"),
+            col("chronic_absence"),
+            col("recent_rate"),
+            col("earlier_rate"),
+        ])
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// `attendance_weekly`.
+pub fn attendance_weekly(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
+    let n = cfg.small_cell_min;
+    let s = sessions(att)?;
+    let day = col("session_date").cast(DataType::Int32);
+    let week_start = (day.clone()
+        - (col("session_date").dt().weekday().cast(DataType::Int32) - lit(1)))
+    .cast(DataType::Date);
+    let out = s
+        .lazy()
+        .with_column(week_start.alias("week_start"))
+        .group_by([col(C), col("week_start")])
+        .agg([
+            len().cast(DataType::Int64).alias("student_sessions"),
+            count_if(col("status").is_in(
+                lit(Series::new("a".into(), ["present", "late"])).implode(true),
+                false,
+            ))
+            .alias("__att"),
+            col(S).n_unique().cast(DataType::Int64).alias("students"),
+            col(S)
+                .filter(col("status").eq(lit("absent")))
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("absent_students"),
+        ])
+        .with_columns([
+            col("week_start").dt().strftime("%G-W%V").alias("iso_week"),
+            col("students").lt(lit(i64::from(n))).alias("suppressed"),
+        ])
+        .with_columns([
+            when(col("suppressed"))
+                .then(null_f64())
+                .otherwise(ratio(col("__att"), col("student_sessions")))
+                .alias("attendance_rate"),
+            when(
+                col("suppressed").or(col("absent_students")
+                    .gt(lit(0))
+                    .and(col("absent_students").lt(lit(i64::from(n))))),
+            )
+            .then(lit(NULL).cast(DataType::Int64))
+            .otherwise(col("absent_students"))
+            .alias("absent_students"),
+            when(col("suppressed"))
+                .then(lit(NULL).cast(DataType::Int64))
+                .otherwise(col("student_sessions"))
+                .alias("student_sessions"),
+            when(col("suppressed"))
+                .then(lit(NULL).cast(DataType::Int64))
+                .otherwise(col("students"))
+                .alias("students"),
+        ])
+        .select([
+            col(C),
+            col("week_start"),
+            col("iso_week"),
+            col("student_sessions"),
+            col("students"),
+            col("attendance_rate"),
+            col("absent_students"),
+            col("suppressed"),
+        ])
+        .sort([C, "week_start"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// `student_course_performance`.
+pub fn student_course_performance(grades: &DataFrame) -> Result<DataFrame> {
+    let us = |c: &str| col(c).cast(DataType::Int64);
+    let sub_max = us("submitted_at").max().over([col(C)])?;
+    let graded_max = us("graded_at").max().over([col(C)])?;
+    let as_of = when(
+        sub_max
+            .clone()
+            .is_null()
+            .or(graded_max.clone().gt(sub_max.clone())),
+    )
+    .then(graded_max)
+    .otherwise(sub_max);
+    let pct = (f("score") * lit(100.0) / f("max_score")).alias("__pct");
+    let base = grades
+        .clone()
+        .lazy()
+        .with_columns([
+            as_of.alias("__as_of"),
+            pct,
+            ((us("due_at") - us("due_at").min().over([col(C)])?).cast(DataType::Float64)
+                / lit(MICROS_PER_DAY))
+            .alias("__x"),
+        ])
+        .with_column(
+            us("due_at")
+                .lt_eq(col("__as_of"))
+                .fill_null(lit(false))
+                .alias("__due"),
+        )
+        .with_columns([
+            col("__due")
+                .and(col("submitted_at").is_not_null())
+                .alias("__sub"),
+            col("__due")
+                .and(col("submitted_at").is_null())
+                .alias("__missing"),
+            col("__pct").is_not_null().alias("__graded"),
+        ])
+        .with_columns([
+            col("__sub")
+                .and(us("submitted_at").lt_eq(us("due_at")))
+                .alias("__on_time"),
+            col("__sub")
+                .and(us("submitted_at").gt(us("due_at")))
+                .alias("__late"),
+        ]);
+    let g = |e: Expr| e.filter(col("__graded"));
+    let out = base
+        .group_by([col(S), col(C)])
+        .agg([
+            count_if(col("__due")).cast(DataType::Int64).alias("due"),
+            count_if(col("__sub"))
+                .cast(DataType::Int64)
+                .alias("submitted"),
+            count_if(col("__on_time"))
+                .cast(DataType::Int64)
+                .alias("on_time"),
+            count_if(col("__late")).cast(DataType::Int64).alias("late"),
+            count_if(col("__missing"))
+                .cast(DataType::Int64)
+                .alias("missing"),
+            count_if(col("__graded"))
+                .cast(DataType::Int64)
+                .alias("graded"),
+            g(col("__pct")).mean().alias("average_score_pct"),
+            g(col("__pct")).median().alias("median_score_pct"),
+            g(col("__pct")).std(1).alias("stddev_score_pct"),
+            (g(f("weight") * col("__pct")).sum()).alias("__wsum"),
+            g(f("weight")).sum().alias("__w"),
+            count_if(col("__pct").lt(lit(70.0)))
+                .cast(DataType::Int64)
+                .alias("assessments_below_70"),
+            g(col("__x")).sum().alias("__sx"),
+            g(col("__pct")).sum().alias("__sy"),
+            g(col("__x") * col("__pct")).sum().alias("__sxy"),
+            g(col("__x") * col("__x")).sum().alias("__sxx"),
+            col("__pct")
+                .sort_by([col("due_at")], SortMultipleOptions::default())
+                .drop_nulls()
+                .first()
+                .alias("__first"),
+            col("__pct")
+                .sort_by([col("due_at")], SortMultipleOptions::default())
+                .drop_nulls()
+                .last()
+                .alias("__last"),
+            col("__as_of").first().alias("__as_of"),
+        ])
+        .with_columns([
+            ratio(col("submitted"), col("due")).alias("completion_rate"),
+            ratio(col("on_time"), col("submitted")).alias("on_time_rate"),
+            ratio(col("late"), col("submitted")).alias("late_rate"),
+            when(col("__w").gt(lit(0.0)))
+                .then(col("__wsum") / col("__w"))
+                .otherwise(null_f64())
+                .alias("weighted_grade"),
+            {
+                let n = col("graded").cast(DataType::Float64);
+                let den = n.clone() * col("__sxx") - col("__sx") * col("__sx");
+                when(
+                    col("graded")
+                        .gt_eq(lit(3))
+                        .and(den.clone().abs().gt(lit(1e-9))),
+                )
+                .then((n * col("__sxy") - col("__sx") * col("__sy")) / den * lit(30.0))
+                .otherwise(null_f64())
+                .alias("grade_trend")
+            },
+            when(col("graded").gt_eq(lit(2)))
+                .then(col("__last") - col("__first"))
+                .otherwise(null_f64())
+                .alias("learning_gain"),
+            col("__as_of")
+                .cast(DataType::Datetime(
+                    TimeUnit::Microseconds,
+                    Some(TimeZone::UTC),
+                ))
+                .alias("as_of"),
+        ])
+        .select([
+            col(S),
+            col(C),
+            col("due"),
+            col("submitted"),
+            col("on_time"),
+            col("late"),
+            col("missing"),
+            col("graded"),
+            col("completion_rate"),
+            col("on_time_rate"),
+            col("late_rate"),
+            col("average_score_pct"),
+            col("median_score_pct"),
+            col("stddev_score_pct"),
+            col("weighted_grade"),
+            col("grade_trend"),
+            col("learning_gain"),
+            col("assessments_below_70"),
+            col("as_of"),
+        ])
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// Placeholders a reason or action may use, and the expression each one shows.
+fn placeholder(name: &str) -> Option<Expr> {
+    let int = |e: Expr| e.cast(DataType::Int64).cast(DataType::String);
+    let one = |e: Expr| {
+        e.round(1, RoundMode::HalfAwayFromZero)
+            .cast(DataType::String)
+    };
+    Some(match name {
+        "weighted_grade" => one(col("weighted_grade")),
+        "grade_trend" => one(col("grade_trend")),
+        "missing" => int(col("missing")),
+        "due" => int(col("due")),
+        "absences" => int(col("absent") + col("excused")),
+        "sessions" => int(col("sessions")),
+        "recent_rate" => {
+            int((col("recent_rate") * lit(100.0)).round(0, RoundMode::HalfAwayFromZero))
+        }
+        _ => return None,
+    })
+}
+
+/// Turns "text {name} text" into a string expression.
+fn template(text: &str) -> Result<Expr> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        parts.push(lit(rest[..open].to_string()));
+        let close = rest[open..]
+            .find('}')
+            .map(|i| open + i)
+            .ok_or_else(|| bad_template(text))?;
+        let name = &rest[open + 1..close];
+        parts.push(placeholder(name).ok_or_else(|| bad_template(text))?);
+        rest = &rest[close + 1..];
+    }
+    parts.push(lit(rest.to_string()));
+    Ok(concat_str(parts, "", false))
+}
+
+fn bad_template(text: &str) -> StepError {
+    StepError::Polars(PolarsError::ComputeError(
+        format!("pipelines/curated/products.yaml: `{text}` uses an unknown placeholder; known: weighted_grade, grade_trend, missing, due, absences, sessions, recent_rate").into(),
+    ))
+}
+
+/// `at_risk_students`: one row per student × course seen in attendance or grades.
+pub fn at_risk_students(
+    attendance: Option<DataFrame>,
+    performance: Option<DataFrame>,
+    cfg: &CuratedConfig,
+) -> Result<DataFrame> {
+    let key = [col(S), col(C)];
+    let joined = match (attendance, performance) {
+        (Some(a), Some(p)) => a.lazy().join(
+            p.lazy(),
+            key.clone(),
+            key.clone(),
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        ),
+        (Some(a), None) => a.lazy().with_columns([
+            null_f64().alias("weighted_grade"),
+            null_f64().alias("grade_trend"),
+            null_f64().alias("completion_rate"),
+            lit(NULL).cast(DataType::Int64).alias("missing"),
+            lit(NULL).cast(DataType::Int64).alias("due"),
+        ]),
+        (None, Some(p)) => p.lazy().with_columns([
+            null_f64().alias("absence_rate"),
+            null_f64().alias("attendance_rate"),
+            null_f64().alias("recent_rate"),
+            null_f64().alias("earlier_rate"),
+            lit(NULL).cast(DataType::Int64).alias("absent"),
+            lit(NULL).cast(DataType::Int64).alias("excused"),
+            lit(NULL).cast(DataType::Int64).alias("sessions"),
+        ]),
+        (None, None) => {
+            return Err(missing_input(
+                "at_risk_students",
+                "attendance or trusted.grades",
+            ))
+        }
+    };
+    let i = &cfg.at_risk.indicators;
+    let fired: Vec<(&Indicator, Expr, &str)> = vec![
+        (
+            &i.low_grade,
+            col("weighted_grade").lt(lit(i.low_grade.threshold)),
+            "low_grade",
+        ),
+        (
+            &i.declining_trend,
+            col("grade_trend").lt(lit(i.declining_trend.threshold)),
+            "declining_trend",
+        ),
+        (
+            &i.low_completion,
+            col("completion_rate").lt(lit(i.low_completion.threshold)),
+            "low_completion",
+        ),
+        (
+            &i.chronic_absence,
+            col("absence_rate").gt_eq(lit(i.chronic_absence.threshold)),
+            "chronic_absence",
+        ),
+        (
+            &i.falling_attendance,
+            (col("earlier_rate") - col("recent_rate")).gt_eq(lit(i.falling_attendance.threshold)),
+            "falling_attendance",
+        ),
+    ];
+    let mut flags = Vec::new();
+    let mut score = lit(0.0);
+    let mut reasons = Vec::new();
+    let mut actions = Vec::new();
+    for (ind, e, name) in &fired {
+        let flag = e.clone().fill_null(lit(false));
+        flags.push(flag.clone().alias(*name));
+        score = score + when(flag.clone()).then(lit(ind.weight)).otherwise(lit(0.0));
+        reasons.push(
+            when(flag.clone())
+                .then(template(&ind.reason)?)
+                .otherwise(lit(NULL).cast(DataType::String)),
+        );
+        actions.push(
+            when(flag)
+                .then(template(&ind.action)?)
+                .otherwise(lit(NULL).cast(DataType::String)),
+        );
+    }
+    let none_if_empty = |e: Expr| {
+        when(e.clone().eq(lit("")))
+            .then(lit(NULL).cast(DataType::String))
+            .otherwise(e)
+    };
+    let lv = &cfg.at_risk.levels;
+    let out = joined
+        .with_columns(flags)
+        .with_columns([
+            score.alias("risk_score"),
+            none_if_empty(concat_str(reasons, "; ", true)).alias("reasons"),
+            none_if_empty(concat_str(actions, "; ", true)).alias("actions"),
+        ])
+        .with_column(
+            when(col("risk_score").gt_eq(lit(lv.high)))
+                .then(lit("high"))
+                .when(col("risk_score").gt_eq(lit(lv.medium)))
+                .then(lit("medium"))
+                .otherwise(lit("low"))
+                .alias("risk_level"),
+        )
+        .select([
+            col(S),
+            col(C),
+            col("risk_score"),
+            col("risk_level"),
+            col("reasons"),
+            col("actions"),
+            col("low_grade"),
+            col("declining_trend"),
+            col("low_completion"),
+            col("chronic_absence"),
+            col("falling_attendance"),
+            col("weighted_grade"),
+            col("grade_trend"),
+            col("completion_rate"),
+            col("attendance_rate"),
+            col("absence_rate"),
+        ])
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// `course_summary`.
+pub fn course_summary(
+    at_risk: &DataFrame,
+    students: Option<&DataFrame>,
+    cfg: &CuratedConfig,
+) -> Result<DataFrame> {
+    let n = i64::from(cfg.small_cell_min);
+    let mut lf = at_risk.clone().lazy();
+    lf = match students {
+        Some(st) => lf.join(
+            st.clone().lazy().select([col(S), col("status")]),
+            [col(S)],
+            [col(S)],
+            JoinArgs::new(JoinType::Left),
+        ),
+        None => lf.with_column(lit(NULL).cast(DataType::String).alias("status")),
+    };
+    let wg = col("weighted_grade");
+    let bucket = |lo: f64, hi: f64| {
+        count_if(wg.clone().gt_eq(lit(lo)).and(wg.clone().lt(lit(hi)))).cast(DataType::Int64)
+    };
+    let small = |c: &str| {
+        when(col("suppressed").or(col(c).gt(lit(0)).and(col(c).lt(lit(n)))))
+            .then(lit(NULL).cast(DataType::Int64))
+            .otherwise(col(c))
+            .alias(c)
+    };
+    let hide = |c: &str| {
+        when(col("suppressed"))
+            .then(null_f64())
+            .otherwise(col(c))
+            .alias(c)
+    };
+    let out = lf
+        .group_by([col(C)])
+        .agg([
+            len().cast(DataType::Int64).alias("enrolled"),
+            count_if(col("status").eq(lit("active")))
+                .cast(DataType::Int64)
+                .alias("active"),
+            wg.clone().mean().alias("average_grade"),
+            bucket(90.0, f64::INFINITY).alias("grade_a"),
+            bucket(80.0, 90.0).alias("grade_b"),
+            bucket(70.0, 80.0).alias("grade_c"),
+            bucket(60.0, 70.0).alias("grade_d"),
+            count_if(wg.clone().lt(lit(60.0)))
+                .cast(DataType::Int64)
+                .alias("grade_f"),
+            ratio(count_if(wg.clone().gt_eq(lit(60.0))), wg.clone().count()).alias("pass_rate"),
+            col("attendance_rate")
+                .mean()
+                .alias("average_attendance_rate"),
+            count_if(col("risk_level").eq(lit("high")))
+                .cast(DataType::Int64)
+                .alias("at_risk_high"),
+            count_if(col("risk_level").eq(lit("medium")))
+                .cast(DataType::Int64)
+                .alias("at_risk_medium"),
+            count_if(col("risk_level").eq(lit("low")))
+                .cast(DataType::Int64)
+                .alias("at_risk_low"),
+        ])
+        .with_column(col("enrolled").lt(lit(n)).alias("suppressed"))
+        .with_columns([
+            small("active"),
+            small("grade_a"),
+            small("grade_b"),
+            small("grade_c"),
+            small("grade_d"),
+            small("grade_f"),
+            small("at_risk_high"),
+            small("at_risk_medium"),
+            small("at_risk_low"),
+            hide("average_grade"),
+            hide("pass_rate"),
+            hide("average_attendance_rate"),
+            when(col("suppressed"))
+                .then(lit(NULL).cast(DataType::Int64))
+                .otherwise(col("enrolled"))
+                .alias("enrolled"),
+        ])
+        .sort([C], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// Computes one product from the inputs.
+///
+/// # Errors
+/// A missing input table, a bad template in the products file, polars errors.
+pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFrame> {
+    let att = || {
+        inp.attendance
+            .as_ref()
+            .ok_or_else(|| missing_input(product, "attendance"))
+    };
+    let grades = || {
+        inp.grades
+            .as_ref()
+            .ok_or_else(|| missing_input(product, "grades"))
+    };
+    let at_risk = || {
+        let a = inp
+            .attendance
+            .as_ref()
+            .map(|a| student_course_attendance(a, cfg))
+            .transpose()?;
+        let p = inp
+            .grades
+            .as_ref()
+            .map(student_course_performance)
+            .transpose()?;
+        at_risk_students(a, p, cfg)
+    };
+    match product {
+        "student_course_attendance" => student_course_attendance(att()?, cfg),
+        "attendance_weekly" => attendance_weekly(att()?, cfg),
+        "student_course_performance" => student_course_performance(grades()?),
+        "at_risk_students" => at_risk(),
+        "course_summary" => course_summary(&at_risk()?, inp.students.as_ref(), cfg),
+        other => Err(StepError::Polars(PolarsError::ComputeError(
+            format!("unknown curated product `{other}`").into(),
+        ))),
+    }
+}
+
+/// Primary key of a product.
+pub fn key(product: &str) -> &'static [&'static str] {
+    match product {
+        "attendance_weekly" => &["course_id", "week_start"],
+        "course_summary" => &["course_id"],
+        _ => &["student_id", "course_id"],
+    }
+}
+
+/// The curated rules every product must pass (a failure stops the step, nothing written):
+/// `curated.<product>.one_row_per_key`, `curated.<product>.rates_in_range`, and
+/// `curated.at_risk_students.every_student_evaluated`.
+///
+/// # Errors
+/// [`StepError::Stopped`] naming the rule.
+pub fn check(product: &str, df: &DataFrame, inp: &Inputs) -> Result<()> {
+    let mut failed = Vec::new();
+    let k: Vec<String> = key(product).iter().map(|s| (*s).to_string()).collect();
+    let dup = df.height()
+        - df.unique_stable(Some(&k), UniqueKeepStrategy::First, None)?
+            .height();
+    if dup > 0 {
+        failed.push((format!("curated.{product}.one_row_per_key"), dup as u64));
+    }
+    let mut bad_rates = 0u64;
+    for c in df.get_column_names() {
+        if c.ends_with("_rate") {
+            let v = df
+                .column(c)?
+                .as_materialized_series()
+                .cast(&DataType::Float64)?;
+            bad_rates += v
+                .f64()?
+                .iter()
+                .flatten()
+                .filter(|x| !(0.0..=1.0).contains(x))
+                .count() as u64;
+        }
+    }
+    if bad_rates > 0 {
+        failed.push((format!("curated.{product}.rates_in_range"), bad_rates));
+    }
+    if product == "at_risk_students" {
+        let mut pairs = 0usize;
+        for d in [&inp.attendance, &inp.grades].into_iter().flatten() {
+            let u = d
+                .clone()
+                .lazy()
+                .select([col(S), col(C)])
+                .unique(None, UniqueKeepStrategy::First)
+                .collect()?;
+            let missing = u.join(df, [S, C], [S, C], JoinArgs::new(JoinType::Anti), None)?;
+            pairs += missing.height();
+        }
+        if pairs > 0 {
+            failed.push((
+                "curated.at_risk_students.every_student_evaluated".to_string(),
+                pairs as u64,
+            ));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::Stopped {
+            dataset: product.to_string(),
+            stage: Stage::Curated,
+            rules: failed,
+        })
+    }
+}
