@@ -103,8 +103,14 @@ pub const PRODUCTS: &[&str] = &[
     "course_summary",
 ];
 
-/// Trusted datasets the products read.
-const INPUTS: &[&str] = &["attendance", "grades"];
+/// Trusted datasets a product reads (a product is built once any of them has rows).
+fn inputs(product: &str) -> &'static [&'static str] {
+    match product {
+        "student_course_attendance" | "attendance_weekly" => &["attendance"],
+        "student_course_performance" => &["grades"],
+        _ => &["attendance", "grades"],
+    }
+}
 
 /// What the curated step did for one product.
 #[derive(Debug, Clone, Serialize)]
@@ -129,14 +135,24 @@ fn sql_list(values: &BTreeSet<String>) -> String {
         .join(", ")
 }
 
-/// Reads a trusted table's rows for `courses` (all rows when `courses` is None).
+/// `course_id IN (...)`, or `false` when no course is touched (an empty batch still has to be
+/// recorded as consumed).
+fn course_filter(courses: &BTreeSet<String>) -> String {
+    if courses.is_empty() {
+        "false".to_string()
+    } else {
+        format!("course_id IN ({})", sql_list(courses))
+    }
+}
+
+/// Reads a trusted table's rows for `courses`.
 async fn read_trusted(
     lake: &Lake,
     dataset: &str,
     courses: &BTreeSet<String>,
 ) -> Result<Option<DataFrame>> {
     let loc = lake.loc(Stage::Trusted, dataset)?;
-    let sql = format!("SELECT * FROM t WHERE course_id IN ({})", sql_list(courses));
+    let sql = format!("SELECT * FROM t WHERE {}", course_filter(courses));
     match delta::query(&loc, &sql).await? {
         Some((schema, batches)) => Ok(Some(frame::from_batches(&schema, &batches)?)),
         None => Ok(None),
@@ -147,7 +163,7 @@ async fn read_trusted(
 async fn pending(lake: &Lake, product: &str) -> Result<Vec<(String, String, String)>> {
     let loc = lake.loc(Stage::Curated, product)?;
     let mut out = Vec::new();
-    for ds in INPUTS {
+    for ds in inputs(product) {
         let trusted = lake.loc(Stage::Trusted, ds)?;
         for f in lake.store.list_landed(ds).await? {
             let b = f.batch_id();
@@ -169,7 +185,7 @@ async fn touched_courses(
     batches: &[(String, String, String)],
 ) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
-    for ds in INPUTS {
+    for ds in ["attendance", "grades"] {
         let ids: BTreeSet<String> = batches
             .iter()
             .filter(|(d, _, _)| d == ds)
@@ -245,7 +261,7 @@ pub async fn run(
         let (schema, data) = frame::to_batches(&mut df)?;
         let loc = lake.loc(Stage::Curated, product)?;
         let txns: Vec<String> = todo.iter().map(|(_, _, app)| app.clone()).collect();
-        let predicate = format!("course_id IN ({})", sql_list(&courses));
+        let predicate = course_filter(&courses);
         delta::replace_where(&loc, schema, data, &predicate, &txns).await?;
         lake.register(Registration {
             dataset: product,

@@ -145,7 +145,7 @@ pub fn status_text(entries: &[TableEntry]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:<8} {:<11} {:<36} {:>8} {:>10}  last batch",
+        "{:<26} {:<8} {:<11} {:<36} {:>8} {:>10}  last batch",
         "dataset", "stage", "kind", "table", "version", "rows"
     );
     for e in entries {

@@ -311,6 +311,12 @@ pub async fn upsert(
         ));
     };
     let ctx = SessionContext::new();
+    // An empty source still needs its schema, or the merge cannot resolve `s.<column>`.
+    let batches = if batches.is_empty() {
+        vec![RecordBatch::new_empty(schema.clone())]
+    } else {
+        batches
+    };
     let source = ctx.read_batches(batches).map_err(|e| loc.query_err(e))?;
     let on = key
         .iter()

@@ -115,3 +115,24 @@ fn hostile_and_empty_files_are_handled() {
         .collect();
     assert!(landed.iter().all(|n| !n.contains("rm")), "{landed:?}");
 }
+
+#[test]
+fn header_only_export_after_a_load_promotes_cleanly() {
+    // Regression: an empty batch made the trusted MERGE fail with "No field named s.record_id".
+    let p = TestProject::new();
+    let inbox = p.generate(10, 3, 0.0);
+    p.land_all(&inbox);
+    p.ok(&["promote", "attendance", "--to", "trusted"]);
+    let before = p.rows("trusted", "attendance");
+    let empty = p.path("attendance_empty.csv");
+    std::fs::write(&empty, "record_id,student_id,student_name,student_email,course_id,section,session_date,status,minutes_attended,recorded_by,recorded_at\n").unwrap();
+    p.ok(&["land", "attendance", empty.to_str().unwrap()]);
+    let r = p.ok(&["promote", "attendance", "--to", "trusted"]);
+    assert!(
+        r.stdout
+            .contains("raw rows        0 = new in trusted        0"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(p.rows("trusted", "attendance"), before);
+}

@@ -11,10 +11,15 @@ use polars::prelude::DataFrame;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_medallion");
 
+/// The curated products.
+pub const PRODUCTS: &[&str] = medallion::curated::PRODUCTS;
+
 /// A scaffolded project in a temporary folder.
 pub struct TestProject {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
+    /// A key ring shared with another project (so pseudonyms agree), if any.
+    pub keyring: Option<PathBuf>,
 }
 
 /// A finished command.
@@ -48,7 +53,19 @@ impl TestProject {
             "init failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Self { _dir: dir, root }
+        Self {
+            _dir: dir,
+            root,
+            keyring: None,
+        }
+    }
+
+    /// A project whose pseudonymisation key ring is `keyring` (shared with another project).
+    pub fn with_keyring(keyring: &Path) -> Self {
+        Self {
+            keyring: Some(keyring.to_path_buf()),
+            ..Self::new()
+        }
     }
 
     /// Runs medallion with `--project` set and the key ring inside the project.
@@ -62,6 +79,9 @@ impl TestProject {
             .arg(&self.root)
             .args(args)
             .env_remove("MEDALLION_KEYRING");
+        if let Some(k) = &self.keyring {
+            cmd.env("MEDALLION_KEYRING", k);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

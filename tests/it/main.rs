@@ -4,6 +4,7 @@
 mod harness;
 
 mod crash;
+mod curated;
 mod e2e;
 mod errors;
 mod idempotency;
