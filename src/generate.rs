@@ -303,7 +303,12 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
             name: format!("{first} {last}"),
             email,
             attend,
-            ability: rng.gen_range(0.45..0.98),
+            // Most students do well; about one in seven struggles.
+            ability: if rng.gen_bool(0.14) {
+                rng.gen_range(0.45..0.72)
+            } else {
+                rng.gen_range(0.72..0.98)
+            },
             diligence: (attend + rng.gen_range(-0.1..0.05)).clamp(0.3, 1.0),
             courses: cs,
         });

@@ -16,6 +16,7 @@ pub mod generate;
 pub mod metrics;
 pub mod pipeline;
 pub mod project;
+pub mod query;
 pub mod report;
 pub mod rules;
 pub mod stage;

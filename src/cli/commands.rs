@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::{
-    Cli, Command, DemoArgs, Exit, GenerateArgs, OutputFormat, PromoteArgs, StepCli, TargetStage,
-    UsageError,
+    Cli, Command, DemoArgs, Exit, GenerateArgs, OutputFormat, PromoteArgs, QueryArgs, QueryFormat,
+    StepCli, TargetStage, UsageError,
 };
 use crate::config;
 use crate::generate::{self, GenerateOptions};
@@ -27,6 +27,12 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
             || cause.downcast_ref::<clap::Error>().is_some()
         {
             return Exit::Usage;
+        }
+        if let Some(q) = cause.downcast_ref::<crate::query::QueryError>() {
+            return match q {
+                crate::query::QueryError::Table { .. } => Exit::Backend,
+                _ => Exit::Usage,
+            };
         }
         if let Some(p) = cause.downcast_ref::<ProjectError>() {
             return match p {
@@ -63,6 +69,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         Command::Land { dataset, files } => land(&open(project)?, &dataset, &files, out).await,
         Command::Promote(args) => promote(&open(project)?, &args, out).await,
         Command::Status { format } => status(&open(project)?, format, out).await,
+        Command::Query(args) => query(&open(project)?, &args, out).await,
         Command::Catalog { table, format } => {
             catalog(&open(project)?, table.as_deref(), format, out).await
         }
@@ -329,6 +336,135 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
     } else {
         Exit::Backend
     })
+}
+
+fn render(
+    schema: &deltalake::arrow::datatypes::SchemaRef,
+    batches: &[deltalake::arrow::array::RecordBatch],
+    format: QueryFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use deltalake::arrow;
+    match format {
+        QueryFormat::Table => {
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(out, "(no rows; columns: {})", names.join(", "))?;
+            } else {
+                writeln!(
+                    out,
+                    "{}",
+                    arrow::util::pretty::pretty_format_batches(batches)?
+                )?;
+            }
+        }
+        QueryFormat::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        QueryFormat::Json => {
+            let mut w = arrow::json::ArrayWriter::new(&mut *out);
+            let refs: Vec<&arrow::array::RecordBatch> = batches.iter().collect();
+            w.write_batches(&refs)?;
+            w.finish()?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+async fn query(p: &Project, a: &QueryArgs, out: &mut dyn Write) -> Result<Exit> {
+    use crate::query::{self as q, AsOf, Engine};
+    let as_of = match &a.as_of {
+        Some(s) => AsOf::parse(s).map_err(|e| UsageError(e.to_string()))?,
+        None => AsOf::Latest,
+    };
+    let mut params = std::collections::BTreeMap::new();
+    for kv in &a.params {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--param `{kv}` is not KEY=VALUE")))?;
+        params.insert(k.to_string(), v.to_string());
+    }
+    let sql = match (&a.sql, &a.named) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(n)) => Some(
+            q::named(&p.config.catalog.join("queries"), n, &params)
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+        (None, None) => None,
+    };
+    let entries = p.lake.catalog.list().await?;
+    let engine = Engine::new(&entries, &p.lake.store.storage_options(), as_of).await?;
+    let Some(sql) = sql else {
+        return shell(&engine, a.format, out).await;
+    };
+    let (schema, batches) = engine.sql(&sql).await?;
+    match &a.output {
+        Some(path) => {
+            let mut f = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            render(&schema, &batches, a.format, &mut f)?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            writeln!(out, "{rows} rows written to {}", path.display())?;
+        }
+        None => render(&schema, &batches, a.format, out)?,
+    }
+    Ok(Exit::Ok)
+}
+
+/// A small SQL shell: statements end with `;`; `\tables`, `\describe TABLE`, `\q`.
+async fn shell(
+    engine: &crate::query::Engine,
+    format: QueryFormat,
+    out: &mut dyn Write,
+) -> Result<Exit> {
+    use std::io::BufRead;
+    writeln!(out, "medallion SQL ({} tables). End statements with `;`. \\tables, \\describe TABLE, \\q to quit.", engine.tables.len())?;
+    let stdin = std::io::stdin();
+    let mut buf = String::new();
+    for line in stdin.lock().lines() {
+        let line = line?;
+        let t = line.trim();
+        if buf.is_empty() && t.starts_with('\\') {
+            let mut words = t.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("\\q"), _) => break,
+                (Some("\\tables"), _) => {
+                    for name in &engine.tables {
+                        writeln!(out, "{name}")?;
+                    }
+                }
+                (Some("\\describe"), Some(table)) => {
+                    match engine.sql(&format!("SELECT * FROM {table} LIMIT 0")).await {
+                        Ok((schema, _)) => {
+                            for f in schema.fields() {
+                                writeln!(out, "{:<28} {}", f.name(), f.data_type())?;
+                            }
+                        }
+                        Err(e) => writeln!(out, "error: {e}")?,
+                    }
+                }
+                _ => writeln!(out, "unknown command; try \\tables, \\describe TABLE, \\q")?,
+            }
+            continue;
+        }
+        buf.push_str(&line);
+        buf.push('\n');
+        if t.ends_with(';') {
+            let sql = buf.trim().trim_end_matches(';').to_string();
+            buf.clear();
+            match engine.sql(&sql).await {
+                Ok((schema, batches)) => render(&schema, &batches, format, out)?,
+                Err(e) => writeln!(out, "error: {e}")?,
+            }
+        }
+    }
+    Ok(Exit::Ok)
 }
 
 /// Entry of the stage binaries: runs one step for the given (or all) datasets.

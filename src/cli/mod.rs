@@ -101,6 +101,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Query the lake with SQL (tables are `<stage>.<table>`); no SQL opens a small shell.
+    Query(QueryArgs),
     /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
     Catalog {
         /// A table name from `medallion status`.
@@ -129,6 +131,39 @@ pub struct PromoteArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+/// Output format of query results.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum QueryFormat {
+    /// Aligned table.
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// `medallion query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL statement (omit it, and --named, for an interactive shell).
+    pub sql: Option<String>,
+    /// A query shipped in catalog/queries/NAME.sql.
+    #[arg(long, conflicts_with = "sql")]
+    pub named: Option<String>,
+    /// A parameter of the named query, `key=value` (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Read every table as of a Delta version or an RFC 3339 timestamp.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+    /// Write the result to this file instead of the terminal.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 /// `medallion generate`.

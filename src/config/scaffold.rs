@@ -66,6 +66,26 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../pipelines/curated/products.yaml"),
     ),
     (
+        "catalog/queries/at_risk_by_course.sql",
+        include_str!("../../catalog/queries/at_risk_by_course.sql"),
+    ),
+    (
+        "catalog/queries/grade_distribution.sql",
+        include_str!("../../catalog/queries/grade_distribution.sql"),
+    ),
+    (
+        "catalog/queries/attendance_trend.sql",
+        include_str!("../../catalog/queries/attendance_trend.sql"),
+    ),
+    (
+        "catalog/queries/attendance_vs_grades.sql",
+        include_str!("../../catalog/queries/attendance_vs_grades.sql"),
+    ),
+    (
+        "catalog/queries/class_statistics.sql",
+        include_str!("../../catalog/queries/class_statistics.sql"),
+    ),
+    (
         "catalog/catalog.yaml",
         include_str!("../../catalog/catalog.yaml"),
     ),

@@ -8,3 +8,4 @@ mod curated;
 mod e2e;
 mod errors;
 mod idempotency;
+mod query;

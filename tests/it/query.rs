@@ -1,0 +1,145 @@
+//! `medallion query`: SQL over the catalog's tables, named queries checked against numbers
+//! computed independently from the tables.
+
+use std::collections::BTreeMap;
+
+use crate::harness::TestProject;
+
+fn json(p: &TestProject, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut a = vec!["query", "--format", "json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&p.ok(&a).stdout).unwrap()
+}
+
+#[test]
+fn named_queries_match_independent_computation() {
+    let p = TestProject::new();
+    let inbox = p.generate(60, 21, 0.0);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all"]);
+
+    // at_risk_by_course against counting the curated rows in Rust.
+    let risk = p
+        .read(
+            "curated",
+            "at_risk_students",
+            "SELECT course_id, risk_level FROM t",
+        )
+        .unwrap();
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let c = risk.column("course_id").unwrap().str().unwrap();
+    let l = risk.column("risk_level").unwrap().str().unwrap();
+    for i in 0..risk.height() {
+        *want
+            .entry((c.get(i).unwrap().to_string(), l.get(i).unwrap().to_string()))
+            .or_default() += 1;
+    }
+    let got: BTreeMap<(String, String), u64> = json(&p, &["--named", "at_risk_by_course"])
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r["course_id"].as_str().unwrap().to_string(),
+                    r["risk_level"].as_str().unwrap().to_string(),
+                ),
+                r["students"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+
+    // class_statistics' mean grade against the mean computed here.
+    let perf = p
+        .read(
+            "curated",
+            "student_course_performance",
+            "SELECT course_id, weighted_grade FROM t",
+        )
+        .unwrap();
+    let c = perf.column("course_id").unwrap().str().unwrap();
+    let g = perf.column("weighted_grade").unwrap().f64().unwrap();
+    let mut sums: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for i in 0..perf.height() {
+        if let Some(v) = g.get(i) {
+            let e = sums.entry(c.get(i).unwrap().to_string()).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    for r in json(&p, &["--named", "class_statistics"]) {
+        let (s, n) = sums[r["course_id"].as_str().unwrap()];
+        assert!((r["mean_grade"].as_f64().unwrap() - s / n as f64).abs() < 1e-9);
+    }
+
+    // grade_distribution with a parameter: buckets sum to the graded students of the course.
+    let course = c.get(0).unwrap().to_string();
+    let param = format!("course={course}");
+    let dist = json(&p, &["--named", "grade_distribution", "--param", &param]);
+    let total: u64 = dist.iter().map(|r| r["students"].as_u64().unwrap()).sum();
+    let graded = (0..perf.height())
+        .filter(|&i| c.get(i) == Some(course.as_str()) && g.get(i).is_some())
+        .count() as u64;
+    assert_eq!(total, graded);
+
+    // Every shipped named query runs.
+    for q in ["attendance_trend", "attendance_vs_grades"] {
+        assert!(!json(&p, &["--named", q]).is_empty(), "{q}");
+    }
+    let missing = p.run(&["query", "--named", "grade_distribution"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("--param course=VALUE"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn time_travel_and_csv_output() {
+    let p = TestProject::new();
+    let inbox = p.generate(10, 3, 0.0);
+    p.land_all(&inbox);
+    p.ok(&["promote", "courses", "--to", "raw"]);
+    let first = p.rows("raw", "courses");
+    let extra = p.path("courses_more.csv");
+    std::fs::write(&extra, "course_id,title,term,credits,instructor_email,start_date,end_date\nZZZ999,Extra,2026-FALL,3,t9@school.edu,2026-09-07,2026-12-18\n").unwrap();
+    p.ok(&["land", "courses", extra.to_str().unwrap()]);
+    p.ok(&["promote", "courses", "--to", "raw"]);
+    let v = p.version("raw", "courses").unwrap();
+    let now = p
+        .ok(&[
+            "query",
+            "SELECT count(*) AS n FROM raw.courses",
+            "--format",
+            "csv",
+        ])
+        .stdout;
+    assert_eq!(now.trim(), format!("n\n{}", first + 1));
+    let before = p
+        .ok(&[
+            "query",
+            "SELECT count(*) AS n FROM raw.courses",
+            "--format",
+            "csv",
+            "--as-of",
+            &(v - 1).to_string(),
+        ])
+        .stdout;
+    assert_eq!(before.trim(), format!("n\n{first}"));
+    let out = p.path("out.csv");
+    let r = p.ok(&[
+        "query",
+        "SELECT * FROM raw.courses",
+        "--format",
+        "csv",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.stdout.contains("rows written"), "{}", r.stdout);
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .starts_with("course_id,title"));
+    let bad = p.run(&["query", "SELECT * FROM curated.nope"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("nope"), "{}", bad.stderr);
+}
