@@ -302,10 +302,13 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
     };
     let p = Project::open(&root)?;
     let inbox = root.join("landing-inbox");
+    // The demo's term ends yesterday, so freshness rules see fresh data.
+    let start = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(a.days));
     let o = GenerateOptions {
         students: a.students,
         days: a.days,
         defect_rate: a.defect_rate,
+        start,
         ..GenerateOptions::default()
     };
     let g = generate::generate(&inbox, &o)?;

@@ -37,6 +37,8 @@ pub enum Outcome {
     Quarantined,
     /// Failures stop the promotion.
     Failed,
+    /// Could not be judged (a referenced table that does not exist yet, no history).
+    Skipped,
 }
 
 impl Outcome {
@@ -47,6 +49,7 @@ impl Outcome {
             Self::Warned => "warned",
             Self::Quarantined => "quarantined",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -106,6 +109,20 @@ impl Evaluation {
 #[derive(Debug, Clone, Copy)]
 pub struct AsOf(pub chrono::DateTime<chrono::Utc>);
 
+/// What rules need besides the batch: the clock, column types, each dataset-level rule's
+/// metric over earlier batches (oldest first), and the key sets `references` rules check
+/// against (absent when the referenced table does not exist yet: the rule is skipped).
+pub struct Context<'a> {
+    /// The run's clock.
+    pub as_of: AsOf,
+    /// Column types.
+    pub types: &'a dyn Fn(&str) -> Option<ColumnType>,
+    /// Metric history per rule id.
+    pub history: &'a std::collections::HashMap<String, Vec<f64>>,
+    /// Referenced keys per rule id.
+    pub refs: &'a std::collections::HashMap<String, Series>,
+}
+
 fn filter_expr(f: &Filter) -> Expr {
     let mut e = lit(true);
     if let Some(v) = &f.equals {
@@ -134,7 +151,8 @@ fn compare(l: Expr, op: Op, r: Expr) -> Expr {
 }
 
 /// The boolean "this row fails" expression of a row-level check (null counts as pass).
-fn fail_expr(rule: &Rule, as_of: AsOf, types: &dyn Fn(&str) -> Option<ColumnType>) -> Option<Expr> {
+fn fail_expr(rule: &Rule, cx: &Context) -> Option<Expr> {
+    let (as_of, types) = (cx.as_of, cx.types);
     let c = |n: &str| col(n);
     let e = match &rule.check {
         Check::Type { column, .. } => c(&raw_name(column)).is_not_null().and(c(column).is_null()),
@@ -193,7 +211,13 @@ fn fail_expr(rule: &Rule, as_of: AsOf, types: &dyn Fn(&str) -> Option<ColumnType
         Check::IdentifierIssue { .. } => c(super::eval::ID_ISSUES)
             .str()
             .contains_literal(lit(rule.id.clone())),
-        Check::Completeness { .. } | Check::RowCount { .. } => return None,
+        Check::References { column, .. } => {
+            let keys = cx.refs.get(&rule.id)?;
+            c(column)
+                .is_in(lit(keys.clone()).implode(true), false)
+                .not()
+        }
+        _ => return None,
     };
     let e = e.fill_null(lit(false));
     Some(match &rule.filter {
@@ -223,18 +247,13 @@ fn shown_value(rule: &Rule) -> Expr {
 ///
 /// # Errors
 /// polars errors (a column missing from the frame, a bad regex that slipped validation).
-pub fn evaluate(
-    frame: DataFrame,
-    set: &RuleSet,
-    as_of: AsOf,
-    types: &dyn Fn(&str) -> Option<ColumnType>,
-) -> Result<Evaluation, RulesError> {
+pub fn evaluate(frame: DataFrame, set: &RuleSet, cx: &Context) -> Result<Evaluation, RulesError> {
     let height = frame.height() as u64;
     let mut row_rules = Vec::new();
     let mut flags = Vec::new();
     let mut filters = Vec::new();
     for (i, rule) in set.rules.iter().enumerate() {
-        if let Some(e) = fail_expr(rule, as_of, types) {
+        if let Some(e) = fail_expr(rule, cx) {
             flags.push(e.alias(format!("__f{i}")));
             filters.push(match &rule.filter {
                 Some(f) => filter_expr(f).alias(format!("__w{i}")),
@@ -283,7 +302,11 @@ pub fn evaluate(
 
     let mut results = Vec::with_capacity(set.rules.len());
     for (i, rule) in set.rules.iter().enumerate() {
-        let (evaluated_n, failed, metric) = if row_rules.contains(&i) {
+        let skipped =
+            matches!(rule.check, Check::References { .. }) && !cx.refs.contains_key(&rule.id);
+        let (evaluated_n, failed, metric) = if skipped {
+            (0, 0, None)
+        } else if row_rules.contains(&i) {
             let f = evaluated
                 .column(&format!("__f{i}"))?
                 .bool()?
@@ -296,9 +319,18 @@ pub fn evaluate(
                 .unwrap_or(0) as u64;
             (w, f, None)
         } else {
-            dataset_check(&evaluated, rule, height)?
+            dataset_check(&evaluated, rule, height, cx)?
         };
-        let outcome = if failed == 0 {
+        let no_history = matches!(
+            rule.check,
+            Check::RowCountChange { .. } | Check::DetectAnomaly { .. }
+        ) && cx
+            .history
+            .get(&rule.id)
+            .is_none_or(|h| h.len() < history_needed(&rule.check));
+        let outcome = if skipped || (no_history && failed == 0) {
+            Outcome::Skipped
+        } else if failed == 0 {
             Outcome::Passed
         } else {
             match rule.severity {
@@ -332,23 +364,115 @@ pub fn evaluate(
     })
 }
 
+fn history_needed(check: &Check) -> usize {
+    match check {
+        Check::DetectAnomaly { .. } => 3,
+        _ => 1,
+    }
+}
+
+fn column_mean(frame: &DataFrame, column: &str) -> Result<Option<f64>, RulesError> {
+    Ok(frame
+        .column(column)?
+        .as_materialized_series()
+        .cast(&DataType::Float64)?
+        .f64()?
+        .mean())
+}
+
 fn dataset_check(
     frame: &DataFrame,
     rule: &Rule,
     height: u64,
+    cx: &Context,
 ) -> Result<(u64, u64, Option<f64>), RulesError> {
+    let null_share = |column: &str| -> Result<f64, RulesError> {
+        Ok(if height == 0 {
+            0.0
+        } else {
+            frame.column(column)?.null_count() as f64 / height as f64
+        })
+    };
+    let history = cx
+        .history
+        .get(&rule.id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     Ok(match &rule.check {
         Check::Completeness { column, min } => {
-            let share = if height == 0 {
-                1.0
-            } else {
-                1.0 - frame.column(column)?.null_count() as f64 / height as f64
-            };
+            let share = 1.0 - null_share(column)?;
             (1, u64::from(share < *min), Some(share))
         }
         Check::RowCount { min, max } => {
             let bad = min.is_some_and(|m| height < m) || max.is_some_and(|m| height > m);
             (1, u64::from(bad), Some(height as f64))
+        }
+        Check::RowCountChange { max_change } => {
+            let bad = match history.last() {
+                Some(&prev) if prev > 0.0 => (height as f64 / prev - 1.0).abs() > *max_change,
+                _ => false,
+            };
+            (1, u64::from(bad), Some(height as f64))
+        }
+        Check::Freshness {
+            column,
+            max_age_hours,
+        } => {
+            let phys = frame
+                .column(column)?
+                .as_materialized_series()
+                .to_physical_repr()
+                .into_owned();
+            let newest = phys.cast(&DataType::Int64)?.i64()?.max();
+            let age_hours = newest.map(|v| match (cx.types)(column) {
+                Some(ColumnType::Date) => {
+                    (cx.as_of.0.timestamp() as f64 - v as f64 * 86_400.0) / 3600.0
+                }
+                _ => (cx.as_of.0.timestamp_micros() - v) as f64 / 3.6e9,
+            });
+            let bad = age_hours.is_none_or(|a| a > *max_age_hours);
+            (1, u64::from(bad), age_hours)
+        }
+        Check::DistinctCount { column, min, max } => {
+            let n = frame
+                .column(column)?
+                .as_materialized_series()
+                .drop_nulls()
+                .n_unique()? as u64;
+            let bad = min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m);
+            (1, u64::from(bad), Some(n as f64))
+        }
+        Check::MeanBetween { column, min, max } => {
+            let mean = column_mean(frame, column)?;
+            let bad = mean.is_none_or(|m| m < *min || m > *max);
+            (1, u64::from(bad), mean)
+        }
+        Check::DetectAnomaly {
+            statistic,
+            column,
+            window,
+            sigmas,
+        } => {
+            let value = match (statistic, column) {
+                (super::Statistic::RowCount, _) => Some(height as f64),
+                (super::Statistic::NullShare, Some(c)) => Some(null_share(c)?),
+                (super::Statistic::Mean, Some(c)) => column_mean(frame, c)?,
+                _ => None,
+            };
+            let recent = &history[history.len().saturating_sub(*window)..];
+            let bad = match value {
+                Some(v) if recent.len() >= 3 => {
+                    let n = recent.len() as f64;
+                    let mean = recent.iter().sum::<f64>() / n;
+                    let sd =
+                        (recent.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+                    // A flat history still allows a little movement (1% of the mean).
+                    let band = (sigmas * sd).max(mean.abs() * 0.01);
+                    (v - mean).abs() > band
+                }
+                _ => false,
+            };
+            (1, u64::from(bad), value)
         }
         _ => (0, 0, None),
     })
@@ -365,6 +489,19 @@ mod tests {
             check,
             filter: None,
             severity,
+        }
+    }
+
+    fn cx<'a>(types: &'a dyn Fn(&str) -> Option<ColumnType>) -> Context<'a> {
+        static H: std::sync::OnceLock<std::collections::HashMap<String, Vec<f64>>> =
+            std::sync::OnceLock::new();
+        static R: std::sync::OnceLock<std::collections::HashMap<String, Series>> =
+            std::sync::OnceLock::new();
+        Context {
+            as_of: AsOf(chrono::Utc::now()),
+            types,
+            history: H.get_or_init(Default::default),
+            refs: R.get_or_init(Default::default),
         }
     }
 
@@ -427,7 +564,7 @@ mod tests {
                 ),
             ],
         };
-        let ev = evaluate(frame(), &set, AsOf(chrono::Utc::now()), &types).unwrap();
+        let ev = evaluate(frame(), &set, &cx(&types)).unwrap();
         let ids: Vec<Option<&str>> = ev
             .frame
             .column(RULE_IDS)
@@ -477,13 +614,7 @@ mod tests {
             equals: Some("quiz".into()),
             not_null: None,
         });
-        let ev = evaluate(
-            frame(),
-            &RuleSet { rules: vec![r] },
-            AsOf(chrono::Utc::now()),
-            &types,
-        )
-        .unwrap();
+        let ev = evaluate(frame(), &RuleSet { rules: vec![r] }, &cx(&types)).unwrap();
         assert_eq!((ev.results[0].evaluated, ev.results[0].failed), (2, 0));
         assert!(ev.stopping_failures().is_empty());
     }
@@ -510,7 +641,7 @@ mod tests {
                 ),
             ],
         };
-        let ev = evaluate(frame(), &set, AsOf(chrono::Utc::now()), &types).unwrap();
+        let ev = evaluate(frame(), &set, &cx(&types)).unwrap();
         assert_eq!(ev.results[0].metric, Some(0.75));
         assert_eq!(ev.results[0].outcome, Outcome::Warned);
         assert_eq!(ev.stopping_failures().len(), 1);

@@ -158,6 +158,63 @@ pub enum Check {
         /// Minimum share, 0..1.
         min: f64,
     },
+    /// The value exists in another dataset's trusted table (its primary key by default).
+    References {
+        /// Column holding the reference.
+        column: String,
+        /// Dataset referenced.
+        dataset: String,
+        /// Column of the referenced dataset (default: the same name as `column`).
+        #[serde(default)]
+        key: Option<String>,
+    },
+    /// Dataset level: the newest value of a date/timestamp column is at most this old.
+    Freshness {
+        /// Column.
+        column: String,
+        /// Maximum age in hours, measured from the run's clock.
+        max_age_hours: f64,
+    },
+    /// Dataset level: the row count changed by at most this share against the previous batch.
+    RowCountChange {
+        /// Largest accepted |current / previous - 1|.
+        max_change: f64,
+    },
+    /// Dataset level: the number of distinct values is within bounds.
+    DistinctCount {
+        /// Column.
+        column: String,
+        /// Inclusive minimum.
+        #[serde(default)]
+        min: Option<u64>,
+        /// Inclusive maximum.
+        #[serde(default)]
+        max: Option<u64>,
+    },
+    /// Dataset level: the column's mean is within bounds.
+    MeanBetween {
+        /// Column.
+        column: String,
+        /// Inclusive minimum.
+        min: f64,
+        /// Inclusive maximum.
+        max: f64,
+    },
+    /// Dataset level: a batch statistic leaves the band (mean ± sigmas·stddev) of the previous
+    /// `window` batches. Needs 3 earlier batches before it can flag anything.
+    DetectAnomaly {
+        /// `row_count`, `null_share` or `mean`.
+        statistic: Statistic,
+        /// Column (for `null_share` and `mean`).
+        #[serde(default)]
+        column: Option<String>,
+        /// Batches of history compared with.
+        #[serde(default = "default_window")]
+        window: usize,
+        /// Width of the band in standard deviations.
+        #[serde(default = "default_sigmas")]
+        sigmas: f64,
+    },
     /// Dataset level: the batch's row count is within bounds.
     RowCount {
         /// Inclusive minimum.
@@ -187,7 +244,16 @@ pub enum Check {
 impl Check {
     /// Whether the check judges single rows (else the batch as a whole).
     pub fn is_row_level(&self) -> bool {
-        !matches!(self, Self::Completeness { .. } | Self::RowCount { .. })
+        !matches!(
+            self,
+            Self::Completeness { .. }
+                | Self::RowCount { .. }
+                | Self::Freshness { .. }
+                | Self::RowCountChange { .. }
+                | Self::DistinctCount { .. }
+                | Self::MeanBetween { .. }
+                | Self::DetectAnomaly { .. }
+        )
     }
 
     /// Columns the check reads.
@@ -201,7 +267,13 @@ impl Check {
             | Self::NotInFuture { column }
             | Self::Completeness { column, .. }
             | Self::Type { column, .. }
+            | Self::References { column, .. }
+            | Self::Freshness { column, .. }
+            | Self::DistinctCount { column, .. }
+            | Self::MeanBetween { column, .. }
             | Self::IdentifierIssue { column } => vec![column.as_str()],
+            Self::DetectAnomaly { column, .. } => column.iter().map(String::as_str).collect(),
+            Self::RowCountChange { .. } => Vec::new(),
             Self::Compare { left, right, .. } => vec![left.as_str(), right.as_str()],
             Self::Unique { columns } => columns.iter().map(String::as_str).collect(),
             Self::RowCount { .. } => Vec::new(),
@@ -212,6 +284,26 @@ impl Check {
     pub fn display_column(&self) -> Option<&str> {
         self.columns().first().copied()
     }
+}
+
+/// A batch statistic watched by `detect_anomaly`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    /// Rows in the batch.
+    RowCount,
+    /// Share of missing values of a column.
+    NullShare,
+    /// Mean of a numeric column.
+    Mean,
+}
+
+fn default_window() -> usize {
+    10
+}
+
+fn default_sigmas() -> f64 {
+    3.0
 }
 
 /// Optional row filter: the rule only judges rows where it holds.
@@ -449,6 +541,22 @@ pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<S
                     if !matches!(c.ty, Some(ColumnType::Integer | ColumnType::Double)) {
                         problems.push(format!("{at}.check.range: `{column}` is not numeric"));
                     }
+                }
+            }
+            Check::DetectAnomaly {
+                statistic, column, ..
+            } => {
+                if *statistic != Statistic::RowCount && column.is_none() {
+                    problems.push(format!(
+                        "{at}.check.detect_anomaly: `{statistic:?}` needs a column"
+                    ));
+                }
+            }
+            Check::References { dataset, .. } => {
+                if !crate::config::is_valid_name(dataset) {
+                    problems.push(format!(
+                        "{at}.check.references.dataset: `{dataset}` is not a dataset name"
+                    ));
                 }
             }
             Check::NotInFuture { column } => {

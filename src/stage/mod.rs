@@ -190,6 +190,32 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// Refreshes the catalog entries of the ops tables (`ops.promotions`, `ops.quality_results`).
+    ///
+    /// # Errors
+    /// Storage or catalog errors.
+    pub async fn register_ops(&self) -> Result<()> {
+        for (table, description) in [
+            (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates."),
+            (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome."),
+        ] {
+            self.register(Registration {
+                dataset: "medallion",
+                stage: None,
+                table,
+                kind: table,
+                description,
+                contract: None,
+                last_batch: None,
+                comments: None,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// What to register in the catalog.
 #[derive(Debug, Clone, Copy)]
 pub struct Registration<'a> {

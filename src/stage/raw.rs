@@ -321,6 +321,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             comments: None,
         })
         .await?;
+        lake.register_ops().await?;
     }
     Ok(reports)
 }

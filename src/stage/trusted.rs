@@ -4,6 +4,7 @@
 //! primary key (newest `newestWinsBy` wins, then the later line) and upserted into
 //! `trusted.<dataset>`, where an older correction never replaces a newer one.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use polars::prelude::*;
@@ -19,6 +20,7 @@ use crate::metrics::{Metric, Unit};
 use crate::rules::eval::{
     self, raw_name, AsOf, RuleResult, FAILURES, ID_ISSUES, QUARANTINE_FLAG, RULE_IDS,
 };
+use crate::rules::Check;
 use crate::storage::delta::{self, txn_id, UpsertCounts};
 use crate::storage::Stage;
 
@@ -147,6 +149,55 @@ fn valid_frame(ds: &Dataset, ev: &DataFrame) -> Result<(DataFrame, u64)> {
     Ok((deduped, dups))
 }
 
+/// Keys each `references` rule checks against, read from the referenced trusted tables.
+/// A rule whose table does not exist yet is absent from the map (and reported as skipped).
+async fn reference_keys(lake: &Lake, ds: &Dataset) -> Result<HashMap<String, Series>> {
+    let mut out = HashMap::new();
+    for rule in &ds.rules.rules {
+        let Check::References {
+            column,
+            dataset,
+            key,
+        } = &rule.check
+        else {
+            continue;
+        };
+        // By default the referenced column has the same name in the other dataset.
+        let key = key.as_deref().unwrap_or(column);
+        let loc = lake.loc(Stage::Trusted, dataset)?;
+        let sql = format!("SELECT DISTINCT {key} AS k FROM t");
+        if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+            let df = frame::from_batches(&schema, &batches)?;
+            out.insert(
+                rule.id.clone(),
+                df.column("k")?.as_materialized_series().clone(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Each dataset-level rule's metric over earlier batches, oldest first.
+async fn rule_history(lake: &Lake, dataset: &str) -> Result<HashMap<String, Vec<f64>>> {
+    let loc = lake.ops_loc(ops::QUALITY_RESULTS)?;
+    let sql = format!(
+        "SELECT rule_id, metric FROM t WHERE dataset = '{}' AND stage = 'trusted' AND metric IS NOT NULL ORDER BY evaluated_at, batch_id",
+        sql_quote(dataset)
+    );
+    let mut out: HashMap<String, Vec<f64>> = HashMap::new();
+    if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+        let df = frame::from_batches(&schema, &batches)?;
+        let ids = df.column("rule_id")?.str()?;
+        let metrics = df.column("metric")?.f64()?;
+        for (id, m) in ids.iter().zip(metrics.iter()) {
+            if let (Some(id), Some(m)) = (id, m) {
+                out.entry(id.to_string()).or_default().push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Splits deduplicated rows into those that change trusted (new keys, newer corrections) and
 /// counts them against what trusted holds now; older corrections are dropped.
 async fn classify(
@@ -227,6 +278,8 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let q_name = format!("{name}_quarantine");
     let q_loc = lake.loc(Stage::Trusted, &q_name)?;
     let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
+    let refs = reference_keys(lake, ds).await?;
+    let mut history = rule_history(lake, name).await?;
     let mut reports = Vec::new();
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
@@ -244,12 +297,13 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         };
         let raw = frame::from_batches(&schema, &batches)?;
         let raw_rows = raw.height() as u64;
-        let ev = eval::evaluate(
-            typed_frame(ds, raw)?,
-            &ds.rules,
-            AsOf(lake.clock.now()),
-            &types,
-        )?;
+        let cx = eval::Context {
+            as_of: AsOf(lake.clock.now()),
+            types: &types,
+            history: &history,
+            refs: &refs,
+        };
+        let ev = eval::evaluate(typed_frame(ds, raw)?, &ds.rules, &cx)?;
         let stopping: Vec<(String, u64)> = ev
             .stopping_failures()
             .iter()
@@ -305,6 +359,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         // The books are recorded before the data commit, so a crash between them loses nothing:
         // the rerun finds trusted unchanged, computes the same books and skips what exists.
         ops::record_trusted(lake, &report, &ds.contract.version).await?;
+        for r in &report.rules {
+            if let Some(m) = r.metric {
+                history.entry(r.rule_id.clone()).or_default().push(m);
+            }
+        }
         super::crash_point(STEP, "before-data");
         let newer = ds
             .contract
@@ -399,6 +458,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             comments: None,
         })
         .await?;
+        lake.register_ops().await?;
     }
     Ok(reports)
 }
