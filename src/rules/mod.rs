@@ -544,20 +544,18 @@ pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<S
                 }
             }
             Check::DetectAnomaly {
-                statistic, column, ..
-            } => {
-                if *statistic != Statistic::RowCount && column.is_none() {
-                    problems.push(format!(
-                        "{at}.check.detect_anomaly: `{statistic:?}` needs a column"
-                    ));
-                }
+                statistic,
+                column: None,
+                ..
+            } if *statistic != Statistic::RowCount => {
+                problems.push(format!(
+                    "{at}.check.detect_anomaly: `{statistic:?}` needs a column"
+                ));
             }
-            Check::References { dataset, .. } => {
-                if !crate::config::is_valid_name(dataset) {
-                    problems.push(format!(
-                        "{at}.check.references.dataset: `{dataset}` is not a dataset name"
-                    ));
-                }
+            Check::References { dataset, .. } if !crate::config::is_valid_name(dataset) => {
+                problems.push(format!(
+                    "{at}.check.references.dataset: `{dataset}` is not a dataset name"
+                ));
             }
             Check::NotInFuture { column } => {
                 if let Some(c) = contract.column(column) {
