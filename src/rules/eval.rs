@@ -646,4 +646,291 @@ mod tests {
         assert_eq!(ev.results[0].outcome, Outcome::Warned);
         assert_eq!(ev.stopping_failures().len(), 1);
     }
+
+    fn run_with(
+        rules: Vec<Rule>,
+        history: &[(&str, Vec<f64>)],
+        refs: &[(&str, Series)],
+    ) -> Evaluation {
+        let h: std::collections::HashMap<String, Vec<f64>> = history
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let r: std::collections::HashMap<String, Series> = refs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let cx = Context {
+            as_of: AsOf(chrono::Utc::now()),
+            types: &types,
+            history: &h,
+            refs: &r,
+        };
+        evaluate(frame(), &RuleSet { rules }, &cx).unwrap()
+    }
+
+    fn outcome(ev: &Evaluation, id: &str) -> (Outcome, u64) {
+        let r = ev.results.iter().find(|r| r.rule_id == id).unwrap();
+        (r.outcome, r.failed)
+    }
+
+    #[test]
+    fn every_rule_kind_passes_and_fails() {
+        use super::super::Statistic;
+        let w = Severity::Warn;
+        let rules = vec![
+            rule(
+                "nn_pass",
+                Check::NotNull {
+                    column: "max_score".into(),
+                },
+                w,
+            ),
+            rule(
+                "pat_pass",
+                Check::Pattern {
+                    column: "kind".into(),
+                    regex: "^[a-z]+$".into(),
+                },
+                w,
+            ),
+            rule(
+                "pat_fail",
+                Check::Pattern {
+                    column: "kind".into(),
+                    regex: "^q".into(),
+                },
+                w,
+            ),
+            rule(
+                "len_pass",
+                Check::Length {
+                    column: "kind".into(),
+                    min: Some(4),
+                    max: Some(4),
+                },
+                w,
+            ),
+            rule(
+                "len_fail",
+                Check::Length {
+                    column: "kind".into(),
+                    min: Some(5),
+                    max: None,
+                },
+                w,
+            ),
+            rule(
+                "uniq_pass",
+                Check::Unique {
+                    columns: vec!["score".into()],
+                },
+                w,
+            ),
+            rule(
+                "uniq_fail",
+                Check::Unique {
+                    columns: vec!["kind".into()],
+                },
+                w,
+            ),
+            rule(
+                "ref_pass",
+                Check::References {
+                    column: "kind".into(),
+                    dataset: "k".into(),
+                    key: None,
+                },
+                w,
+            ),
+            rule(
+                "ref_fail",
+                Check::References {
+                    column: "kind".into(),
+                    dataset: "k".into(),
+                    key: None,
+                },
+                w,
+            ),
+            rule(
+                "ref_skip",
+                Check::References {
+                    column: "kind".into(),
+                    dataset: "k".into(),
+                    key: None,
+                },
+                w,
+            ),
+            rule(
+                "distinct_pass",
+                Check::DistinctCount {
+                    column: "kind".into(),
+                    min: Some(3),
+                    max: Some(3),
+                },
+                w,
+            ),
+            rule(
+                "distinct_fail",
+                Check::DistinctCount {
+                    column: "kind".into(),
+                    min: Some(4),
+                    max: None,
+                },
+                w,
+            ),
+            rule(
+                "mean_pass",
+                Check::MeanBetween {
+                    column: "max_score".into(),
+                    min: 9.0,
+                    max: 11.0,
+                },
+                w,
+            ),
+            rule(
+                "mean_fail",
+                Check::MeanBetween {
+                    column: "max_score".into(),
+                    min: 11.0,
+                    max: 12.0,
+                },
+                w,
+            ),
+            rule("change_pass", Check::RowCountChange { max_change: 0.5 }, w),
+            rule("change_fail", Check::RowCountChange { max_change: 0.5 }, w),
+            rule("change_skip", Check::RowCountChange { max_change: 0.5 }, w),
+            rule(
+                "anomaly_pass",
+                Check::DetectAnomaly {
+                    statistic: Statistic::RowCount,
+                    column: None,
+                    window: 10,
+                    sigmas: 3.0,
+                },
+                w,
+            ),
+            rule(
+                "anomaly_fail",
+                Check::DetectAnomaly {
+                    statistic: Statistic::RowCount,
+                    column: None,
+                    window: 10,
+                    sigmas: 3.0,
+                },
+                w,
+            ),
+        ];
+        let history = [
+            ("change_pass", vec![5.0]),
+            ("change_fail", vec![100.0]),
+            ("anomaly_pass", vec![3.0, 4.0, 5.0, 4.0]),
+            ("anomaly_fail", vec![100.0, 101.0, 99.0, 100.0]),
+        ];
+        let refs = [
+            (
+                "ref_pass",
+                Series::new("k".into(), ["quiz", "exam", "poem"]),
+            ),
+            ("ref_fail", Series::new("k".into(), ["quiz"])),
+        ];
+        let ev = run_with(rules, &history, &refs);
+        for (id, want) in [
+            ("nn_pass", (Outcome::Passed, 0)),
+            ("pat_pass", (Outcome::Passed, 0)),
+            ("pat_fail", (Outcome::Warned, 2)),
+            ("len_pass", (Outcome::Passed, 0)),
+            ("len_fail", (Outcome::Warned, 4)),
+            ("uniq_pass", (Outcome::Passed, 0)),
+            ("uniq_fail", (Outcome::Warned, 2)),
+            ("ref_pass", (Outcome::Passed, 0)),
+            ("ref_fail", (Outcome::Warned, 2)),
+            ("ref_skip", (Outcome::Skipped, 0)),
+            ("distinct_pass", (Outcome::Passed, 0)),
+            ("distinct_fail", (Outcome::Warned, 1)),
+            ("mean_pass", (Outcome::Passed, 0)),
+            ("mean_fail", (Outcome::Warned, 1)),
+            ("change_pass", (Outcome::Passed, 0)),
+            ("change_fail", (Outcome::Warned, 1)),
+            ("change_skip", (Outcome::Skipped, 0)),
+            ("anomaly_pass", (Outcome::Passed, 0)),
+            ("anomaly_fail", (Outcome::Warned, 1)),
+        ] {
+            assert_eq!(outcome(&ev, id), want, "{id}");
+        }
+    }
+
+    #[test]
+    fn freshness_and_future_are_measured_from_the_clock() {
+        let df = df!(
+            "at" => [Some(0i64), Some(1_000_000)],
+            "__raw_at" => ["a", "b"],
+        )
+        .unwrap();
+        let df = df
+            .lazy()
+            .with_column(col("at").cast(DataType::Datetime(
+                TimeUnit::Microseconds,
+                Some(TimeZone::UTC),
+            )))
+            .collect()
+            .unwrap();
+        let ts = |_: &str| Some(ColumnType::Timestamp);
+        let (h, r) = (Default::default(), Default::default());
+        let now = chrono::DateTime::from_timestamp(3600 * 10, 0).unwrap();
+        let cx = Context {
+            as_of: AsOf(now),
+            types: &ts,
+            history: &h,
+            refs: &r,
+        };
+        let rules = vec![
+            rule(
+                "fresh_pass",
+                Check::Freshness {
+                    column: "at".into(),
+                    max_age_hours: 11.0,
+                },
+                Severity::Warn,
+            ),
+            rule(
+                "fresh_fail",
+                Check::Freshness {
+                    column: "at".into(),
+                    max_age_hours: 9.0,
+                },
+                Severity::Warn,
+            ),
+            rule(
+                "future",
+                Check::NotInFuture {
+                    column: "at".into(),
+                },
+                Severity::Warn,
+            ),
+        ];
+        let ev = evaluate(df, &RuleSet { rules }, &cx).unwrap();
+        assert_eq!(outcome(&ev, "fresh_pass"), (Outcome::Passed, 0));
+        assert_eq!(outcome(&ev, "fresh_fail"), (Outcome::Warned, 1));
+        assert_eq!(outcome(&ev, "future"), (Outcome::Passed, 0));
+        let early = Context {
+            as_of: AsOf(chrono::DateTime::from_timestamp(0, 500).unwrap()),
+            ..cx
+        };
+        let ev = evaluate(
+            ev.frame.select(["at", "__raw_at"]).unwrap(),
+            &RuleSet {
+                rules: vec![rule(
+                    "future",
+                    Check::NotInFuture {
+                        column: "at".into(),
+                    },
+                    Severity::Warn,
+                )],
+            },
+            &early,
+        )
+        .unwrap();
+        assert_eq!(outcome(&ev, "future"), (Outcome::Warned, 1));
+    }
 }
