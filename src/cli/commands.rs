@@ -69,6 +69,41 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         Command::Land { dataset, files } => land(&open(project)?, &dataset, &files, out).await,
         Command::Promote(args) => promote(&open(project)?, &args, out).await,
         Command::Status { format } => status(&open(project)?, format, out).await,
+        Command::Report {
+            dataset,
+            batch,
+            format,
+            output,
+        } => {
+            report_cmd(
+                &open(project)?,
+                &dataset,
+                batch.as_deref(),
+                format,
+                output.as_deref(),
+                out,
+            )
+            .await
+        }
+        Command::Quarantine {
+            dataset,
+            rule,
+            limit,
+            action,
+        } => match action {
+            Some(super::QuarantineAction::Release { dataset, dry_run }) => {
+                release(&open(project)?, &dataset, dry_run, out).await
+            }
+            None => {
+                let dataset = dataset.ok_or_else(|| {
+                    UsageError("give a dataset: medallion quarantine DATASET".into())
+                })?;
+                quarantine_list(&open(project)?, &dataset, rule.as_deref(), limit, out).await
+            }
+        },
+        Command::Rules {
+            action: super::RulesAction::Check,
+        } => rules_check(&open(project)?, out),
         Command::Query(args) => query(&open(project)?, &args, out).await,
         Command::Catalog { table, format } => {
             catalog(&open(project)?, table.as_deref(), format, out).await
@@ -468,6 +503,143 @@ async fn shell(
         }
     }
     Ok(Exit::Ok)
+}
+
+async fn report_cmd(
+    p: &Project,
+    dataset: &str,
+    batch: Option<&str>,
+    format: super::ReportFormat,
+    output: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<Exit> {
+    use crate::report::quality::QualityReport;
+    p.dataset(dataset)?;
+    let history = crate::stage::ops::history(&p.lake, dataset).await?;
+    let probe = QualityReport::build(dataset, &history, batch, &Default::default())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let samples =
+        crate::stage::ops::quarantine_samples(&p.lake, dataset, &probe.batch_id, 5).await?;
+    let r = QualityReport::build(dataset, &history, Some(&probe.batch_id), &samples)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let (text, default_path) = match format {
+        super::ReportFormat::Text => (r.text(), None),
+        super::ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n", None),
+        super::ReportFormat::Html => (
+            r.html(),
+            Some(
+                p.config
+                    .lake
+                    .join("_reports")
+                    .join(format!("{dataset}_{}.html", r.batch_id)),
+            ),
+        ),
+    };
+    match output.map(Path::to_path_buf).or(default_path) {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(out, "Report written to {}", path.display())?;
+        }
+        None => write!(out, "{text}")?,
+    }
+    Ok(Exit::Ok)
+}
+
+async fn quarantine_list(
+    p: &Project,
+    dataset: &str,
+    rule: Option<&str>,
+    limit: usize,
+    out: &mut dyn Write,
+) -> Result<Exit> {
+    let ds = p.dataset(dataset)?;
+    let loc = p
+        .lake
+        .loc(Stage::Trusted, &format!("{}_quarantine", ds.name()))?;
+    let filter = match rule {
+        Some(r) => format!(
+            "WHERE concat(',', _rule_ids, ',') LIKE '%,{},%'",
+            r.replace('\'', "''").replace('%', "")
+        ),
+        None => String::new(),
+    };
+    let count_sql = format!("SELECT count(*) AS n FROM t {filter}");
+    let total = match crate::storage::delta::query(&loc, &count_sql).await? {
+        Some((s, b)) => crate::frame::from_batches(&s, &b)?
+            .column("n")?
+            .i64()?
+            .get(0)
+            .unwrap_or(0),
+        None => 0,
+    };
+    writeln!(
+        out,
+        "{total} quarantined row(s) in trusted.{}_quarantine{}",
+        ds.name(),
+        rule.map(|r| format!(" failing {r}")).unwrap_or_default()
+    )?;
+    let sql = format!("SELECT _source_file, _source_line, _batch_id, _rule_ids, _failures FROM t {filter} ORDER BY _batch_id, _source_line LIMIT {limit}");
+    if let Some((schema, batches)) = crate::storage::delta::query(&loc, &sql).await? {
+        let df = crate::frame::from_batches(&schema, &batches)?;
+        let files = df.column("_source_file")?.str()?.clone();
+        let lines = df.column("_source_line")?.i64()?.clone();
+        let fails = df.column("_failures")?.str()?.clone();
+        for i in 0..df.height() {
+            writeln!(
+                out,
+                "  {}:{}  {}",
+                files.get(i).unwrap_or_default(),
+                lines.get(i).unwrap_or_default(),
+                fails.get(i).unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+async fn release(p: &Project, dataset: &str, dry_run: bool, out: &mut dyn Write) -> Result<Exit> {
+    let ds = p.dataset(dataset)?;
+    let r = crate::stage::trusted::release(&p.lake, &ds, dry_run).await?;
+    writeln!(
+        out,
+        "{}: {} quarantined rows re-evaluated; {} now pass ({} new in trusted, {} corrections, {} duplicates dropped); {} still quarantined{}",
+        r.dataset, r.evaluated, r.released, r.inserted, r.updated, r.duplicates_dropped, r.still_quarantined,
+        if dry_run { " (dry run: nothing written)" } else { "" }
+    )?;
+    Ok(Exit::Ok)
+}
+
+fn rules_check(p: &Project, out: &mut dyn Write) -> Result<Exit> {
+    let mut problems = Vec::new();
+    let datasets = match p.datasets() {
+        Ok(d) => d,
+        Err(e) => return Err(e.into()),
+    };
+    for d in &datasets {
+        match p.dataset(d) {
+            Ok(ds) => writeln!(
+                out,
+                "ok  {d}: contract v{}, {} rules",
+                ds.contract.version,
+                ds.rules.rules.len()
+            )?,
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if let Err(e) = p.curated() {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() {
+        writeln!(out, "All contracts, rules and pipelines are valid.")?;
+        Ok(Exit::Ok)
+    } else {
+        Err(UsageError(problems.join("\n")).into())
+    }
 }
 
 /// Entry of the stage binaries: runs one step for the given (or all) datasets.

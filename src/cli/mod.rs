@@ -101,6 +101,41 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// The quality report of a batch: books, rules worst first, change against the previous batch.
+    Report {
+        /// Dataset.
+        dataset: String,
+        /// Batch id (default: the newest).
+        #[arg(long)]
+        batch: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Write to this file (html defaults to lake/_reports/<dataset>_<batch>.html).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Quarantined rows with the rules they failed; `quarantine release DATASET` re-promotes fixed rows.
+    #[command(args_conflicts_with_subcommands = true)]
+    Quarantine {
+        /// Dataset whose quarantine to list.
+        dataset: Option<String>,
+        /// Only rows that failed this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Rows to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Release instead of listing.
+        #[command(subcommand)]
+        action: Option<QuarantineAction>,
+    },
+    /// Check every contract, rules file and pipeline without promoting anything.
+    Rules {
+        /// What to do.
+        #[command(subcommand)]
+        action: RulesAction,
+    },
     /// Query the lake with SQL (tables are `<stage>.<table>`); no SQL opens a small shell.
     Query(QueryArgs),
     /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
@@ -131,6 +166,37 @@ pub struct PromoteArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+/// `medallion quarantine` actions.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// Re-evaluate quarantined rows under the current contract and rules; promote those that pass.
+    Release {
+        /// Dataset.
+        dataset: String,
+        /// Report what would be released; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `medallion rules` actions.
+#[derive(Debug, Subcommand)]
+pub enum RulesAction {
+    /// Validate contracts, quality rules, pipelines and the curated settings (file:line:column errors).
+    Check,
+}
+
+/// Output format of the quality report.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// For a terminal.
+    Text,
+    /// Stable JSON.
+    Json,
+    /// A self-contained HTML page.
+    Html,
 }
 
 /// Output format of query results.

@@ -1,6 +1,8 @@
 //! Renders what medallion did and what the lake holds, for people (text) and tools (json).
 //! Reports never show identifiers in clear: everything they read is already pseudonymised.
 
+pub mod quality;
+
 use std::fmt::Write as _;
 
 use crate::catalog::TableEntry;

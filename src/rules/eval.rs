@@ -234,6 +234,19 @@ fn none_if_empty(e: Expr) -> Expr {
 }
 
 fn shown_value(rule: &Rule) -> Expr {
+    let text = |c: &str| col(raw_name(c).as_str()).fill_null(lit("<missing>"));
+    if let Check::Compare { left, right, .. } = &rule.check {
+        return concat_str(
+            [
+                lit(format!("{}: {left}=", rule.id)),
+                text(left),
+                lit(format!(" {right}=")),
+                text(right),
+            ],
+            "",
+            true,
+        );
+    }
     match rule.check.display_column() {
         Some(column) => {
             let text = col(raw_name(column).as_str()).fill_null(lit("<missing>"));

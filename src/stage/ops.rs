@@ -140,6 +140,37 @@ pub async fn record_raw(lake: &Lake, r: &RawBatchReport) -> Result<()> {
     .await
 }
 
+/// Records a quarantine release in the books (step `quarantine-release`: rows in = released,
+/// promoted = new keys, quarantined = rows still in quarantine).
+///
+/// # Errors
+/// Storage errors.
+pub async fn record_release(
+    lake: &Lake,
+    r: &super::trusted::ReleaseReport,
+    stamp: &str,
+) -> Result<()> {
+    record(
+        lake,
+        PromotionRow {
+            dataset: r.dataset.clone(),
+            step: "quarantine-release".into(),
+            batch_id: format!("release-{stamp}"),
+            source_file: String::new(),
+            rows_in: r.released,
+            rows_promoted: r.inserted,
+            rejected: 0,
+            quarantined: r.still_quarantined,
+            duplicates_dropped: r.duplicates_dropped,
+            updated: r.updated,
+            warned_rules: 0,
+            contract_version: String::new(),
+            recorded_at: String::new(),
+        },
+    )
+    .await
+}
+
 /// Records the books and rule results of a raw→trusted batch.
 ///
 /// # Errors
@@ -247,4 +278,179 @@ async fn record_rules(lake: &Lake, r: &TrustedBatchReport) -> Result<()> {
         RecordBatch::try_new(quality_schema(), cols).map_err(|e| StepError::Frame(e.into()))?;
     delta::append(&loc, quality_schema(), vec![batch], &app, &[]).await?;
     Ok(())
+}
+
+/// One rule's result on one batch, as read back from `_ops/quality_results`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StoredResult {
+    /// Batch id.
+    pub batch_id: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// What the rule protects.
+    pub description: String,
+    /// warn, quarantine, fail.
+    pub severity: String,
+    /// row or dataset.
+    pub level: String,
+    /// Rows judged.
+    pub evaluated: u64,
+    /// Rows failing.
+    pub failed: u64,
+    /// failed / evaluated.
+    pub failure_rate: f64,
+    /// Dataset-level metric.
+    pub metric: Option<f64>,
+    /// passed, warned, quarantined, failed, skipped.
+    pub outcome: String,
+}
+
+/// A dataset's quality history: the books and rule results of every batch, oldest first.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct History {
+    /// Books of each step and batch.
+    pub books: Vec<PromotionRow>,
+    /// Rule results of every batch.
+    pub results: Vec<StoredResult>,
+}
+
+fn strings_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<String>> {
+    Ok(df
+        .column(c)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+fn u64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<u64>> {
+    // Delta has no unsigned types: the counts come back as Int64.
+    let s = df
+        .column(c)?
+        .as_materialized_series()
+        .cast(&polars::prelude::DataType::UInt64)?;
+    Ok(s.u64()?.iter().map(|v| v.unwrap_or_default()).collect())
+}
+
+fn f64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<Option<f64>>> {
+    Ok(df.column(c)?.f64()?.iter().collect())
+}
+
+/// Reads a dataset's history from the ops tables.
+///
+/// # Errors
+/// Storage errors.
+pub async fn history(lake: &Lake, dataset: &str) -> Result<History> {
+    let q = dataset.replace('\'', "''");
+    let mut h = History::default();
+    let sql = format!("SELECT * FROM t WHERE dataset = '{q}' ORDER BY recorded_at, batch_id");
+    if let Some((schema, batches)) = delta::query(&lake.ops_loc(PROMOTIONS)?, &sql).await? {
+        let df = crate::frame::from_batches(&schema, &batches)?;
+        let (steps, ids, files, cv) = (
+            strings_of(&df, "step")?,
+            strings_of(&df, "batch_id")?,
+            strings_of(&df, "source_file")?,
+            strings_of(&df, "contract_version")?,
+        );
+        let (rin, prom, rej, quar, dup, upd, warn) = (
+            u64s_of(&df, "rows_in")?,
+            u64s_of(&df, "rows_promoted")?,
+            u64s_of(&df, "rejected")?,
+            u64s_of(&df, "quarantined")?,
+            u64s_of(&df, "duplicates_dropped")?,
+            u64s_of(&df, "updated")?,
+            u64s_of(&df, "warned_rules")?,
+        );
+        for i in 0..df.height() {
+            h.books.push(PromotionRow {
+                dataset: dataset.to_string(),
+                step: steps[i].clone(),
+                batch_id: ids[i].clone(),
+                source_file: files[i].clone(),
+                rows_in: rin[i],
+                rows_promoted: prom[i],
+                rejected: rej[i],
+                quarantined: quar[i],
+                duplicates_dropped: dup[i],
+                updated: upd[i],
+                warned_rules: warn[i],
+                contract_version: cv[i].clone(),
+                recorded_at: String::new(),
+            });
+        }
+    }
+    let sql = format!("SELECT * FROM t WHERE dataset = '{q}' ORDER BY evaluated_at, batch_id");
+    if let Some((schema, batches)) = delta::query(&lake.ops_loc(QUALITY_RESULTS)?, &sql).await? {
+        let df = crate::frame::from_batches(&schema, &batches)?;
+        let (ids, rules, desc, sev, lvl, out) = (
+            strings_of(&df, "batch_id")?,
+            strings_of(&df, "rule_id")?,
+            strings_of(&df, "description")?,
+            strings_of(&df, "severity")?,
+            strings_of(&df, "level")?,
+            strings_of(&df, "outcome")?,
+        );
+        let (ev, fail) = (u64s_of(&df, "evaluated")?, u64s_of(&df, "failed")?);
+        let (rate, metric) = (f64s_of(&df, "failure_rate")?, f64s_of(&df, "metric")?);
+        for i in 0..df.height() {
+            h.results.push(StoredResult {
+                batch_id: ids[i].clone(),
+                rule_id: rules[i].clone(),
+                description: desc[i].clone(),
+                severity: sev[i].clone(),
+                level: lvl[i].clone(),
+                evaluated: ev[i],
+                failed: fail[i],
+                failure_rate: rate[i].unwrap_or_default(),
+                metric: metric[i],
+                outcome: out[i].clone(),
+            });
+        }
+    }
+    Ok(h)
+}
+
+/// Up to `per_rule` quarantined rows of a batch for each rule, as `file:line  failures`.
+/// Values are as stored in quarantine, so identifiers are already pseudonymised.
+///
+/// # Errors
+/// Storage errors.
+pub async fn quarantine_samples(
+    lake: &Lake,
+    dataset: &str,
+    batch: &str,
+    per_rule: usize,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+    let loc = lake.loc(
+        crate::storage::Stage::Trusted,
+        &format!("{dataset}_quarantine"),
+    )?;
+    let sql = format!(
+        "SELECT _source_file, _source_line, _rule_ids, _failures FROM t WHERE _batch_id = '{}' ORDER BY _source_line",
+        batch.replace('\'', "''")
+    );
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+        let df = crate::frame::from_batches(&schema, &batches)?;
+        let (files, ids, fails) = (
+            strings_of(&df, "_source_file")?,
+            strings_of(&df, "_rule_ids")?,
+            strings_of(&df, "_failures")?,
+        );
+        let lines: Vec<i64> = df
+            .column("_source_line")?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or_default())
+            .collect();
+        for i in 0..df.height() {
+            for id in ids[i].split(',') {
+                let v = out.entry(id.to_string()).or_default();
+                if v.len() < per_rule {
+                    v.push(format!("{}:{}  {}", files[i], lines[i], fails[i]));
+                }
+            }
+        }
+    }
+    Ok(out)
 }

@@ -462,3 +462,113 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     }
     Ok(reports)
 }
+
+/// What `quarantine release` did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReleaseReport {
+    /// Dataset.
+    pub dataset: String,
+    /// Quarantined rows re-evaluated.
+    pub evaluated: u64,
+    /// Rows that now pass every rule and left quarantine.
+    pub released: u64,
+    /// Of those, new keys in trusted.
+    pub inserted: u64,
+    /// Of those, newer corrections that replaced a trusted row.
+    pub updated: u64,
+    /// Released rows dropped as duplicates or older than what trusted holds.
+    pub duplicates_dropped: u64,
+    /// Rows still failing, left in quarantine.
+    pub still_quarantined: u64,
+}
+
+/// Re-evaluates every quarantined row under the current contract and rules; rows that now pass
+/// are upserted into trusted (by primary key, so a rerun never duplicates them) and then leave
+/// quarantine. Trusted is written first: a crash in between leaves the rows in quarantine and
+/// the rerun upserts them again as the same records.
+///
+/// # Errors
+/// [`StepError::Stopped`] when a `fail` rule fails; storage errors.
+pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<ReleaseReport> {
+    let name = ds.name();
+    let q_loc = lake.loc(Stage::Trusted, &format!("{name}_quarantine"))?;
+    let data_loc = lake.loc(Stage::Trusted, name)?;
+    let mut report = ReleaseReport {
+        dataset: name.to_string(),
+        ..ReleaseReport::default()
+    };
+    let Some((schema, batches)) = delta::query(&q_loc, "SELECT * FROM t").await? else {
+        return Ok(report);
+    };
+    let all = frame::from_batches(&schema, &batches)?;
+    report.evaluated = all.height() as u64;
+    if all.height() == 0 {
+        return Ok(report);
+    }
+    let raw = all
+        .clone()
+        .lazy()
+        .drop(by_name([RULE_IDS, FAILURES], true, false))
+        .collect()?;
+    let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
+    let refs = reference_keys(lake, ds).await?;
+    let history = HashMap::new();
+    let cx = eval::Context {
+        as_of: AsOf(lake.clock.now()),
+        types: &types,
+        history: &history,
+        refs: &refs,
+    };
+    let mut rules = ds.rules.clone();
+    // Dataset-level rules judged the original batches; only row rules decide a release.
+    rules.rules.retain(|r| r.check.is_row_level());
+    let ev = eval::evaluate(typed_frame(ds, raw)?, &rules, &cx)?;
+    let stopping: Vec<(String, u64)> = ev
+        .stopping_failures()
+        .iter()
+        .map(|r| (r.rule_id.clone(), r.failed))
+        .collect();
+    if !stopping.is_empty() {
+        return Err(StepError::Stopped {
+            dataset: name.to_string(),
+            stage: Stage::Trusted,
+            rules: stopping,
+        });
+    }
+    let mut remaining = quarantine_frame(ds, &ev.frame)?;
+    let (valid, dups) = valid_frame(ds, &ev.frame)?;
+    report.still_quarantined = remaining.height() as u64;
+    report.released = report.evaluated - report.still_quarantined;
+    if report.released == 0 || dry_run {
+        return Ok(report);
+    }
+    let unique = valid.height() as u64;
+    let (mut winners, counts) = classify(&data_loc, ds, valid).await?;
+    report.inserted = counts.inserted;
+    report.updated = counts.updated;
+    report.duplicates_dropped = dups + (unique - counts.inserted - counts.updated) + counts.updated;
+    let newer = ds
+        .contract
+        .newest_wins_by
+        .as_ref()
+        .map(|c| format!("t.{c} IS NULL OR (s.{c} IS NOT NULL AND s.{c} >= t.{c})"));
+    let (ws, wb) = frame::to_batches(&mut winners)?;
+    let stamp = lake.clock.now().timestamp_micros().to_string();
+    let app = txn_id("quarantine-release", &stamp);
+    let meta = [("medallion.step", serde_json::json!("quarantine-release"))];
+    delta::upsert(
+        &data_loc,
+        ws,
+        wb,
+        &ds.contract.primary_key,
+        newer.as_deref(),
+        &app,
+        &meta,
+    )
+    .await?;
+    super::crash_point("quarantine-release", "after-trusted");
+    let (rs, rb) = frame::to_batches(&mut remaining)?;
+    delta::overwrite(&q_loc, rs, rb, &app, &meta).await?;
+    ops::record_release(lake, &report, &stamp).await?;
+    Ok(report)
+}

@@ -8,4 +8,5 @@ mod curated;
 mod e2e;
 mod errors;
 mod idempotency;
+mod quality;
 mod query;

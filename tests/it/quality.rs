@@ -1,0 +1,256 @@
+//! Quality reports (text, json, html checked in headless Chromium) and quarantine release.
+
+use crate::harness::{defects, TestProject};
+
+fn two_batches() -> TestProject {
+    let p = TestProject::new();
+    let inbox = p.generate(40, 7, 0.03);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all", "--to", "trusted"]);
+    let inbox2 = p.path("inbox2");
+    p.ok(&[
+        "generate",
+        "--out",
+        inbox2.to_str().unwrap(),
+        "--students",
+        "40",
+        "--days",
+        "7",
+        "--seed",
+        "3",
+        "--start",
+        "2026-09-21",
+        "--defect-rate",
+        "0.08",
+    ]);
+    p.ok(&["land", "attendance", inbox2.to_str().unwrap()]);
+    p.ok(&["promote", "attendance", "--to", "trusted"]);
+    p
+}
+
+#[test]
+fn report_compares_with_the_previous_batch_in_every_format() {
+    let p = two_batches();
+    let text = p.ok(&["report", "attendance"]).stdout;
+    assert!(text.contains("compared with b000001-"), "{text}");
+    assert!(
+        text.contains("↑"),
+        "more defects in batch 2 should show as ↑: {text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["report", "attendance", "--format", "json"]).stdout).unwrap();
+    assert!(json["batch_id"].as_str().unwrap().starts_with("b000002-"));
+    let rules = json["rules"].as_array().unwrap();
+    let first = &rules[0];
+    assert_eq!(first["outcome"], "quarantined", "worst first: {first}");
+    assert!(first["pass_rate_history"].as_array().unwrap().len() == 2);
+    assert!(rules.iter().any(|r| r["trend"] == "up"));
+    let t = &json["trusted"];
+    assert_eq!(
+        t["rows_in"].as_u64().unwrap(),
+        t["rows_promoted"].as_u64().unwrap()
+            + t["quarantined"].as_u64().unwrap()
+            + t["duplicates_dropped"].as_u64().unwrap()
+    );
+    // An earlier batch by id.
+    let b1 = p
+        .ok(&[
+            "report",
+            "attendance",
+            "--format",
+            "json",
+            "--batch",
+            json["previous_batch"].as_str().unwrap(),
+        ])
+        .stdout;
+    assert!(b1.contains("\"previous_batch\": null"), "{b1}");
+    let bad = p.run(&["report", "attendance", "--batch", "b999"]);
+    assert_eq!(bad.code, 2);
+
+    let html_path = p.path("report.html");
+    p.ok(&[
+        "report",
+        "attendance",
+        "--format",
+        "html",
+        "--output",
+        html_path.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page must be self-contained"
+    );
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), rules.len());
+    assert!(html.contains("sample failing rows"));
+    assert!(
+        !regex::Regex::new(r"S\d{6}").unwrap().is_match(&html),
+        "identifiers in clear in the report"
+    );
+    check_in_chromium(&html_path, rules.len());
+}
+
+/// Renders the page in headless Chromium, keeps a screenshot in the test output folder and
+/// checks the charts were rendered into the DOM. Chromium is required when
+/// MEDALLION_REQUIRE_CHROMIUM=1 (CI installs it); otherwise a missing browser is reported.
+fn check_in_chromium(page: &std::path::Path, charts: usize) {
+    let bin = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(bin) = bin else {
+        assert!(
+            std::env::var("MEDALLION_REQUIRE_CHROMIUM").is_err(),
+            "Chromium is required but not installed"
+        );
+        eprintln!("NOTE: Chromium not installed; the HTML report was checked without a browser");
+        return;
+    };
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("quality-report");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let url = format!("file://{}", page.display());
+    let shot = out_dir.join("report.png");
+    let status = std::process::Command::new(bin)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--window-size=1400,1200")
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "empty screenshot"
+    );
+    let dom = std::process::Command::new(bin)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(
+        dom.matches("<svg class=\"chart\"").count(),
+        charts,
+        "charts rendered in the DOM"
+    );
+    assert!(
+        dom.matches("<circle").count() >= charts * 2,
+        "each chart has a point per batch"
+    );
+    eprintln!("Screenshot of the quality report: {}", shot.display());
+}
+
+#[test]
+fn quarantine_lists_and_release_repromotes_exactly_once() {
+    let p = TestProject::new();
+    let inbox = p.generate(40, 7, 0.05);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all", "--to", "trusted"]);
+    let tardy = defects(&inbox)
+        .iter()
+        .filter(|d| d.kind == "status_outside_set")
+        .count() as u64;
+    assert!(tardy > 0);
+    let listed = p
+        .ok(&[
+            "quarantine",
+            "attendance",
+            "--rule",
+            "contract.status.allowed_values",
+        ])
+        .stdout;
+    assert!(
+        listed.starts_with(&format!("{tardy} quarantined row(s)")),
+        "{listed}"
+    );
+    assert!(listed.contains("status=tardy"), "{listed}");
+    let trusted = p.rows("trusted", "attendance");
+    let quarantined = p.rows("trusted", "attendance_quarantine");
+
+    // Nothing changed yet: nothing to release.
+    let r = p.ok(&["quarantine", "release", "attendance"]).stdout;
+    assert!(r.contains("0 now pass"), "{r}");
+    // The office confirms `tardy` is a real status: the contract changes, the rows come back.
+    let contract = p.path("contracts/attendance.yaml");
+    let text = std::fs::read_to_string(&contract).unwrap().replace(
+        "value: [present, absent, late, excused]",
+        "value: [present, absent, late, excused, tardy]",
+    );
+    std::fs::write(&contract, text).unwrap();
+    let r = p.ok(&["quarantine", "release", "attendance"]).stdout;
+    assert!(
+        r.contains(&format!("{tardy} now pass ({tardy} new in trusted")),
+        "{r}"
+    );
+    assert_eq!(p.rows("trusted", "attendance"), trusted + tardy);
+    assert_eq!(
+        p.rows("trusted", "attendance_quarantine"),
+        quarantined - tardy
+    );
+    let again = p.ok(&["quarantine", "release", "attendance"]).stdout;
+    assert!(again.contains("0 now pass"), "{again}");
+    assert_eq!(p.rows("trusted", "attendance"), trusted + tardy);
+    let still = p
+        .ok(&[
+            "quarantine",
+            "attendance",
+            "--rule",
+            "contract.status.allowed_values",
+        ])
+        .stdout;
+    assert!(still.starts_with("0 quarantined row(s)"), "{still}");
+}
+
+#[test]
+fn rules_check_reports_every_problem_with_location() {
+    let p = TestProject::new();
+    p.ok(&["rules", "check"]);
+    let rules = p.path("quality_rules/courses.yaml");
+    let text = std::fs::read_to_string(&rules)
+        .unwrap()
+        .replace("column: title, min: 3", "column: titel, min: 3")
+        .replace("column: term, min: 1", "column: term, colour: red, min: 1");
+    std::fs::write(&rules, text).unwrap();
+    let r = p.run(&["rules", "check"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("quality_rules/courses.yaml:"),
+        "{}",
+        r.stderr
+    );
+    let r2 = {
+        let text = std::fs::read_to_string(&rules)
+            .unwrap()
+            .replace("colour: red, ", "");
+        std::fs::write(&rules, text).unwrap();
+        p.run(&["rules", "check"])
+    };
+    assert_eq!(r2.code, 2);
+    assert!(
+        r2.stderr.contains("unknown column `titel`"),
+        "{}",
+        r2.stderr
+    );
+}
