@@ -616,10 +616,7 @@ async fn release(p: &Project, dataset: &str, dry_run: bool, out: &mut dyn Write)
 
 fn rules_check(p: &Project, out: &mut dyn Write) -> Result<Exit> {
     let mut problems = Vec::new();
-    let datasets = match p.datasets() {
-        Ok(d) => d,
-        Err(e) => return Err(e.into()),
-    };
+    let datasets = p.datasets()?;
     for d in &datasets {
         match p.dataset(d) {
             Ok(ds) => writeln!(
