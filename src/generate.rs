@@ -457,6 +457,8 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
                 } else {
                     Some(due_ts - Duration::hours(rng.gen_range(1..72)))
                 };
+                // Nothing is submitted after the export was made.
+                let sub_ts = sub_ts.filter(|t| *t <= as_of);
                 let graded_ts = sub_ts
                     .map(|t| t + Duration::hours(rng.gen_range(12..120)))
                     .filter(|t| *t <= as_of);

@@ -15,6 +15,7 @@ pub mod frame;
 pub mod generate;
 pub mod metrics;
 pub mod pipeline;
+pub mod profile;
 pub mod project;
 pub mod query;
 pub mod report;

@@ -104,6 +104,50 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         Command::Rules {
             action: super::RulesAction::Check,
         } => rules_check(&open(project)?, out),
+        Command::Rules {
+            action:
+                super::RulesAction::Suggest {
+                    dataset,
+                    stage,
+                    output,
+                },
+        } => {
+            let p = open(project)?;
+            let prof = load_profile(&p, &dataset, stage).await?;
+            let yaml = prof.suggest_rules(&dataset);
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, yaml)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    writeln!(out, "Suggested rules written to {}: review them, then move them into quality_rules/{dataset}.yaml", path.display())?;
+                }
+                None => write!(out, "{yaml}")?,
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Profile {
+            dataset,
+            stage,
+            format,
+            output,
+        } => {
+            let p = open(project)?;
+            let prof = load_profile(&p, &dataset, stage).await?;
+            let text = match format {
+                super::ReportFormat::Text => prof.text(),
+                super::ReportFormat::Json => serde_json::to_string_pretty(&prof)? + "\n",
+                super::ReportFormat::Html => prof.html(),
+            };
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    writeln!(out, "Profile written to {}", path.display())?;
+                }
+                None => write!(out, "{text}")?,
+            }
+            Ok(Exit::Ok)
+        }
         Command::Query(args) => query(&open(project)?, &args, out).await,
         Command::Catalog { table, format } => {
             catalog(&open(project)?, table.as_deref(), format, out).await
@@ -503,6 +547,28 @@ async fn shell(
         }
     }
     Ok(Exit::Ok)
+}
+
+async fn load_profile(
+    p: &Project,
+    dataset: &str,
+    stage: super::ProfileStage,
+) -> Result<crate::profile::Profile> {
+    let ds = p.dataset(dataset)?;
+    let stage = match stage {
+        super::ProfileStage::Raw => Stage::Raw,
+        super::ProfileStage::Trusted => Stage::Trusted,
+    };
+    let loc = p.lake.loc(stage, ds.name())?;
+    let (schema, batches) = crate::storage::delta::query(&loc, "SELECT * FROM t")
+        .await?
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{stage}.{dataset} does not exist yet: promote the dataset first"
+            ))
+        })?;
+    let df = crate::frame::from_batches(&schema, &batches)?;
+    Ok(crate::profile::profile(&format!("{stage}.{dataset}"), &df)?)
 }
 
 async fn report_cmd(

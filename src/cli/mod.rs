@@ -130,7 +130,21 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<QuarantineAction>,
     },
-    /// Check every contract, rules file and pipeline without promoting anything.
+    /// A column profile of a dataset's table: nulls, distinct values, statistics, top values, shapes.
+    Profile {
+        /// Dataset.
+        dataset: String,
+        /// Stage of the table to profile.
+        #[arg(long, value_enum, default_value_t = ProfileStage::Trusted)]
+        stage: ProfileStage,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Write to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Check the rule files, or suggest rules from a profile of the data.
     Rules {
         /// What to do.
         #[command(subcommand)]
@@ -186,6 +200,26 @@ pub enum QuarantineAction {
 pub enum RulesAction {
     /// Validate contracts, quality rules, pipelines and the curated settings (file:line:column errors).
     Check,
+    /// Profile a table and propose a rules file to review (printed, or written with --output).
+    Suggest {
+        /// Dataset.
+        dataset: String,
+        /// Stage of the table to profile.
+        #[arg(long, value_enum, default_value_t = ProfileStage::Trusted)]
+        stage: ProfileStage,
+        /// Write the proposal here instead of printing it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Stages a profile can read.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProfileStage {
+    /// raw.<dataset> (text).
+    Raw,
+    /// trusted.<dataset> (typed).
+    Trusted,
 }
 
 /// Output format of the quality report.

@@ -254,3 +254,47 @@ fn rules_check_reports_every_problem_with_location() {
         r2.stderr
     );
 }
+
+#[test]
+fn profile_and_suggested_rules_are_usable() {
+    let p = TestProject::new();
+    let inbox = p.generate(30, 14, 0.0);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all", "--to", "trusted"]);
+    let prof: serde_json::Value =
+        serde_json::from_str(&p.ok(&["profile", "grades", "--format", "json"]).stdout).unwrap();
+    let cols = prof["columns"].as_array().unwrap();
+    let score = cols.iter().find(|c| c["name"] == "score").unwrap();
+    assert!(score["mean"].as_f64().is_some() && score["histogram"].as_array().unwrap().len() == 10);
+    let t = cols
+        .iter()
+        .find(|c| c["name"] == "assessment_type")
+        .unwrap();
+    assert!(t["distinct"].as_u64().unwrap() <= 4);
+    let raw = p.ok(&["profile", "attendance", "--stage", "raw"]).stdout;
+    assert!(raw.starts_with("raw.attendance:"), "{raw}");
+    // The suggestion is a valid rules file: it replaces the shipped one and everything still passes.
+    let out = p.path("suggested.yaml");
+    p.ok(&[
+        "rules",
+        "suggest",
+        "grades",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::copy(&out, p.path("quality_rules/grades.yaml")).unwrap();
+    let check = p.ok(&["rules", "check"]).stdout;
+    assert!(
+        check.contains("All contracts, rules and pipelines are valid."),
+        "{check}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("suggested.assessment_type.accepted_values"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("column: student_id, regex"),
+        "no pattern on pseudonyms: {text}"
+    );
+}
