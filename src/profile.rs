@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn profile_and_suggestions() {
         let df = df!(
-            "code" => ["MAT101", "PHY102", "BIO103", "MAT101"],
+            "code" => ["MAT101", "PHY102", "BIO103", "CHE104"],
             "status" => ["present", "absent", "present", "late"],
             "minutes" => [Some(50i64), Some(0), None, Some(45)],
             "_batch_id" => ["b", "b", "b", "b"],
