@@ -10,3 +10,4 @@ mod errors;
 mod idempotency;
 mod quality;
 mod query;
+mod real_data;
