@@ -5,6 +5,8 @@
 //! quality rules, with every table in a catalog and every batch's books balanced.
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -40,6 +40,9 @@ pub enum ProjectError {
         /// The datasets that exist.
         known: String,
     },
+    /// The AWS backend could not be reached or is not bootstrapped.
+    #[error("aws: {0}")]
+    Aws(String),
     /// Datasets' dependencies are inconsistent.
     #[error("pipelines: {0}")]
     Dependencies(String),
@@ -59,15 +62,15 @@ impl Project {
     ///
     /// # Errors
     /// Configuration or storage errors.
-    pub fn open(root: &Path) -> Result<Self, ProjectError> {
-        Self::open_with_clock(root, Arc::new(SystemClock))
+    pub async fn open(root: &Path) -> Result<Self, ProjectError> {
+        Self::open_with_clock(root, Arc::new(SystemClock)).await
     }
 
     /// Opens the project at `root` with `clock`.
     ///
     /// # Errors
     /// Configuration or storage errors.
-    pub fn open_with_clock(root: &Path, clock: Arc<dyn Clock>) -> Result<Self, ProjectError> {
+    pub async fn open_with_clock(root: &Path, clock: Arc<dyn Clock>) -> Result<Self, ProjectError> {
         let config = ProjectConfig::load(root)?;
         let lake = match config.backend {
             Backend::Local => {
@@ -84,8 +87,45 @@ impl Project {
                     clock,
                 }
             }
+            Backend::Aws => Self::aws_lake(&config, clock).await?,
         };
         Ok(Self { config, lake })
+    }
+
+    #[cfg(feature = "aws")]
+    async fn aws_lake(config: &ProjectConfig, clock: Arc<dyn Clock>) -> Result<Lake, ProjectError> {
+        use crate::aws::{
+            catalog::GlueCatalog, keys::KmsKeyProvider, metrics::CloudWatchSink,
+            store::S3TableStore, Aws,
+        };
+        let cfg = config.aws.as_ref().ok_or_else(|| ConfigError::Invalid {
+            path: config.root.join(crate::config::CONFIG_FILE),
+            message: "backend: aws needs an `aws:` section".into(),
+        })?;
+        let aws = Aws::new(cfg).await;
+        let key_arn = aws
+            .key_arn()
+            .await
+            .map_err(|e| ProjectError::Aws(e.to_string()))?;
+        Ok(Lake {
+            store: Arc::new(S3TableStore::new(aws.clone(), key_arn.clone())),
+            catalog: Arc::new(GlueCatalog::new(aws.clone(), "academics-data")),
+            metrics: Arc::new(CloudWatchSink::new(aws.clone())),
+            keys: Arc::new(KmsKeyProvider::new(aws, key_arn)),
+            clock,
+        })
+    }
+
+    #[cfg(not(feature = "aws"))]
+    async fn aws_lake(
+        config: &ProjectConfig,
+        _clock: Arc<dyn Clock>,
+    ) -> Result<Lake, ProjectError> {
+        Err(ConfigError::Invalid {
+            path: config.root.join(crate::config::CONFIG_FILE),
+            message: "this medallion was built without the `aws` feature".into(),
+        }
+        .into())
     }
 
     /// Dataset names that have a pipeline, in dependency order.

@@ -36,7 +36,7 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
         }
         if let Some(p) = cause.downcast_ref::<ProjectError>() {
             return match p {
-                ProjectError::Storage(_) => Exit::Backend,
+                ProjectError::Storage(_) | ProjectError::Aws(_) => Exit::Backend,
                 _ => Exit::Usage,
             };
         }
@@ -52,8 +52,8 @@ fn project_root(flag: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-fn open(flag: Option<&Path>) -> Result<Project> {
-    Ok(Project::open(&project_root(flag)?)?)
+async fn open(flag: Option<&Path>) -> Result<Project> {
+    Ok(Project::open(&project_root(flag)?).await?)
 }
 
 /// Runs one parsed command line.
@@ -66,9 +66,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         Command::Init { dir } => init(&dir, out),
         Command::Demo(args) => demo(project, &args, out).await,
         Command::Generate(args) => gen(&args, out),
-        Command::Land { dataset, files } => land(&open(project)?, &dataset, &files, out).await,
-        Command::Promote(args) => promote(&open(project)?, &args, out).await,
-        Command::Status { format } => status(&open(project)?, format, out).await,
+        Command::Land { dataset, files } => {
+            land(&open(project).await?, &dataset, &files, out).await
+        }
+        Command::Promote(args) => promote(&open(project).await?, &args, out).await,
+        Command::Status { format } => status(&open(project).await?, format, out).await,
         Command::Report {
             dataset,
             batch,
@@ -76,7 +78,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             output,
         } => {
             report_cmd(
-                &open(project)?,
+                &open(project).await?,
                 &dataset,
                 batch.as_deref(),
                 format,
@@ -92,18 +94,18 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             action,
         } => match action {
             Some(super::QuarantineAction::Release { dataset, dry_run }) => {
-                release(&open(project)?, &dataset, dry_run, out).await
+                release(&open(project).await?, &dataset, dry_run, out).await
             }
             None => {
                 let dataset = dataset.ok_or_else(|| {
                     UsageError("give a dataset: medallion quarantine DATASET".into())
                 })?;
-                quarantine_list(&open(project)?, &dataset, rule.as_deref(), limit, out).await
+                quarantine_list(&open(project).await?, &dataset, rule.as_deref(), limit, out).await
             }
         },
         Command::Rules {
             action: super::RulesAction::Check,
-        } => rules_check(&open(project)?, out),
+        } => rules_check(&open(project).await?, out),
         Command::Rules {
             action:
                 super::RulesAction::Suggest {
@@ -112,7 +114,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
                     output,
                 },
         } => {
-            let p = open(project)?;
+            let p = open(project).await?;
             let prof = load_profile(&p, &dataset, stage).await?;
             let yaml = prof.suggest_rules(&dataset);
             match output {
@@ -131,7 +133,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             format,
             output,
         } => {
-            let p = open(project)?;
+            let p = open(project).await?;
             let prof = load_profile(&p, &dataset, stage).await?;
             let text = match format {
                 super::ReportFormat::Text => prof.text(),
@@ -148,9 +150,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        Command::Query(args) => query(&open(project)?, &args, out).await,
+        #[cfg(feature = "aws")]
+        Command::Aws { action } => aws_cmd(&project_root(project)?, action, out).await,
+        Command::Query(args) => query(&open(project).await?, &args, out).await,
         Command::Catalog { table, format } => {
-            catalog(&open(project)?, table.as_deref(), format, out).await
+            catalog(&open(project).await?, table.as_deref(), format, out).await
         }
     }
 }
@@ -379,7 +383,7 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
             }
         },
     };
-    let p = Project::open(&root)?;
+    let p = Project::open(&root).await?;
     let inbox = root.join("landing-inbox");
     // The demo's term ends yesterday, so freshness rules see fresh data.
     let start = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(a.days));
@@ -705,12 +709,72 @@ fn rules_check(p: &Project, out: &mut dyn Write) -> Result<Exit> {
     }
 }
 
+#[cfg(feature = "aws")]
+async fn aws_cmd(root: &Path, action: super::AwsAction, out: &mut dyn Write) -> Result<Exit> {
+    use crate::aws::{setup, Aws};
+    let config = crate::config::ProjectConfig::load(root).map_err(ProjectError::from)?;
+    let cfg = config.aws.clone().ok_or_else(|| {
+        UsageError(format!(
+            "{}: add an `aws:` section (and `backend: aws`) first",
+            root.join(config::CONFIG_FILE).display()
+        ))
+    })?;
+    let aws = Aws::new(&cfg).await;
+    match action {
+        super::AwsAction::Bootstrap { dry_run } => {
+            for c in setup::bootstrap(&aws, &config.catalog.join("alarms.yaml"), dry_run).await? {
+                writeln!(out, "{c}")?;
+            }
+            Ok(Exit::Ok)
+        }
+        super::AwsAction::Doctor => {
+            let p = Project::open(root).await?;
+            let checks = setup::doctor(
+                &aws,
+                p.lake.catalog.as_ref(),
+                &p.lake.store.storage_options(),
+            )
+            .await?;
+            let drift = checks
+                .iter()
+                .filter(|c| matches!(c, setup::Check::Drift(_)))
+                .count();
+            for c in &checks {
+                writeln!(out, "{c}")?;
+            }
+            if drift == 0 {
+                writeln!(out, "No drift.")?;
+                Ok(Exit::Ok)
+            } else {
+                writeln!(
+                    out,
+                    "{drift} problem(s): run `medallion aws bootstrap` to fix what it manages."
+                )?;
+                Ok(Exit::Backend)
+            }
+        }
+        super::AwsAction::Policies => {
+            let arn = aws.key_arn().await.unwrap_or_else(|_| {
+                format!("arn:aws:kms:{}:ACCOUNT:{}", cfg.region, cfg.kms_key_alias)
+            });
+            let mut doc = setup::role_policies(&aws, &arn);
+            let buckets: serde_json::Map<String, serde_json::Value> = crate::aws::BUCKETS
+                .iter()
+                .map(|b| (aws.bucket(b), setup::bucket_policy(&aws.bucket(b))))
+                .collect();
+            doc["bucket_policies"] = serde_json::Value::Object(buckets);
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            Ok(Exit::Ok)
+        }
+    }
+}
+
 /// Entry of the stage binaries: runs one step for the given (or all) datasets.
 ///
 /// # Errors
 /// As [`run`].
 pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Exit> {
-    let p = open(cli.project.as_deref())?;
+    let p = open(cli.project.as_deref()).await?;
     let datasets = if cli.datasets.is_empty() {
         p.datasets()?
     } else {

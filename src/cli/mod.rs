@@ -150,6 +150,13 @@ pub enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Set up and check the AWS backend (`backend: aws` in medallion.yaml).
+    #[cfg(feature = "aws")]
+    Aws {
+        /// What to do.
+        #[command(subcommand)]
+        action: AwsAction,
+    },
     /// Query the lake with SQL (tables are `<stage>.<table>`); no SQL opens a small shell.
     Query(QueryArgs),
     /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
@@ -193,6 +200,22 @@ pub enum QuarantineAction {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `medallion aws` actions.
+#[cfg(feature = "aws")]
+#[derive(Debug, Subcommand)]
+pub enum AwsAction {
+    /// Create or verify (idempotently) the KMS key, buckets, Glue databases and alarms.
+    Bootstrap {
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Report every drift from what bootstrap sets up; exit 3 when anything is wrong.
+    Doctor,
+    /// Print least-privilege IAM policies per role and the bucket policy.
+    Policies,
 }
 
 /// `medallion rules` actions.

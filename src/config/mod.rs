@@ -28,7 +28,7 @@ pub enum ConfigError {
     )]
     NotFound(PathBuf),
     /// The configuration parsed but is not usable.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", .path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -52,6 +52,47 @@ pub enum Backend {
     /// Folder lake, file catalog, local key ring, local metrics log.
     #[default]
     Local,
+    /// S3 with SSE-KMS, Glue Data Catalog, KMS envelope keys, CloudWatch metrics.
+    Aws,
+}
+
+/// The `aws:` section of medallion.yaml.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// AWS region.
+    pub region: String,
+    /// Endpoint override (an emulator on loopback); `AWS_ENDPOINT_URL` works too.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Buckets are `<bucket_prefix>-landing`, `-raw`, `-trusted`, `-curated`, `-ops`.
+    pub bucket_prefix: String,
+    /// Alias of the customer-managed KMS key (`alias/medallion`).
+    pub kms_key_alias: String,
+    /// Glue databases are `<prefix>_raw`, `_trusted`, `_curated`, `_ops`.
+    pub glue_database_prefix: String,
+    /// CloudWatch namespace of the metrics.
+    #[serde(default = "default_namespace")]
+    pub cloudwatch_namespace: String,
+    /// Install the TLS-only / encrypted-puts-only bucket policies (turn off only for emulators
+    /// that cannot evaluate policy conditions; `medallion aws policies` prints them).
+    #[serde(default = "default_true")]
+    pub apply_bucket_policies: bool,
+    /// Days landing files and quarantine exports are kept (lifecycle rule).
+    #[serde(default = "default_retention")]
+    pub landing_retention_days: i32,
+}
+
+fn default_namespace() -> String {
+    "Medallion".to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_retention() -> i32 {
+    400
 }
 
 /// medallion.yaml as serde reads it.
@@ -74,6 +115,8 @@ pub struct ProjectConfigFile {
     catalog: Option<PathBuf>,
     #[serde(default)]
     dashboards: Option<PathBuf>,
+    #[serde(default)]
+    aws: Option<AwsConfig>,
 }
 
 /// The resolved project configuration: every path absolute.
@@ -97,6 +140,8 @@ pub struct ProjectConfig {
     pub catalog: PathBuf,
     /// dashboards/ folder.
     pub dashboards: PathBuf,
+    /// AWS settings (required when `backend: aws`).
+    pub aws: Option<AwsConfig>,
 }
 
 impl ProjectConfig {
@@ -107,6 +152,12 @@ impl ProjectConfig {
     pub fn load(root: &Path) -> Result<Self, ConfigError> {
         let path = root.join(CONFIG_FILE);
         let file: ProjectConfigFile = yaml::load(&path)?;
+        if file.backend == Backend::Aws && file.aws.is_none() {
+            return Err(ConfigError::Invalid {
+                path,
+                message: "backend: aws needs an `aws:` section (region, bucket_prefix, kms_key_alias, glue_database_prefix)".into(),
+            });
+        }
         Ok(Self::resolve(root, file))
     }
 
@@ -132,6 +183,7 @@ impl ProjectConfig {
             pipelines: abs(f.pipelines, "pipelines"),
             catalog: abs(f.catalog, "catalog"),
             dashboards: abs(f.dashboards, "dashboards"),
+            aws: f.aws,
         }
     }
 

@@ -86,6 +86,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../catalog/queries/class_statistics.sql"),
     ),
     (
+        "catalog/alarms.yaml",
+        include_str!("../../catalog/alarms.yaml"),
+    ),
+    (
         "catalog/catalog.yaml",
         include_str!("../../catalog/catalog.yaml"),
     ),

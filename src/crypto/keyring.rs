@@ -75,12 +75,13 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+#[async_trait::async_trait]
 impl KeyProvider for LocalKeyRing {
     fn name(&self) -> &'static str {
         "local key ring"
     }
 
-    fn pseudonymization_key(&self) -> Result<Pseudonymizer, CryptoError> {
+    async fn pseudonymization_key(&self) -> Result<Pseudonymizer, CryptoError> {
         if !self.path.exists() {
             self.create()?;
             tracing::info!(path = %self.path.display(), "Created a new pseudonymisation key ring.");
@@ -101,12 +102,12 @@ impl KeyProvider for LocalKeyRing {
 mod tests {
     use super::*;
 
-    #[test]
-    fn created_once_then_stable() {
+    #[tokio::test]
+    async fn created_once_then_stable() {
         let dir = tempfile::tempdir().unwrap();
         let ring = LocalKeyRing::new(dir.path().join("k/keyring.json"));
-        let a = ring.pseudonymization_key().unwrap().pseudonym("S1");
-        let b = ring.pseudonymization_key().unwrap().pseudonym("S1");
+        let a = ring.pseudonymization_key().await.unwrap().pseudonym("S1");
+        let b = ring.pseudonymization_key().await.unwrap().pseudonym("S1");
         assert_eq!(a, b);
         #[cfg(unix)]
         {

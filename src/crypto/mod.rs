@@ -16,6 +16,9 @@ pub use keyring::LocalKeyRing;
 /// Errors obtaining a key.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
+    /// The cloud key service failed.
+    #[error("key service: {0}")]
+    Service(String),
     /// The key ring file could not be read or written.
     #[error("key ring {path}: {message}")]
     KeyRing {
@@ -27,6 +30,7 @@ pub enum CryptoError {
 }
 
 /// Supplies the project's pseudonymisation key.
+#[async_trait::async_trait]
 pub trait KeyProvider: Send + Sync + fmt::Debug {
     /// Short backend name for messages.
     fn name(&self) -> &'static str;
@@ -34,7 +38,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// When the key cannot be read or created.
-    fn pseudonymization_key(&self) -> Result<Pseudonymizer, CryptoError>;
+    async fn pseudonymization_key(&self) -> Result<Pseudonymizer, CryptoError>;
 }
 
 /// Keyed HMAC-SHA256 over identifiers. Debug output never shows the key.

@@ -160,7 +160,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
     let data_loc = lake.loc(Stage::Raw, name)?;
     let rejects_name = format!("{name}_rejects");
     let rejects_loc = lake.loc(Stage::Raw, &rejects_name)?;
-    let keys = lake.keys.pseudonymization_key()?;
+    let keys = lake.keys.pseudonymization_key().await?;
     let schema = data_schema(ds);
     let mut reports = Vec::new();
     for file in lake.store.list_landed(name).await? {
@@ -180,7 +180,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 serde_json::json!(ds.contract.version),
             ),
         ];
-        let reader = lake.store.open_landed(&file)?;
+        let reader = lake.store.open_landed(&file).await?;
         let mut chunks = match file.format.as_str() {
             "jsonl" => parser.jsonl(reader),
             _ => parser.csv(reader),

@@ -131,7 +131,7 @@ impl TableStore for LocalTableStore {
         Ok(out)
     }
 
-    fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>> {
+    async fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>> {
         let path = self
             .landing_dir(&file.dataset)
             .join(format!("{}.{}", file.sha256, file.format));
@@ -185,6 +185,7 @@ mod tests {
         let mut text = String::new();
         store
             .open_landed(&listed[1])
+            .await
             .unwrap()
             .read_to_string(&mut text)
             .unwrap();

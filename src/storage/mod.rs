@@ -177,5 +177,5 @@ pub trait TableStore: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// I/O errors.
-    fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>>;
+    async fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>>;
 }

@@ -3,6 +3,8 @@
 
 mod harness;
 
+#[cfg(feature = "aws")]
+mod aws;
 mod crash;
 mod curated;
 mod e2e;

@@ -154,8 +154,9 @@ fn oulad_module_aaa_2013j_through_to_curated() {
     );
 
     // Curated average score per student equals the mean of the source scores.
-    let key = LocalKeyRing::new(p.path(".medallion/keyring.json"))
-        .pseudonymization_key()
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = rt
+        .block_on(LocalKeyRing::new(p.path(".medallion/keyring.json")).pseudonymization_key())
         .unwrap();
     let perf = p
         .read(

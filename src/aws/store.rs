@@ -1,0 +1,184 @@
+//! The lake on S3: landing objects under `<prefix>-landing/<dataset>/<sha256>.<ext>` (with a
+//! `.meta.json` beside each), Delta tables under `s3://<prefix>-<stage>/<table>/`.
+//! Landing puts are conditional (`If-None-Match: *`), so landing is idempotent and immutable.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::Aws;
+use crate::storage::{LandOutcome, LandedFile, Result, Stage, StorageError, TableStore};
+
+/// A lake in S3 buckets.
+#[derive(Debug, Clone)]
+pub struct S3TableStore {
+    aws: Aws,
+    key_arn: String,
+}
+
+fn err(path: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl S3TableStore {
+    /// A store using the project's buckets and KMS key.
+    pub fn new(aws: Aws, key_arn: String) -> Self {
+        Self { aws, key_arn }
+    }
+
+    /// Puts an object with SSE-KMS, only if it does not exist. Returns false if it existed.
+    async fn put_new(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let r = self
+            .aws
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_none_match("*")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.key_arn)
+            .bucket_key_enabled(true)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+            Err(e) => Err(err(
+                &format!("s3://{bucket}/{key}"),
+                super::call("s3", "PutObject")(e),
+            )),
+        }
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
+        let at = format!("s3://{bucket}/{key}");
+        let out = self
+            .aws
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| err(&at, super::call("s3", "GetObject")(e)))?;
+        let body = out.body.collect().await.map_err(|e| err(&at, e))?;
+        Ok(body.into_bytes().to_vec())
+    }
+}
+
+#[async_trait]
+impl TableStore for S3TableStore {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    fn table_url(&self, stage: Stage, table: &str) -> Result<Url> {
+        let u = format!("s3://{}/{table}/", self.aws.bucket(stage.as_str()));
+        Url::parse(&u).map_err(|e| err(&u, e))
+    }
+
+    fn ops_table_url(&self, table: &str) -> Result<Url> {
+        let u = format!("s3://{}/{table}/", self.aws.bucket("ops"));
+        Url::parse(&u).map_err(|e| err(&u, e))
+    }
+
+    fn storage_options(&self) -> HashMap<String, String> {
+        self.aws.storage_options(&self.key_arn)
+    }
+
+    async fn land(
+        &self,
+        dataset: &str,
+        original_name: &str,
+        format: &str,
+        bytes: &[u8],
+    ) -> Result<LandOutcome> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let existing = self.list_landed(dataset).await?;
+        if let Some(f) = existing.iter().find(|f| f.sha256 == sha256) {
+            return Ok(LandOutcome::AlreadyLanded(f.clone()));
+        }
+        let bucket = self.aws.bucket("landing");
+        self.put_new(
+            &bucket,
+            &format!("{dataset}/{sha256}.{format}"),
+            bytes.to_vec(),
+        )
+        .await?;
+        let file = LandedFile {
+            dataset: dataset.to_string(),
+            sha256: sha256.clone(),
+            original_name: original_name.to_string(),
+            format: format.to_string(),
+            bytes: bytes.len() as u64,
+            landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            seq: existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
+        };
+        let meta = serde_json::to_vec_pretty(&file).map_err(|e| err(&sha256, e))?;
+        // The manifest is written last: a file without one is invisible and is landed again.
+        if !self
+            .put_new(&bucket, &format!("{dataset}/{sha256}.meta.json"), meta)
+            .await?
+        {
+            let listed = self.list_landed(dataset).await?;
+            if let Some(f) = listed.into_iter().find(|f| f.sha256 == sha256) {
+                return Ok(LandOutcome::AlreadyLanded(f));
+            }
+        }
+        Ok(LandOutcome::Landed(file))
+    }
+
+    async fn list_landed(&self, dataset: &str) -> Result<Vec<LandedFile>> {
+        let bucket = self.aws.bucket("landing");
+        let mut keys = Vec::new();
+        let mut pages = self
+            .aws
+            .s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(format!("{dataset}/"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                err(
+                    &format!("s3://{bucket}/{dataset}/"),
+                    super::call("s3", "ListObjectsV2")(e),
+                )
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter(|k| k.ends_with(".meta.json"))
+                    .map(str::to_string),
+            );
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let bytes = self.get(&bucket, &k).await?;
+            out.push(serde_json::from_slice::<LandedFile>(&bytes).map_err(|e| err(&k, e))?);
+        }
+        out.sort_by(|a, b| (a.seq, &a.sha256).cmp(&(b.seq, &b.sha256)));
+        Ok(out)
+    }
+
+    async fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>> {
+        let bytes = self
+            .get(
+                &self.aws.bucket("landing"),
+                &format!("{}/{}.{}", file.dataset, file.sha256, file.format),
+            )
+            .await?;
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+}
