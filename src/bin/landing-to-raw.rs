@@ -1,26 +1,4 @@
-//! `landing-to-raw`: runs one promotion step, for schedulers that run one step per job.
-use std::process::ExitCode;
-
-use clap::Parser;
-use medallion::cli::{self, Exit, StepCli};
-use medallion::storage::Stage;
-
-fn main() -> ExitCode {
-    let args = StepCli::parse();
-    medallion::init_logging(args.verbose, false);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Backend.into();
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    match runtime.block_on(cli::run_step(args, Stage::Raw, &mut stdout)) {
-        Ok(code) => code.into(),
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            cli::exit_for(&err).into()
-        }
-    }
+//! `landing-to-raw`: parses landed files into raw, for schedulers that run one step per job (`--help`).
+fn main() -> std::process::ExitCode {
+    medallion::cli::step_main(medallion::storage::Stage::Raw)
 }

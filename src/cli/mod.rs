@@ -10,6 +10,29 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use commands::{exit_for, run, run_step};
 
+/// `main` of the stage binaries (`landing-to-raw`, `raw-to-trusted`, `trusted-to-curated`):
+/// parses [`StepCli`], runs one step up to `to`, maps the outcome to an exit code.
+pub fn step_main(to: crate::storage::Stage) -> ExitCode {
+    use clap::Parser as _;
+    let args = StepCli::parse();
+    crate::init_logging(args.verbose, false);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Backend.into();
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(run_step(args, to, &mut stdout)) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit_for(&err).into()
+        }
+    }
+}
+
 /// Exit codes (DESIGN.md): 0 ok, 1 data stopped, 2 usage or configuration, 3 backend or I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -149,6 +149,53 @@ fn valid_frame(ds: &Dataset, ev: &DataFrame) -> Result<(DataFrame, u64)> {
     Ok((deduped, dups))
 }
 
+/// A judged batch: rows for quarantine (with their rule ids), valid rows deduplicated by key.
+struct Judged {
+    quarantine: DataFrame,
+    valid: DataFrame,
+    in_batch_duplicates: u64,
+    results: Vec<RuleResult>,
+}
+
+/// Casts, evaluates every rule in one pass, stops on a failing `fail` rule, and splits.
+fn judge(
+    ds: &Dataset,
+    raw: DataFrame,
+    rules: &crate::rules::RuleSet,
+    cx: &eval::Context,
+) -> Result<Judged> {
+    let ev = eval::evaluate(typed_frame(ds, raw)?, rules, cx)?;
+    let stopping: Vec<(String, u64)> = ev
+        .stopping_failures()
+        .iter()
+        .map(|r| (r.rule_id.clone(), r.failed))
+        .collect();
+    if !stopping.is_empty() {
+        return Err(StepError::Stopped {
+            dataset: ds.name().to_string(),
+            stage: Stage::Trusted,
+            rules: stopping,
+        });
+    }
+    let quarantine = quarantine_frame(ds, &ev.frame)?;
+    let (valid, in_batch_duplicates) = valid_frame(ds, &ev.frame)?;
+    Ok(Judged {
+        quarantine,
+        valid,
+        in_batch_duplicates,
+        results: ev.results,
+    })
+}
+
+/// The MERGE condition under which an incoming record replaces the trusted one: newer or
+/// equal `newestWinsBy` (a later export of the same instant wins), missing counts as oldest.
+fn newer_predicate(ds: &Dataset) -> Option<String> {
+    ds.contract
+        .newest_wins_by
+        .as_ref()
+        .map(|c| format!("t.{c} IS NULL OR (s.{c} IS NOT NULL AND s.{c} >= t.{c})"))
+}
+
 /// Keys each `references` rule checks against, read from the referenced trusted tables.
 /// A rule whose table does not exist yet is absent from the map (and reported as skipped).
 async fn reference_keys(lake: &Lake, ds: &Dataset) -> Result<HashMap<String, Series>> {
@@ -303,21 +350,12 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             history: &history,
             refs: &refs,
         };
-        let ev = eval::evaluate(typed_frame(ds, raw)?, &ds.rules, &cx)?;
-        let stopping: Vec<(String, u64)> = ev
-            .stopping_failures()
-            .iter()
-            .map(|r| (r.rule_id.clone(), r.failed))
-            .collect();
-        if !stopping.is_empty() {
-            return Err(StepError::Stopped {
-                dataset: name.to_string(),
-                stage: Stage::Trusted,
-                rules: stopping,
-            });
-        }
-        let mut quarantine = quarantine_frame(ds, &ev.frame)?;
-        let (valid, in_batch_duplicates) = valid_frame(ds, &ev.frame)?;
+        let Judged {
+            mut quarantine,
+            valid,
+            in_batch_duplicates,
+            results,
+        } = judge(ds, raw, &ds.rules, &cx)?;
         let quarantined = quarantine.height() as u64;
         let mut report = TrustedBatchReport {
             dataset: name.to_string(),
@@ -330,7 +368,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             updated: 0,
             stale: 0,
             duplicates_dropped: in_batch_duplicates,
-            rules: ev.results,
+            rules: results,
             committed: !opts.dry_run,
         };
         if opts.dry_run {
@@ -365,11 +403,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             }
         }
         super::crash_point(STEP, "before-data");
-        let newer = ds
-            .contract
-            .newest_wins_by
-            .as_ref()
-            .map(|c| format!("t.{c} IS NULL OR (s.{c} IS NOT NULL AND s.{c} >= t.{c})"));
+        let newer = newer_predicate(ds);
         let (ws, wb) = frame::to_batches(&mut winners)?;
         // The data table is written last: its txn marks the batch done.
         let (_, merged) = delta::upsert(
@@ -522,21 +556,12 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
     let mut rules = ds.rules.clone();
     // Dataset-level rules judged the original batches; only row rules decide a release.
     rules.rules.retain(|r| r.check.is_row_level());
-    let ev = eval::evaluate(typed_frame(ds, raw)?, &rules, &cx)?;
-    let stopping: Vec<(String, u64)> = ev
-        .stopping_failures()
-        .iter()
-        .map(|r| (r.rule_id.clone(), r.failed))
-        .collect();
-    if !stopping.is_empty() {
-        return Err(StepError::Stopped {
-            dataset: name.to_string(),
-            stage: Stage::Trusted,
-            rules: stopping,
-        });
-    }
-    let mut remaining = quarantine_frame(ds, &ev.frame)?;
-    let (valid, dups) = valid_frame(ds, &ev.frame)?;
+    let Judged {
+        quarantine: mut remaining,
+        valid,
+        in_batch_duplicates: dups,
+        ..
+    } = judge(ds, raw, &rules, &cx)?;
     report.still_quarantined = remaining.height() as u64;
     report.released = report.evaluated - report.still_quarantined;
     if report.released == 0 || dry_run {
@@ -547,11 +572,7 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
     report.inserted = counts.inserted;
     report.updated = counts.updated;
     report.duplicates_dropped = dups + (unique - counts.inserted - counts.updated) + counts.updated;
-    let newer = ds
-        .contract
-        .newest_wins_by
-        .as_ref()
-        .map(|c| format!("t.{c} IS NULL OR (s.{c} IS NOT NULL AND s.{c} >= t.{c})"));
+    let newer = newer_predicate(ds);
     let (ws, wb) = frame::to_batches(&mut winners)?;
     let stamp = lake.clock.now().timestamp_micros().to_string();
     let app = txn_id("quarantine-release", &stamp);
