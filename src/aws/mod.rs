@@ -6,6 +6,7 @@
 //! files and `_delta_log` alike); Delta commits on S3 use conditional PUT (delta-rs's safe
 //! protocol), never unsafe rename; the pseudonymisation key exists in clear only in memory.
 
+pub mod athena;
 pub mod catalog;
 pub mod keys;
 pub mod metrics;
@@ -72,6 +73,8 @@ pub struct Aws {
     pub glue: aws_sdk_glue::Client,
     /// CloudWatch.
     pub cw: aws_sdk_cloudwatch::Client,
+    /// Athena.
+    pub athena: aws_sdk_athena::Client,
 }
 
 /// The lake's buckets, by purpose.
@@ -107,6 +110,7 @@ impl Aws {
             kms: aws_sdk_kms::Client::new(&sdk),
             glue: aws_sdk_glue::Client::new(&sdk),
             cw: aws_sdk_cloudwatch::Client::new(&sdk),
+            athena: aws_sdk_athena::Client::new(&sdk),
         }
     }
 

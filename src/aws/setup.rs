@@ -459,6 +459,9 @@ pub async fn bootstrap(aws: &Aws, alarms: &Path, dry: bool) -> Result<Vec<Check>
             out.push(Check::Changed(format!("Glue database {db}")));
         }
     }
+    if let Some(arn) = &arn {
+        out.push(super::athena::ensure_workgroup(aws, arn, dry).await?);
+    }
     if alarms.exists() {
         let file: AlarmsFile =
             crate::yaml::load(alarms).map_err(|e| AwsError::NotBootstrapped(e.to_string()))?;

@@ -484,6 +484,22 @@ async fn query(p: &Project, a: &QueryArgs, out: &mut dyn Write) -> Result<Exit> 
         ),
         (None, None) => None,
     };
+    let athena = match a.engine {
+        super::QueryEngine::Athena => true,
+        super::QueryEngine::Local => false,
+        super::QueryEngine::Auto => p.config.backend == crate::config::Backend::Aws,
+    };
+    if athena {
+        let sql = sql.ok_or_else(|| {
+            UsageError("the shell runs on the embedded engine: add --engine local".into())
+        })?;
+        if a.as_of.is_some() {
+            return Err(
+                UsageError("--as-of needs the embedded engine (--engine local)".into()).into(),
+            );
+        }
+        return athena_query(p, &sql, a, out).await;
+    }
     let entries = p.lake.catalog.list().await?;
     let engine = Engine::new(&entries, &p.lake.store.storage_options(), as_of).await?;
     let Some(sql) = sql else {
@@ -501,6 +517,73 @@ async fn query(p: &Project, a: &QueryArgs, out: &mut dyn Write) -> Result<Exit> 
         None => render(&schema, &batches, a.format, out)?,
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(feature = "aws")]
+async fn athena_query(p: &Project, sql: &str, a: &QueryArgs, out: &mut dyn Write) -> Result<Exit> {
+    use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    let cfg =
+        p.config.aws.clone().ok_or_else(|| {
+            UsageError("Athena needs the `aws:` section in medallion.yaml".into())
+        })?;
+    let aws = crate::aws::Aws::new(&cfg).await;
+    let r = crate::aws::athena::run(&aws, sql).await?;
+    let schema = std::sync::Arc::new(Schema::new(
+        r.columns
+            .iter()
+            .map(|c| Field::new(c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let cols: Vec<ArrayRef> = (0..r.columns.len())
+        .map(|i| {
+            std::sync::Arc::new(StringArray::from(
+                r.rows
+                    .iter()
+                    .map(|row| row.get(i).cloned().flatten())
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef
+        })
+        .collect();
+    let batch = if r.columns.is_empty() {
+        RecordBatch::new_empty(schema.clone())
+    } else {
+        RecordBatch::try_new(schema.clone(), cols)?
+    };
+    let stats = format!(
+        "Athena {}: {} rows, {} bytes scanned, estimated cost ${:.6}",
+        r.query_id,
+        r.rows.len(),
+        r.bytes_scanned,
+        r.cost_usd
+    );
+    match &a.output {
+        Some(path) => {
+            let mut f = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            render(&schema, &[batch], a.format, &mut f)?;
+            writeln!(out, "{stats}; written to {}", path.display())?;
+        }
+        None => {
+            render(&schema, &[batch], a.format, out)?;
+            if a.format == QueryFormat::Table {
+                writeln!(out, "{stats}")?;
+            } else {
+                eprintln!("{stats}");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn athena_query(
+    _p: &Project,
+    _sql: &str,
+    _a: &QueryArgs,
+    _out: &mut dyn Write,
+) -> Result<Exit> {
+    Err(UsageError("this medallion was built without the `aws` feature".into()).into())
 }
 
 /// A small SQL shell: statements end with `;`; `\tables`, `\describe TABLE`, `\q`.

@@ -310,6 +310,20 @@ pub struct QueryArgs {
     /// Write the result to this file instead of the terminal.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Engine: `auto` is Athena on the AWS backend and the embedded engine locally.
+    #[arg(long, value_enum, default_value_t = QueryEngine::Auto)]
+    pub engine: QueryEngine,
+}
+
+/// Which SQL engine runs a query.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum QueryEngine {
+    /// Athena on the AWS backend, the embedded engine locally.
+    Auto,
+    /// The embedded engine (DataFusion) over the Delta tables, wherever they are.
+    Local,
+    /// Athena (AWS backend only).
+    Athena,
 }
 
 /// `medallion generate`.

@@ -255,6 +255,8 @@ fn promotion_on_s3_is_encrypted_registered_and_measured() {
         &p,
         &[
             "query",
+            "--engine",
+            "local",
             "SELECT count(*) AS n FROM curated.at_risk_students",
             "--format",
             "csv",
@@ -334,4 +336,99 @@ fn policies_are_least_privilege_and_buckets_deny_plaintext() {
         bp[1]["Condition"]["StringNotEquals"]["s3:x-amz-server-side-encryption"],
         "aws:kms"
     );
+}
+
+#[test]
+fn athena_runs_named_queries_in_an_encrypted_workgroup() {
+    let Some(m) = moto() else { return };
+    let p = aws_project(&m);
+    let boot = run(&p, &["aws", "bootstrap"]).stdout;
+    assert!(
+        boot.contains("created  Athena workgroup medallion: results SSE-KMS"),
+        "{boot}"
+    );
+    // moto answers Athena queries with results seeded through its API (first row: header).
+    let seed = serde_json::json!({"results": [{
+        "rows": [
+            {"Data": [{"VarCharValue": "course_id"}, {"VarCharValue": "risk_level"}, {"VarCharValue": "students"}]},
+            {"Data": [{"VarCharValue": "MAT101"}, {"VarCharValue": "high"}, {"VarCharValue": "3"}]},
+            {"Data": [{"VarCharValue": "MAT101"}, {"VarCharValue": "low"}, {"VarCharValue": "21"}]}
+        ],
+        "column_info": [
+            {"Name": "course_id", "Type": "varchar", "CatalogName": "", "SchemaName": "", "TableName": "", "Label": "", "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": true},
+            {"Name": "risk_level", "Type": "varchar", "CatalogName": "", "SchemaName": "", "TableName": "", "Label": "", "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": true},
+            {"Name": "students", "Type": "bigint", "CatalogName": "", "SchemaName": "", "TableName": "", "Label": "", "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": false}
+        ]
+    }]});
+    let status = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &seed.to_string(),
+        ])
+        .arg(format!(
+            "{}/moto-api/static/athena/query-results",
+            m.endpoint
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = run(
+        &p,
+        &["query", "--named", "at_risk_by_course", "--format", "csv"],
+    );
+    assert_eq!(
+        r.stdout,
+        "course_id,risk_level,students\nMAT101,high,3\nMAT101,low,21\n"
+    );
+    assert!(
+        r.stderr.contains("bytes scanned, estimated cost $"),
+        "{}",
+        r.stderr
+    );
+    let (rt, aws) = clients(&m);
+    rt.block_on(async {
+        let wg = aws
+            .athena
+            .get_work_group()
+            .work_group("medallion")
+            .send()
+            .await
+            .unwrap();
+        let enc = wg
+            .work_group()
+            .unwrap()
+            .configuration()
+            .unwrap()
+            .result_configuration()
+            .unwrap()
+            .encryption_configuration()
+            .unwrap()
+            .clone();
+        assert_eq!(enc.encryption_option().as_str(), "SSE_KMS");
+        let ids = aws
+            .athena
+            .list_query_executions()
+            .work_group("medallion")
+            .send()
+            .await
+            .unwrap();
+        let id = ids.query_execution_ids().first().unwrap().clone();
+        let q = aws
+            .athena
+            .get_query_execution()
+            .query_execution_id(id)
+            .send()
+            .await
+            .unwrap();
+        let sql = q.query_execution().unwrap().query().unwrap().to_string();
+        assert!(
+            sql.contains("FROM medallion_curated.at_risk_students"),
+            "{sql}"
+        );
+    });
 }
