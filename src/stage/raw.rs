@@ -191,12 +191,15 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         };
         // Rows stream into the data table's pending commit; rejects into the rejects table's
         // (created only when there is one). Memory stays bounded by the chunk size.
-        let mut data = if opts.dry_run {
-            None
-        } else {
-            Some(delta::Appender::open(&data_loc, schema.clone(), &app, &meta).await?)
-        };
-        let write_rejects = !opts.dry_run && !delta::has_batch(&rejects_loc, &app).await?;
+        let mut data = None;
+        if !opts.dry_run {
+            match delta::Appender::open(&data_loc, schema.clone(), &app, &meta).await? {
+                Some(a) => data = Some(a),
+                // A concurrent promotion committed this batch since the check above.
+                None => continue,
+            }
+        }
+        let mut write_rejects = !opts.dry_run && !delta::has_batch(&rejects_loc, &app).await?;
         let mut rejects_out: Option<delta::Appender> = None;
         let (mut rows, mut rejected) = (0u64, 0u64);
         let mut by_kind = BTreeMap::new();
@@ -222,9 +225,9 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             rejected += chunk.rejects.len() as u64;
             if write_rejects && !chunk.rejects.is_empty() {
                 if rejects_out.is_none() {
-                    rejects_out = Some(
-                        delta::Appender::open(&rejects_loc, rejects_schema(), &app, &meta).await?,
-                    );
+                    rejects_out =
+                        delta::Appender::open(&rejects_loc, rejects_schema(), &app, &meta).await?;
+                    write_rejects = rejects_out.is_some();
                 }
                 if let Some(out) = rejects_out.as_mut() {
                     out.write(rejects_batch(&lin, &chunk.rejects)?).await?;

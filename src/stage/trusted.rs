@@ -406,7 +406,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         let newer = newer_predicate(ds);
         let (ws, wb) = frame::to_batches(&mut winners)?;
         // The data table is written last: its txn marks the batch done.
-        let (_, merged) = delta::upsert(
+        let Some((_, merged)) = delta::upsert(
             &data_loc,
             ws,
             wb,
@@ -415,7 +415,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             &app,
             &meta,
         )
-        .await?;
+        .await?
+        else {
+            tracing::warn!(dataset = name, batch = %batch, "A concurrent promotion committed this batch first.");
+            continue;
+        };
         if merged != counts {
             tracing::warn!(dataset = name, batch = %batch, ?merged, expected = ?counts, "Trusted changed during the promotion; the recorded books may be off.");
         }

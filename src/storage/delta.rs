@@ -84,6 +84,25 @@ pub async fn has_batch(loc: &TableLoc, app_id: &str) -> Result<bool> {
     Ok(v.is_some())
 }
 
+/// Whether this very snapshot of the table already holds one of `app_ids`. Checked on the
+/// snapshot the write builds on: a commit landing after it is caught by Delta's conflict
+/// checker (same txn id), one landing before it is seen here, so two concurrent promotions
+/// of one batch never both write it.
+async fn holds_any(table: &DeltaTable, loc: &TableLoc, app_ids: &[&str]) -> Result<bool> {
+    let snapshot = table.snapshot().map_err(|e| loc.err(e))?;
+    for app in app_ids {
+        if snapshot
+            .transaction_version(table.log_store().as_ref(), *app)
+            .await
+            .map_err(|e| loc.err(e))?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn commit_props(app_id: &str, metadata: &[(&str, serde_json::Value)]) -> CommitProperties {
     CommitProperties::default()
         .with_application_transaction(Transaction::new(app_id, 1))
@@ -91,7 +110,8 @@ fn commit_props(app_id: &str, metadata: &[(&str, serde_json::Value)]) -> CommitP
 }
 
 /// Appends `batches` in one commit that records `app_id`. Creates the table on first write,
-/// with `schema` even when there are no rows. Returns the new version.
+/// with `schema` even when there are no rows. Returns the new version, or `None` when the
+/// table already holds `app_id` (nothing written).
 ///
 /// # Errors
 /// delta-rs errors (including a conflicting concurrent commit).
@@ -101,8 +121,9 @@ pub async fn append(
     batches: Vec<RecordBatch>,
     app_id: &str,
     metadata: &[(&str, serde_json::Value)],
-) -> Result<u64> {
+) -> Result<Option<u64>> {
     let table = match open(loc).await? {
+        Some(t) if holds_any(&t, loc, &[app_id]).await? => return Ok(None),
         Some(t) => t,
         None => DeltaTable::try_from_url_with_storage_options(loc.url.clone(), loc.options.clone())
             .await
@@ -119,7 +140,7 @@ pub async fn append(
         .with_commit_properties(commit_props(app_id, metadata))
         .await
         .map_err(|e| loc.err(e))?;
-    Ok(table.version().unwrap_or(0))
+    Ok(Some(table.version().unwrap_or(0)))
 }
 
 /// Writes one batch's rows to a table chunk by chunk (bounded memory) and commits them all
@@ -141,7 +162,8 @@ impl std::fmt::Debug for Appender {
 }
 
 impl Appender {
-    /// Opens the table for appending, creating it (empty, with `schema`) when missing.
+    /// Opens the table for appending, creating it (empty, with `schema`) when missing; `None`
+    /// when the table already holds `app_id`.
     ///
     /// # Errors
     /// delta-rs errors.
@@ -150,8 +172,9 @@ impl Appender {
         schema: SchemaRef,
         app_id: &str,
         metadata: &[(&str, serde_json::Value)],
-    ) -> Result<Self> {
+    ) -> Result<Option<Self>> {
         let table = match open(loc).await? {
+            Some(t) if holds_any(&t, loc, &[app_id]).await? => return Ok(None),
             Some(t) => t,
             None => {
                 let t = DeltaTable::try_from_url_with_storage_options(
@@ -169,12 +192,12 @@ impl Appender {
         let writer = deltalake::writer::RecordBatchWriter::for_table(&table)
             .map_err(|e| loc.err(e))?
             .with_commit_properties(commit_props(app_id, metadata));
-        Ok(Self {
+        Ok(Some(Self {
             loc: loc.clone(),
             table,
             writer,
             rows: 0,
-        })
+        }))
     }
 
     /// Buffers (and spills to data files) one chunk of rows.
@@ -250,7 +273,7 @@ pub async fn replace_where(
     batches: Vec<RecordBatch>,
     predicate: &str,
     app_ids: &[String],
-) -> Result<u64> {
+) -> Result<Option<u64>> {
     let txns: Vec<Transaction> = app_ids.iter().map(|a| Transaction::new(a, 1)).collect();
     let props = CommitProperties::default().with_application_transactions(txns);
     let batches = if batches.is_empty() {
@@ -258,7 +281,9 @@ pub async fn replace_where(
     } else {
         batches
     };
+    let ids: Vec<&str> = app_ids.iter().map(String::as_str).collect();
     let table = match open(loc).await? {
+        Some(t) if holds_any(&t, loc, &ids).await? => return Ok(None),
         Some(t) => t
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
@@ -272,7 +297,7 @@ pub async fn replace_where(
             .with_commit_properties(props),
     };
     let table = table.await.map_err(|e| loc.err(e))?;
-    Ok(table.version().unwrap_or(0))
+    Ok(Some(table.version().unwrap_or(0)))
 }
 
 /// Row counts of an upsert.
@@ -298,18 +323,23 @@ pub async fn upsert(
     newer_sql: Option<&str>,
     app_id: &str,
     metadata: &[(&str, serde_json::Value)],
-) -> Result<(u64, UpsertCounts)> {
+) -> Result<Option<(u64, UpsertCounts)>> {
     let Some(table) = open(loc).await? else {
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let v = append(loc, schema, batches, app_id, metadata).await?;
-        return Ok((
+        let Some(v) = append(loc, schema, batches, app_id, metadata).await? else {
+            return Ok(None);
+        };
+        return Ok(Some((
             v,
             UpsertCounts {
                 inserted: rows,
                 updated: 0,
             },
-        ));
+        )));
     };
+    if holds_any(&table, loc, &[app_id]).await? {
+        return Ok(None);
+    }
     let ctx = SessionContext::new();
     // An empty source still needs its schema, or the merge cannot resolve `s.<column>`.
     let batches = if batches.is_empty() {
@@ -353,13 +383,13 @@ pub async fn upsert(
         .map_err(|e| loc.err(e))?
         .await
         .map_err(|e| loc.err(e))?;
-    Ok((
+    Ok(Some((
         table.version().unwrap_or(0),
         UpsertCounts {
             inserted: metrics.num_target_rows_inserted as u64,
             updated: metrics.num_target_rows_updated as u64,
         },
-    ))
+    )))
 }
 
 /// Runs `sql` over the table registered as `t` and returns the schema and rows.

@@ -40,3 +40,65 @@ fn crash_and_rerun_equals_one_clean_run() {
         assert!(again.stdout.contains("Nothing to promote"), "{point}");
     }
 }
+
+#[test]
+fn concurrent_promotions_never_duplicate() {
+    let p = TestProject::new();
+    let inbox = p.generate(30, 5, 0.02);
+    p.land_all(&inbox);
+    let spawn = || {
+        std::process::Command::new(crate::harness::BIN)
+            .args([
+                "--project",
+                p.root.to_str().unwrap(),
+                "promote",
+                "attendance",
+                "--to",
+                "trusted",
+            ])
+            .env_remove("MEDALLION_KEYRING")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    // A loser fails on Delta's conflict check (a concurrent commit of the same batch or of the
+    // table's creation) and says so; nothing is duplicated or lost, and a rerun completes.
+    for o in [&a, &b] {
+        if !o.status.success() {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("delta table") || err.contains("ransaction"),
+                "{err}"
+            );
+        }
+    }
+    p.ok(&["promote", "attendance", "--to", "trusted"]);
+    let file = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("attendance")
+        })
+        .unwrap();
+    let landing = crate::harness::data_lines(&file);
+    assert_eq!(
+        p.rows("raw", "attendance") + p.rows("raw", "attendance_rejects"),
+        landing,
+        "raw duplicated or lost rows"
+    );
+    let dups = crate::harness::defects(&inbox)
+        .iter()
+        .filter(|d| d.file.starts_with("attendance") && d.expect == "duplicate")
+        .count() as u64;
+    assert_eq!(
+        p.rows("raw", "attendance"),
+        p.rows("trusted", "attendance") + p.rows("trusted", "attendance_quarantine") + dups,
+        "trusted duplicated or lost rows"
+    );
+}

@@ -10,8 +10,13 @@ use medallion::crypto::{KeyProvider, LocalKeyRing};
 
 use crate::harness::TestProject;
 
+/// `../shared/data` beside the project's root (on every machine and in CI), or
+/// `MEDALLION_SHARED_DATA` when the clone sits elsewhere.
 fn oulad() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/oulad/csv")
+    let shared = std::env::var_os("MEDALLION_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    shared.join("oulad/csv")
 }
 
 fn read_csv(name: &str) -> Vec<Vec<String>> {
