@@ -114,15 +114,14 @@ impl TableStore for S3TableStore {
             bytes.to_vec(),
         )
         .await?;
-        let file = LandedFile {
-            dataset: dataset.to_string(),
-            sha256: sha256.clone(),
-            original_name: original_name.to_string(),
-            format: format.to_string(),
-            bytes: bytes.len() as u64,
-            landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            seq: existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
-        };
+        let file = LandedFile::new(
+            dataset,
+            &sha256,
+            original_name,
+            format,
+            bytes.len() as u64,
+            existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
+        );
         let meta = serde_json::to_vec_pretty(&file).map_err(|e| err(&sha256, e))?;
         // The manifest is written last: a file without one is invisible and is landed again.
         if !self

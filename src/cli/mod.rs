@@ -10,12 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use commands::{exit_for, run, run_step};
 
-/// `main` of the stage binaries (`landing-to-raw`, `raw-to-trusted`, `trusted-to-curated`):
-/// parses [`StepCli`], runs one step up to `to`, maps the outcome to an exit code.
-pub fn step_main(to: crate::storage::Stage) -> ExitCode {
-    use clap::Parser as _;
-    let args = StepCli::parse();
-    crate::init_logging(args.verbose, false);
+/// Runs a command future on a fresh runtime and maps its outcome to an exit code, printing
+/// errors as one paragraph (the whole chain with `verbose`). Shared by every binary.
+pub fn block_on(
+    verbose: bool,
+    fut: impl std::future::Future<Output = anyhow::Result<Exit>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -23,14 +23,28 @@ pub fn step_main(to: crate::storage::Stage) -> ExitCode {
             return Exit::Backend.into();
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    match runtime.block_on(run_step(args, to, &mut stdout)) {
+    match runtime.block_on(fut) {
         Ok(code) => code.into(),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            if verbose {
+                eprintln!("error: {err:?}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
             exit_for(&err).into()
         }
     }
+}
+
+/// `main` of the stage binaries (`landing-to-raw`, `raw-to-trusted`, `trusted-to-curated`):
+/// parses [`StepCli`] and runs one step up to `to`.
+pub fn step_main(to: crate::storage::Stage) -> ExitCode {
+    use clap::Parser as _;
+    let args = StepCli::parse();
+    crate::init_logging(args.verbose, false);
+    let verbose = args.verbose > 0;
+    let mut stdout = std::io::stdout().lock();
+    block_on(verbose, run_step(args, to, &mut stdout))
 }
 
 /// Exit codes (DESIGN.md): 0 ok, 1 data stopped, 2 usage or configuration, 3 backend or I/O.

@@ -88,15 +88,14 @@ impl TableStore for LocalTableStore {
         let data_path = dir.join(format!("{sha256}.{format}"));
         write_new(&data_path, bytes)?;
         let seq = existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1;
-        let file = LandedFile {
-            dataset: dataset.to_string(),
-            sha256: sha256.clone(),
-            original_name: original_name.to_string(),
-            format: format.to_string(),
-            bytes: bytes.len() as u64,
-            landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        let file = LandedFile::new(
+            dataset,
+            &sha256,
+            original_name,
+            format,
+            bytes.len() as u64,
             seq,
-        };
+        );
         let meta = serde_json::to_vec_pretty(&file).map_err(|e| StorageError::Corrupt {
             path: data_path.display().to_string(),
             message: e.to_string(),

@@ -122,6 +122,26 @@ pub struct LandedFile {
 }
 
 impl LandedFile {
+    /// A file landed now, `seq`-th of its dataset, whose content hashes to `sha256`.
+    pub fn new(
+        dataset: &str,
+        sha256: &str,
+        original_name: &str,
+        format: &str,
+        bytes: u64,
+        seq: u64,
+    ) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            sha256: sha256.to_string(),
+            original_name: original_name.to_string(),
+            format: format.to_string(),
+            bytes,
+            landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            seq,
+        }
+    }
+
     /// The batch id of this file: every row derived from it carries it.
     pub fn batch_id(&self) -> String {
         format!("b{:06}-{}", self.seq, &self.sha256[..12])
