@@ -503,7 +503,13 @@ async fn query(p: &Project, a: &QueryArgs, out: &mut dyn Write) -> Result<Exit> 
     let entries = p.lake.catalog.list().await?;
     let engine = Engine::new(&entries, &p.lake.store.storage_options(), as_of).await?;
     let Some(sql) = sql else {
-        return shell(&engine, a.format, out).await;
+        return shell(
+            &engine,
+            a.format,
+            &p.config.root.join(".medallion/query_history"),
+            out,
+        )
+        .await;
     };
     let (schema, batches) = engine.sql(&sql).await?;
     match &a.output {
@@ -590,10 +596,15 @@ async fn athena_query(
 async fn shell(
     engine: &crate::query::Engine,
     format: QueryFormat,
+    history_file: &Path,
     out: &mut dyn Write,
 ) -> Result<Exit> {
     use std::io::BufRead;
-    writeln!(out, "medallion SQL ({} tables). End statements with `;`. \\tables, \\describe TABLE, \\q to quit.", engine.tables.len())?;
+    writeln!(out, "medallion SQL ({} tables). End statements with `;`. \\tables, \\describe TABLE, \\history, \\N (rerun N), \\q to quit.", engine.tables.len())?;
+    // History persists across sessions, one statement per line (newlines folded).
+    let mut history: Vec<String> = std::fs::read_to_string(history_file)
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default();
     let stdin = std::io::stdin();
     let mut buf = String::new();
     for line in stdin.lock().lines() {
@@ -618,15 +629,52 @@ async fn shell(
                         Err(e) => writeln!(out, "error: {e}")?,
                     }
                 }
-                _ => writeln!(out, "unknown command; try \\tables, \\describe TABLE, \\q")?,
+                (Some("\\history"), _) => {
+                    for (i, h) in history.iter().enumerate() {
+                        writeln!(out, "{:>4}  {h}", i + 1)?;
+                    }
+                }
+                (Some(cmd), _)
+                    if cmd[1..]
+                        .parse::<usize>()
+                        .is_ok_and(|n| n >= 1 && n <= history.len()) =>
+                {
+                    let n = cmd[1..].parse::<usize>().unwrap_or(1);
+                    let sql = history[n - 1].clone();
+                    writeln!(out, "{sql}")?;
+                    match engine.sql(&sql).await {
+                        Ok((schema, batches)) => render(&schema, &batches, format, out)?,
+                        Err(e) => writeln!(out, "error: {e}")?,
+                    }
+                }
+                _ => writeln!(
+                    out,
+                    "unknown command; try \\tables, \\describe TABLE, \\history, \\N, \\q"
+                )?,
             }
             continue;
         }
         buf.push_str(&line);
         buf.push('\n');
         if t.ends_with(';') {
-            let sql = buf.trim().trim_end_matches(';').to_string();
+            let sql = buf
+                .trim()
+                .trim_end_matches(';')
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             buf.clear();
+            history.push(sql.clone());
+            if let Some(dir) = history_file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(history_file)
+            {
+                let _ = writeln!(f, "{sql}");
+            }
             match engine.sql(&sql).await {
                 Ok((schema, batches)) => render(&schema, &batches, format, out)?,
                 Err(e) => writeln!(out, "error: {e}")?,

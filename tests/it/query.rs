@@ -143,3 +143,46 @@ fn time_travel_and_csv_output() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("nope"), "{}", bad.stderr);
 }
+
+#[test]
+fn shell_lists_tables_and_keeps_history() {
+    use std::io::Write as _;
+    let p = TestProject::new();
+    let inbox = p.generate(10, 3, 0.0);
+    p.land_all(&inbox);
+    p.ok(&["promote", "courses", "--to", "trusted"]);
+    let shell = |input: &str| {
+        let mut child = std::process::Command::new(crate::harness::BIN)
+            .args([
+                "--project",
+                p.root.to_str().unwrap(),
+                "query",
+                "--format",
+                "csv",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    let out = shell("\\tables\nSELECT count(*) AS n\n  FROM trusted.courses;\n\\describe trusted.courses\n\\q\n");
+    assert!(
+        out.contains("trusted.courses") && out.contains("n\n4\n"),
+        "{out}"
+    );
+    assert!(out.contains("credits"), "{out}");
+    // A new session remembers the statement and reruns it by number.
+    let out = shell("\\history\n\\1\n\\q\n");
+    assert!(
+        out.contains("   1  SELECT count(*) AS n FROM trusted.courses"),
+        "{out}"
+    );
+    assert!(out.matches("n\n4\n").count() == 1, "{out}");
+}
