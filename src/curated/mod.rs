@@ -130,7 +130,7 @@ pub struct CuratedReport {
 fn sql_list(values: &BTreeSet<String>) -> String {
     values
         .iter()
-        .map(|v| format!("'{}'", v.replace('\'', "''")))
+        .map(|v| delta::sql_literal(v))
         .collect::<Vec<_>>()
         .join(", ")
 }

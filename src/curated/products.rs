@@ -4,6 +4,7 @@
 use polars::prelude::*;
 
 use super::{CuratedConfig, Indicator};
+use crate::rules::eval::none_if_empty;
 use crate::stage::{Result, StepError};
 use crate::storage::Stage;
 
@@ -555,11 +556,6 @@ pub fn at_risk_students(
                 .otherwise(lit(NULL).cast(DataType::String)),
         );
     }
-    let none_if_empty = |e: Expr| {
-        when(e.clone().eq(lit("")))
-            .then(lit(NULL).cast(DataType::String))
-            .otherwise(e)
-    };
     let lv = &cfg.at_risk.levels;
     let out = joined
         .with_columns(flags)

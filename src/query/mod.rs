@@ -208,9 +208,7 @@ pub fn fill(text: &str, params: &BTreeMap<String, String>) -> Result<String, Que
         let v = params
             .get(key)
             .ok_or_else(|| QueryError::Named(format!("the query needs --param {key}=VALUE")))?;
-        out.push('\'');
-        out.push_str(&v.replace('\'', "''"));
-        out.push('\'');
+        out.push_str(&crate::storage::delta::sql_literal(v));
         used.insert(key.to_string());
         rest = &rest[i + j + 1..];
     }

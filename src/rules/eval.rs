@@ -227,7 +227,7 @@ fn fail_expr(rule: &Rule, cx: &Context) -> Option<Expr> {
 }
 
 /// `concat_str` gives "" when every part is null: a row that failed nothing gets null.
-fn none_if_empty(e: Expr) -> Expr {
+pub fn none_if_empty(e: Expr) -> Expr {
     when(e.clone().eq(lit("")))
         .then(lit(NULL).cast(DataType::String))
         .otherwise(e)

@@ -341,9 +341,9 @@ fn f64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<Option<f64>>>
 /// # Errors
 /// Storage errors.
 pub async fn history(lake: &Lake, dataset: &str) -> Result<History> {
-    let q = dataset.replace('\'', "''");
+    let q = delta::sql_literal(dataset);
     let mut h = History::default();
-    let sql = format!("SELECT * FROM t WHERE dataset = '{q}' ORDER BY recorded_at, batch_id");
+    let sql = format!("SELECT * FROM t WHERE dataset = {q} ORDER BY recorded_at, batch_id");
     if let Some((schema, batches)) = delta::query(&lake.ops_loc(PROMOTIONS)?, &sql).await? {
         let df = crate::frame::from_batches(&schema, &batches)?;
         let (steps, ids, files, cv) = (
@@ -379,7 +379,7 @@ pub async fn history(lake: &Lake, dataset: &str) -> Result<History> {
             });
         }
     }
-    let sql = format!("SELECT * FROM t WHERE dataset = '{q}' ORDER BY evaluated_at, batch_id");
+    let sql = format!("SELECT * FROM t WHERE dataset = {q} ORDER BY evaluated_at, batch_id");
     if let Some((schema, batches)) = delta::query(&lake.ops_loc(QUALITY_RESULTS)?, &sql).await? {
         let df = crate::frame::from_batches(&schema, &batches)?;
         let (ids, rules, desc, sev, lvl, out) = (
@@ -426,8 +426,8 @@ pub async fn quarantine_samples(
         &format!("{dataset}_quarantine"),
     )?;
     let sql = format!(
-        "SELECT _source_file, _source_line, _rule_ids, _failures FROM t WHERE _batch_id = '{}' ORDER BY _source_line",
-        batch.replace('\'', "''")
+        "SELECT _source_file, _source_line, _rule_ids, _failures FROM t WHERE _batch_id = {} ORDER BY _source_line",
+        delta::sql_literal(batch)
     );
     let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     if let Some((schema, batches)) = delta::query(&loc, &sql).await? {

@@ -73,10 +73,6 @@ impl TrustedBatchReport {
     }
 }
 
-fn sql_quote(s: &str) -> String {
-    s.replace('\'', "''")
-}
-
 /// Builds the evaluation frame: typed columns under their names, text under `__raw_<name>`.
 fn typed_frame(ds: &Dataset, mut df: DataFrame) -> Result<DataFrame> {
     for c in &ds.contract.trusted {
@@ -196,6 +192,37 @@ fn newer_predicate(ds: &Dataset) -> Option<String> {
         .map(|c| format!("t.{c} IS NULL OR (s.{c} IS NOT NULL AND s.{c} >= t.{c})"))
 }
 
+/// The books of deduplicated rows merged into trusted: `(stale, duplicates dropped)`, where
+/// duplicates dropped = repeats within the batch + older records replaced + stale corrections.
+fn books(in_batch_duplicates: u64, unique: u64, counts: UpsertCounts) -> (u64, u64) {
+    let stale = unique - counts.inserted - counts.updated;
+    (stale, in_batch_duplicates + counts.updated + stale)
+}
+
+/// Merges the winning rows into trusted in one commit recording `app`; `None` when a
+/// concurrent promotion committed `app` first.
+async fn merge_winners(
+    data_loc: &delta::TableLoc,
+    ds: &Dataset,
+    mut winners: DataFrame,
+    app: &str,
+    meta: &[(&str, serde_json::Value)],
+) -> Result<Option<UpsertCounts>> {
+    let newer = newer_predicate(ds);
+    let (ws, wb) = frame::to_batches(&mut winners)?;
+    let merged = delta::upsert(
+        data_loc,
+        ws,
+        wb,
+        &ds.contract.primary_key,
+        newer.as_deref(),
+        app,
+        meta,
+    )
+    .await?;
+    Ok(merged.map(|(_, counts)| counts))
+}
+
 /// Keys each `references` rule checks against, read from the referenced trusted tables.
 /// A rule whose table does not exist yet is absent from the map (and reported as skipped).
 async fn reference_keys(lake: &Lake, ds: &Dataset) -> Result<HashMap<String, Series>> {
@@ -228,8 +255,8 @@ async fn reference_keys(lake: &Lake, ds: &Dataset) -> Result<HashMap<String, Ser
 async fn rule_history(lake: &Lake, dataset: &str) -> Result<HashMap<String, Vec<f64>>> {
     let loc = lake.ops_loc(ops::QUALITY_RESULTS)?;
     let sql = format!(
-        "SELECT rule_id, metric FROM t WHERE dataset = '{}' AND stage = 'trusted' AND metric IS NOT NULL ORDER BY evaluated_at, batch_id",
-        sql_quote(dataset)
+        "SELECT rule_id, metric FROM t WHERE dataset = {} AND stage = 'trusted' AND metric IS NOT NULL ORDER BY evaluated_at, batch_id",
+        delta::sql_literal(dataset)
     );
     let mut out: HashMap<String, Vec<f64>> = HashMap::new();
     if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
@@ -338,7 +365,10 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             continue;
         }
         let started = Instant::now();
-        let sql = format!("SELECT * FROM t WHERE {BATCH_ID} = '{}'", sql_quote(&batch));
+        let sql = format!(
+            "SELECT * FROM t WHERE {BATCH_ID} = {}",
+            delta::sql_literal(&batch)
+        );
         let Some((schema, batches)) = delta::query(&raw_loc, &sql).await? else {
             continue;
         };
@@ -389,11 +419,10 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         }
         super::crash_point(STEP, "after-quarantine");
         let unique = valid.height() as u64;
-        let (mut winners, counts) = classify(&data_loc, ds, valid).await?;
+        let (winners, counts) = classify(&data_loc, ds, valid).await?;
         report.inserted = counts.inserted;
         report.updated = counts.updated;
-        report.stale = unique - counts.inserted - counts.updated;
-        report.duplicates_dropped = in_batch_duplicates + report.updated + report.stale;
+        (report.stale, report.duplicates_dropped) = books(in_batch_duplicates, unique, counts);
         // The books are recorded before the data commit, so a crash between them loses nothing:
         // the rerun finds trusted unchanged, computes the same books and skips what exists.
         ops::record_trusted(lake, &report, &ds.contract.version).await?;
@@ -403,20 +432,8 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             }
         }
         super::crash_point(STEP, "before-data");
-        let newer = newer_predicate(ds);
-        let (ws, wb) = frame::to_batches(&mut winners)?;
         // The data table is written last: its txn marks the batch done.
-        let Some((_, merged)) = delta::upsert(
-            &data_loc,
-            ws,
-            wb,
-            &ds.contract.primary_key,
-            newer.as_deref(),
-            &app,
-            &meta,
-        )
-        .await?
-        else {
+        let Some(merged) = merge_winners(&data_loc, ds, winners, &app, &meta).await? else {
             tracing::warn!(dataset = name, batch = %batch, "A concurrent promotion committed this batch first.");
             continue;
         };
@@ -572,25 +589,14 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
         return Ok(report);
     }
     let unique = valid.height() as u64;
-    let (mut winners, counts) = classify(&data_loc, ds, valid).await?;
+    let (winners, counts) = classify(&data_loc, ds, valid).await?;
     report.inserted = counts.inserted;
     report.updated = counts.updated;
-    report.duplicates_dropped = dups + (unique - counts.inserted - counts.updated) + counts.updated;
-    let newer = newer_predicate(ds);
-    let (ws, wb) = frame::to_batches(&mut winners)?;
+    report.duplicates_dropped = books(dups, unique, counts).1;
     let stamp = lake.clock.now().timestamp_micros().to_string();
     let app = txn_id("quarantine-release", &stamp);
     let meta = [("medallion.step", serde_json::json!("quarantine-release"))];
-    delta::upsert(
-        &data_loc,
-        ws,
-        wb,
-        &ds.contract.primary_key,
-        newer.as_deref(),
-        &app,
-        &meta,
-    )
-    .await?;
+    merge_winners(&data_loc, ds, winners, &app, &meta).await?;
     super::crash_point("quarantine-release", "after-trusted");
     let (rs, rb) = frame::to_batches(&mut remaining)?;
     delta::overwrite(&q_loc, rs, rb, &app, &meta).await?;

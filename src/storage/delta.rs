@@ -43,6 +43,11 @@ impl TableLoc {
     }
 }
 
+/// `value` as a quoted SQL string literal (`'` doubled).
+pub fn sql_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
 /// The application-transaction id recording that `step` consumed `batch`.
 pub fn txn_id(step: &str, batch: &str) -> String {
     format!("medallion/{step}/{batch}")
