@@ -261,8 +261,9 @@ pub async fn run(
         let (schema, data) = frame::to_batches(&mut df)?;
         let loc = lake.loc(Stage::Curated, product)?;
         let txns: Vec<String> = todo.iter().map(|(_, _, app)| app.clone()).collect();
-        let predicate = course_filter(&courses);
-        delta::replace_where(&loc, schema, data, &predicate, &txns).await?;
+        // No course touched (batches without rows): nothing to replace, the txns still land.
+        let predicate = (!courses.is_empty() || rows > 0).then(|| course_filter(&courses));
+        delta::replace_where(&loc, schema, data, predicate.as_deref(), &txns).await?;
         lake.register(Registration {
             dataset: product,
             stage: Some(Stage::Curated),

@@ -108,6 +108,51 @@ async fn holds_any(table: &DeltaTable, loc: &TableLoc, app_ids: &[&str]) -> Resu
     Ok(false)
 }
 
+/// Opens the table, creating it first (schema only, no rows, no txn) when missing.
+///
+/// Rows are never written in the commit that creates a table: delta-rs commits a creation
+/// that lost the race for version 0 at the next version *without* running its conflict
+/// checker, so a batch's txn in a creating commit would not stop a concurrent duplicate.
+/// The creating commit here never retries; losing the race just means the table exists.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn open_or_create(loc: &TableLoc, schema: SchemaRef) -> Result<DeltaTable> {
+    if let Some(t) = open(loc).await? {
+        return Ok(t);
+    }
+    create_empty(loc, schema).await
+}
+
+async fn create_empty(loc: &TableLoc, schema: SchemaRef) -> Result<DeltaTable> {
+    let handle =
+        DeltaTable::try_from_url_with_storage_options(loc.url.clone(), loc.options.clone())
+            .await
+            .map_err(|e| loc.err(e))?;
+    create_with(handle, loc, schema).await
+}
+
+/// Creates the table through `handle`, which may have been taken before another writer
+/// created it.
+async fn create_with(handle: DeltaTable, loc: &TableLoc, schema: SchemaRef) -> Result<DeltaTable> {
+    if handle.version().is_some() {
+        return Ok(handle);
+    }
+    let created = handle
+        .write(vec![RecordBatch::new_empty(schema)])
+        .with_save_mode(SaveMode::Append)
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
+        .await;
+    match created {
+        Ok(t) => Ok(t),
+        Err(e) => match open(loc).await? {
+            // Another writer created it between our look and our commit.
+            Some(t) => Ok(t),
+            None => Err(loc.err(e)),
+        },
+    }
+}
+
 fn commit_props(app_id: &str, metadata: &[(&str, serde_json::Value)]) -> CommitProperties {
     CommitProperties::default()
         .with_application_transaction(Transaction::new(app_id, 1))
@@ -127,13 +172,10 @@ pub async fn append(
     app_id: &str,
     metadata: &[(&str, serde_json::Value)],
 ) -> Result<Option<u64>> {
-    let table = match open(loc).await? {
-        Some(t) if holds_any(&t, loc, &[app_id]).await? => return Ok(None),
-        Some(t) => t,
-        None => DeltaTable::try_from_url_with_storage_options(loc.url.clone(), loc.options.clone())
-            .await
-            .map_err(|e| loc.err(e))?,
-    };
+    let table = open_or_create(loc, schema.clone()).await?;
+    if holds_any(&table, loc, &[app_id]).await? {
+        return Ok(None);
+    }
     let batches = if batches.is_empty() {
         vec![RecordBatch::new_empty(schema)]
     } else {
@@ -178,22 +220,10 @@ impl Appender {
         app_id: &str,
         metadata: &[(&str, serde_json::Value)],
     ) -> Result<Option<Self>> {
-        let table = match open(loc).await? {
-            Some(t) if holds_any(&t, loc, &[app_id]).await? => return Ok(None),
-            Some(t) => t,
-            None => {
-                let t = DeltaTable::try_from_url_with_storage_options(
-                    loc.url.clone(),
-                    loc.options.clone(),
-                )
-                .await
-                .map_err(|e| loc.err(e))?;
-                t.write(vec![RecordBatch::new_empty(schema)])
-                    .with_save_mode(SaveMode::Append)
-                    .await
-                    .map_err(|e| loc.err(e))?
-            }
-        };
+        let table = open_or_create(loc, schema).await?;
+        if holds_any(&table, loc, &[app_id]).await? {
+            return Ok(None);
+        }
         let writer = deltalake::writer::RecordBatchWriter::for_table(&table)
             .map_err(|e| loc.err(e))?
             .with_commit_properties(commit_props(app_id, metadata));
@@ -268,7 +298,8 @@ pub async fn overwrite(
 }
 
 /// Replaces the rows matching `predicate` with `batches` in one commit that records every
-/// txn in `app_ids` (creates the table on first write).
+/// txn in `app_ids` (creates the table on first write). With no predicate nothing is
+/// replaced and `batches` are appended.
 ///
 /// # Errors
 /// delta-rs errors, including rows that do not match the predicate.
@@ -276,32 +307,29 @@ pub async fn replace_where(
     loc: &TableLoc,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
-    predicate: &str,
+    predicate: Option<&str>,
     app_ids: &[String],
 ) -> Result<Option<u64>> {
     let txns: Vec<Transaction> = app_ids.iter().map(|a| Transaction::new(a, 1)).collect();
     let props = CommitProperties::default().with_application_transactions(txns);
     let batches = if batches.is_empty() {
-        vec![RecordBatch::new_empty(schema)]
+        vec![RecordBatch::new_empty(schema.clone())]
     } else {
         batches
     };
     let ids: Vec<&str> = app_ids.iter().map(String::as_str).collect();
-    let table = match open(loc).await? {
-        Some(t) if holds_any(&t, loc, &ids).await? => return Ok(None),
-        Some(t) => t
-            .write(batches)
+    let table = open_or_create(loc, schema).await?;
+    if holds_any(&table, loc, &ids).await? {
+        return Ok(None);
+    }
+    let write = table.write(batches).with_commit_properties(props);
+    let write = match predicate {
+        Some(p) => write
             .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(predicate.to_string())
-            .with_commit_properties(props),
-        None => DeltaTable::try_from_url_with_storage_options(loc.url.clone(), loc.options.clone())
-            .await
-            .map_err(|e| loc.err(e))?
-            .write(batches)
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(props),
+            .with_replace_where(p.to_string()),
+        None => write.with_save_mode(SaveMode::Append),
     };
-    let table = table.await.map_err(|e| loc.err(e))?;
+    let table = write.await.map_err(|e| loc.err(e))?;
     Ok(Some(table.version().unwrap_or(0)))
 }
 
@@ -329,29 +357,17 @@ pub async fn upsert(
     app_id: &str,
     metadata: &[(&str, serde_json::Value)],
 ) -> Result<Option<(u64, UpsertCounts)>> {
-    let Some(table) = open(loc).await? else {
-        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let Some(v) = append(loc, schema, batches, app_id, metadata).await? else {
-            return Ok(None);
-        };
-        return Ok(Some((
-            v,
-            UpsertCounts {
-                inserted: rows,
-                updated: 0,
-            },
-        )));
-    };
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        // A merge with nothing to merge commits nothing, so it would not record the txn.
+        let v = append(loc, schema, Vec::new(), app_id, metadata).await?;
+        return Ok(v.map(|v| (v, UpsertCounts::default())));
+    }
+    let table = open_or_create(loc, schema.clone()).await?;
     if holds_any(&table, loc, &[app_id]).await? {
         return Ok(None);
     }
     let ctx = SessionContext::new();
-    // An empty source still needs its schema, or the merge cannot resolve `s.<column>`.
-    let batches = if batches.is_empty() {
-        vec![RecordBatch::new_empty(schema.clone())]
-    } else {
-        batches
-    };
     let source = ctx.read_batches(batches).map_err(|e| loc.query_err(e))?;
     let on = key
         .iter()
@@ -450,4 +466,113 @@ pub async fn count_rows(loc: &TableLoc) -> Result<u64> {
         })
         .unwrap_or(0);
     Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::Int64Array;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    fn fixture() -> (tempfile::TempDir, TableLoc, SchemaRef, RecordBatch) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let loc = TableLoc {
+            url,
+            options: HashMap::new(),
+        };
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1_i64, 2, 3]))],
+        )
+        .expect("batch");
+        (dir, loc, schema, batch)
+    }
+
+    #[tokio::test]
+    async fn a_creation_that_lost_the_race_commits_nothing() {
+        let (_dir, loc, schema, _) = fixture();
+        let handle =
+            || DeltaTable::try_from_url_with_storage_options(loc.url.clone(), loc.options.clone());
+        // Two writers both look before the table exists.
+        let (a, b) = (handle().await.expect("a"), handle().await.expect("b"));
+        create_with(a, &loc, schema.clone()).await.expect("first");
+        // The second must not commit a second creation.
+        let t = create_with(b, &loc, schema).await.expect("second");
+        assert_eq!(t.version(), Some(0));
+        assert_eq!(version(&loc).await.expect("version"), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_appended_once_even_when_both_writers_saw_no_table() {
+        let (_dir, loc, schema, batch) = fixture();
+        let handle =
+            || DeltaTable::try_from_url_with_storage_options(loc.url.clone(), loc.options.clone());
+        let (a, b) = (handle().await.expect("a"), handle().await.expect("b"));
+        // Writer a creates the table and appends the batch.
+        let a = create_with(a, &loc, schema.clone())
+            .await
+            .expect("create a");
+        assert!(!holds_any(&a, &loc, &["app/b1"]).await.expect("holds"));
+        a.write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(commit_props("app/b1", &[]))
+            .await
+            .expect("append a");
+        // Writer b, which looked before the table existed, now sees the batch and skips it.
+        let b = create_with(b, &loc, schema).await.expect("create b");
+        assert!(holds_any(&b, &loc, &["app/b1"]).await.expect("holds"));
+        assert_eq!(count_rows(&loc).await.expect("count"), 3);
+        assert_eq!(version(&loc).await.expect("version"), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_stale_writer_of_the_same_batch_is_refused_by_the_conflict_check() {
+        let (_dir, loc, schema, batch) = fixture();
+        let stale = open_or_create(&loc, schema.clone()).await.expect("create");
+        append(&loc, schema, vec![batch.clone()], "app/b1", &[])
+            .await
+            .expect("append");
+        let lost = stale
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(commit_props("app/b1", &[]))
+            .await;
+        assert!(
+            lost.is_err(),
+            "a concurrent duplicate of a batch was committed"
+        );
+        assert_eq!(count_rows(&loc).await.expect("count"), 3);
+    }
+
+    #[tokio::test]
+    async fn every_write_records_its_batch_even_with_no_rows() {
+        let (_dir, loc, schema, batch) = fixture();
+        let key = vec!["n".to_string()];
+        let upserted = upsert(&loc, schema.clone(), vec![], &key, None, "app/empty", &[])
+            .await
+            .expect("upsert on a new table");
+        assert!(upserted.is_some());
+        assert!(has_batch(&loc, "app/empty").await.expect("has"));
+        upsert(&loc, schema.clone(), vec![batch], &key, None, "app/b1", &[])
+            .await
+            .expect("upsert rows");
+        upsert(&loc, schema.clone(), vec![], &key, None, "app/empty2", &[])
+            .await
+            .expect("upsert on an existing table");
+        assert!(has_batch(&loc, "app/empty2").await.expect("has"));
+        let ids = vec!["app/rw".to_string()];
+        replace_where(&loc, schema.clone(), vec![], Some("n = 7"), &ids)
+            .await
+            .expect("replace nothing");
+        assert!(has_batch(&loc, "app/rw").await.expect("has"));
+        let ids = vec!["app/none".to_string()];
+        replace_where(&loc, schema, vec![], None, &ids)
+            .await
+            .expect("replace nothing");
+        assert!(has_batch(&loc, "app/none").await.expect("has"));
+        assert_eq!(count_rows(&loc).await.expect("count"), 3);
+    }
 }

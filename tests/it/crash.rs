@@ -43,6 +43,14 @@ fn crash_and_rerun_equals_one_clean_run() {
 
 #[test]
 fn concurrent_promotions_never_duplicate() {
+    // Three rounds of three writers racing on a fresh lake: the race for each table's
+    // creation and for each batch's commit is lost by someone in most rounds.
+    for round in 0..3 {
+        concurrent_round(round);
+    }
+}
+
+fn concurrent_round(round: usize) {
     let p = TestProject::new();
     let inbox = p.generate(30, 5, 0.02);
     p.land_all(&inbox);
@@ -62,16 +70,19 @@ fn concurrent_promotions_never_duplicate() {
             .spawn()
             .unwrap()
     };
-    let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let writers: Vec<_> = (0..3).map(|_| spawn()).collect();
+    let outputs: Vec<_> = writers
+        .into_iter()
+        .map(|w| w.wait_with_output().unwrap())
+        .collect();
     // A loser fails on Delta's conflict check (a concurrent commit of the same batch or of the
     // table's creation) and says so; nothing is duplicated or lost, and a rerun completes.
-    for o in [&a, &b] {
+    for o in &outputs {
         if !o.status.success() {
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(
                 err.contains("delta table") || err.contains("ransaction"),
-                "{err}"
+                "round {round}: {err}"
             );
         }
     }
@@ -90,7 +101,7 @@ fn concurrent_promotions_never_duplicate() {
     assert_eq!(
         p.rows("raw", "attendance") + p.rows("raw", "attendance_rejects"),
         landing,
-        "raw duplicated or lost rows"
+        "round {round}: raw duplicated or lost rows"
     );
     let dups = crate::harness::defects(&inbox)
         .iter()
@@ -99,6 +110,6 @@ fn concurrent_promotions_never_duplicate() {
     assert_eq!(
         p.rows("raw", "attendance"),
         p.rows("trusted", "attendance") + p.rows("trusted", "attendance_quarantine") + dups,
-        "trusted duplicated or lost rows"
+        "round {round}: trusted duplicated or lost rows"
     );
 }

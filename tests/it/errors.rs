@@ -122,7 +122,7 @@ fn header_only_export_after_a_load_promotes_cleanly() {
     let p = TestProject::new();
     let inbox = p.generate(10, 3, 0.0);
     p.land_all(&inbox);
-    p.ok(&["promote", "attendance", "--to", "trusted"]);
+    p.ok(&["promote", "attendance"]);
     let before = p.rows("trusted", "attendance");
     let empty = p.path("attendance_empty.csv");
     std::fs::write(&empty, "record_id,student_id,student_name,student_email,course_id,section,session_date,status,minutes_attended,recorded_by,recorded_at\n").unwrap();
@@ -135,4 +135,15 @@ fn header_only_export_after_a_load_promotes_cleanly() {
         r.stdout
     );
     assert_eq!(p.rows("trusted", "attendance"), before);
+    // Through to curated: an empty batch touches no course, replaces nothing, and is recorded
+    // (a rerun has nothing left to do).
+    let curated = p.rows("curated", "student_course_attendance");
+    p.ok(&["promote", "attendance"]);
+    assert_eq!(p.rows("curated", "student_course_attendance"), curated);
+    let again = p.ok(&["promote", "attendance"]);
+    assert!(
+        again.stdout.contains("Nothing to promote"),
+        "{}",
+        again.stdout
+    );
 }
