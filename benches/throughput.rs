@@ -119,6 +119,7 @@ fn main() {
         types: &types,
         history: &history,
         refs: &refs,
+        delivered: None,
     };
     println!(
         "rule set: {} rules (attendance contract + quality_rules/attendance.yaml)",

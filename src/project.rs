@@ -10,7 +10,7 @@ use crate::contract::{self, ContractError};
 use crate::crypto::LocalKeyRing;
 use crate::metrics::LogMetricsSink;
 use crate::pipeline::{self, Pipeline, PipelineError};
-use crate::rules::{RuleSet, RulesError};
+use crate::rules::{DatasetRules, RulesError};
 use crate::stage::{Clock, Dataset, Lake, SystemClock};
 use crate::storage::{LocalTableStore, StorageError};
 
@@ -159,7 +159,9 @@ impl Project {
     /// YAML errors with file:line:column.
     pub fn curated(&self) -> Result<crate::curated::CuratedConfig, ProjectError> {
         let path = self.config.pipelines.join("curated").join("products.yaml");
-        Ok(crate::curated::CuratedConfig::load(&path).map_err(ConfigError::from)?)
+        let mut cfg = crate::curated::CuratedConfig::load(&path).map_err(ConfigError::from)?;
+        cfg.rules_dir = Some(self.config.quality_rules.clone());
+        Ok(cfg)
     }
 
     /// Loads a dataset's contract, rules and pipeline.
@@ -177,10 +179,11 @@ impl Project {
         }
         let pipeline = Pipeline::load(&pipeline_path)?;
         let contract = contract::load(&self.config.contract_path(name))?;
-        let rules = RuleSet::load(&self.config.rules_path(name), &contract)?;
+        let rules = DatasetRules::load(&self.config.rules_path(name), &contract)?;
         Ok(Dataset {
             contract,
-            rules,
+            rules: rules.trusted,
+            raw_rules: rules.raw,
             pipeline,
         })
     }

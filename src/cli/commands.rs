@@ -74,6 +74,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         Command::Report {
             dataset,
             batch,
+            stage,
             format,
             output,
         } => {
@@ -81,6 +82,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
                 &open(project).await?,
                 &dataset,
                 batch.as_deref(),
+                stage,
                 format,
                 output.as_deref(),
                 out,
@@ -710,13 +712,19 @@ async fn report_cmd(
     p: &Project,
     dataset: &str,
     batch: Option<&str>,
+    stage: Option<super::RuleStageArg>,
     format: super::ReportFormat,
     output: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<Exit> {
     use crate::report::quality::QualityReport;
-    p.dataset(dataset)?;
-    let history = crate::stage::ops::history(&p.lake, dataset).await?;
+    if !crate::curated::PRODUCTS.contains(&dataset) {
+        p.dataset(dataset)?;
+    }
+    let mut history = crate::stage::ops::history(&p.lake, dataset).await?;
+    if let Some(stage) = stage {
+        history.results.retain(|r| r.stage == stage.as_str());
+    }
     let probe = QualityReport::build(dataset, &history, batch, &Default::default())
         .map_err(|e| UsageError(e.to_string()))?;
     let samples =
@@ -822,15 +830,43 @@ fn rules_check(p: &Project, out: &mut dyn Write) -> Result<Exit> {
         match p.dataset(d) {
             Ok(ds) => writeln!(
                 out,
-                "ok  {d}: contract v{}, {} rules",
+                "ok  {d}: contract v{}, {} raw rules, {} trusted rules ({} from the contract)",
                 ds.contract.version,
-                ds.rules.rules.len()
+                ds.raw_rules.rules.len(),
+                ds.rules.rules.len(),
+                ds.rules
+                    .rules
+                    .iter()
+                    .filter(|r| r.id.starts_with("contract."))
+                    .count()
             )?,
             Err(e) => problems.push(e.to_string()),
         }
     }
-    if let Err(e) = p.curated() {
-        problems.push(e.to_string());
+    match p.curated() {
+        Ok(cfg) => product_rules_check(p, &cfg, &mut problems, out)?,
+        Err(e) => problems.push(e.to_string()),
+    }
+    // A rules file nobody reads is a mistake worth naming.
+    if let Ok(entries) = std::fs::read_dir(&p.config.quality_rules) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let yaml = path.extension().is_some_and(|x| x == "yaml" || x == "yml");
+            if yaml
+                && !datasets.iter().any(|d| d == stem)
+                && !crate::curated::PRODUCTS.contains(&stem)
+            {
+                problems.push(format!(
+                    "{}: no dataset or curated product is named `{stem}` (datasets: {}; products: {})",
+                    path.display(),
+                    datasets.join(", "),
+                    crate::curated::PRODUCTS.join(", ")
+                ));
+            }
+        }
     }
     if problems.is_empty() {
         writeln!(out, "All contracts, rules and pipelines are valid.")?;
@@ -838,6 +874,36 @@ fn rules_check(p: &Project, out: &mut dyn Write) -> Result<Exit> {
     } else {
         Err(UsageError(problems.join("\n")).into())
     }
+}
+
+/// Checks each curated product's rules file against the product's columns.
+fn product_rules_check(
+    p: &Project,
+    cfg: &crate::curated::CuratedConfig,
+    problems: &mut Vec<String>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let contract = |d: &str| p.dataset(d).map(|ds| ds.contract);
+    let (Ok(att), Ok(gr), Ok(st)) = (
+        contract("attendance"),
+        contract("grades"),
+        contract("students"),
+    ) else {
+        // Already reported above.
+        return Ok(());
+    };
+    for product in crate::curated::PRODUCTS {
+        let path = p.config.quality_rules.join(format!("{product}.yaml"));
+        if !path.exists() {
+            continue;
+        }
+        let columns = crate::curated::rules::product_columns(product, cfg, &att, &gr, &st)?;
+        match crate::rules::RuleSet::load_product(&path, product, &columns) {
+            Ok(rs) => writeln!(out, "ok  {product}: {} curated rules", rs.rules.len())?,
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "aws")]

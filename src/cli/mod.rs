@@ -140,11 +140,14 @@ pub enum Command {
     },
     /// The quality report of a batch: books, rules worst first, change against the previous batch.
     Report {
-        /// Dataset.
+        /// Dataset or curated product.
         dataset: String,
         /// Batch id (default: the newest).
         #[arg(long)]
         batch: Option<String>,
+        /// Only the rules of this stage (default: every stage the batch went through).
+        #[arg(long, value_enum)]
+        stage: Option<RuleStageArg>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
@@ -291,6 +294,28 @@ pub enum ReportFormat {
     Json,
     /// A self-contained HTML page.
     Html,
+}
+
+/// A stage whose rules a report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuleStageArg {
+    /// landing→raw rules.
+    Raw,
+    /// raw→trusted rules (contract rules included).
+    Trusted,
+    /// A curated product's rules.
+    Curated,
+}
+
+impl RuleStageArg {
+    /// Lowercase name, as stored in `_ops/quality_results`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Trusted => "trusted",
+            Self::Curated => "curated",
+        }
+    }
 }
 
 /// Output format of query results.

@@ -46,6 +46,14 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../quality_rules/courses.yaml"),
     ),
     (
+        "quality_rules/at_risk_students.yaml",
+        include_str!("../../quality_rules/at_risk_students.yaml"),
+    ),
+    (
+        "quality_rules/course_summary.yaml",
+        include_str!("../../quality_rules/course_summary.yaml"),
+    ),
+    (
         "pipelines/attendance.yaml",
         include_str!("../../pipelines/attendance.yaml"),
     ),

@@ -8,6 +8,7 @@
 //! appear only by pseudonym.
 
 pub mod products;
+pub mod rules;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -16,7 +17,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::frame;
-use crate::stage::{Lake, Registration, Result, StepOptions};
+use crate::rules::eval::AsOf;
+use crate::stage::{ops, Lake, Registration, Result, StepOptions};
 use crate::storage::delta::{self, txn_id};
 use crate::storage::Stage;
 use crate::yaml::{self, YamlError};
@@ -82,6 +84,9 @@ pub struct CuratedConfig {
     pub small_cell_min: u32,
     /// At-risk settings.
     pub at_risk: AtRiskConfig,
+    /// Folder of the products' rule files (`<product>.yaml`); set by the project.
+    #[serde(skip)]
+    pub rules_dir: Option<std::path::PathBuf>,
 }
 
 impl CuratedConfig {
@@ -123,6 +128,8 @@ pub struct CuratedReport {
     pub courses: usize,
     /// Rows written for those courses.
     pub rows: u64,
+    /// The product's rule results (none without a rules file).
+    pub rules: Vec<crate::rules::eval::RuleResult>,
     /// Whether anything was written.
     pub committed: bool,
 }
@@ -245,6 +252,18 @@ pub async fn run(
         };
         let mut df = products::build(product, &inputs, cfg)?;
         products::check(product, &df, &inputs)?;
+        let product_rules = match &cfg.rules_dir {
+            Some(dir) => rules::load(dir, product, &df)?,
+            None => crate::rules::RuleSet::default(),
+        };
+        let history = ops::rule_history(lake, product, "curated").await?;
+        let results = rules::judge(
+            product,
+            &df,
+            &product_rules,
+            &history,
+            AsOf(lake.clock.now()),
+        )?;
         let rows = df.height() as u64;
         let batches: Vec<String> = todo.iter().map(|(d, b, _)| format!("{d}/{b}")).collect();
         let report = CuratedReport {
@@ -252,12 +271,17 @@ pub async fn run(
             batches,
             courses: courses.len(),
             rows,
+            rules: results,
             committed: !opts.dry_run,
         };
         if opts.dry_run {
             reports.push(report);
             continue;
         }
+        // Results first, product last: a crash in between reruns the same build, whose
+        // results are then already recorded (same batch label, same txn).
+        let label = report.batches.last().cloned().unwrap_or_default();
+        ops::record_rules(lake, product, "curated", &label, &report.rules).await?;
         let (schema, data) = frame::to_batches(&mut df)?;
         let loc = lake.loc(Stage::Curated, product)?;
         let txns: Vec<String> = todo.iter().map(|(_, _, app)| app.clone()).collect();

@@ -70,6 +70,9 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
                 let _ = writeln!(out, "    {line}");
             }
         }
+        if !r.rules.is_empty() {
+            rules_text(&mut out, &r.rules);
+        }
     }
     for t in &s.trusted {
         let _ = writeln!(
@@ -90,36 +93,7 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
             "  duplicates: {} within the batch, {} older records replaced by corrections, {} stale corrections ignored",
             t.in_batch_duplicates, t.updated, t.stale
         );
-        let failing: Vec<&RuleResult> = worst_first(&t.rules)
-            .into_iter()
-            .filter(|r| r.failed > 0)
-            .collect();
-        if failing.is_empty() {
-            let _ = writeln!(out, "  all {} rules passed", t.rules.len());
-        } else {
-            let _ = writeln!(
-                out,
-                "  {:<44} {:<10} {:>8} {:>8}  outcome",
-                "rule", "severity", "failed", "rate"
-            );
-            for r in failing {
-                let _ = writeln!(
-                    out,
-                    "  {:<44} {:<10} {:>8} {:>7.2}%  {}",
-                    r.rule_id,
-                    r.severity.as_str(),
-                    r.failed,
-                    100.0 * (1.0 - r.pass_rate()),
-                    r.outcome.as_str()
-                );
-            }
-            let passed = t
-                .rules
-                .iter()
-                .filter(|r| r.outcome == Outcome::Passed)
-                .count();
-            let _ = writeln!(out, "  {passed} other rules passed");
-        }
+        rules_text(&mut out, &t.rules);
     }
     for c in &s.curated {
         let _ = writeln!(
@@ -134,8 +108,44 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
                 "   (dry run: nothing written)"
             }
         );
+        if !c.rules.is_empty() {
+            rules_text(&mut out, &c.rules);
+        }
     }
     out
+}
+
+/// The failing rules of a batch, worst first, then how many passed.
+fn rules_text(out: &mut String, rules: &[RuleResult]) {
+    let failing: Vec<&RuleResult> = worst_first(rules)
+        .into_iter()
+        .filter(|r| r.failed > 0)
+        .collect();
+    if failing.is_empty() {
+        let _ = writeln!(out, "  all {} rules passed", rules.len());
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<44} {:<10} {:>8} {:>8}  outcome",
+        "rule", "severity", "failed", "rate"
+    );
+    for r in failing {
+        let _ = writeln!(
+            out,
+            "  {:<44} {:<10} {:>8} {:>7.2}%  {}",
+            r.rule_id,
+            r.severity.as_str(),
+            r.failed,
+            100.0 * (1.0 - r.pass_rate()),
+            r.outcome.as_str()
+        );
+    }
+    let passed = rules
+        .iter()
+        .filter(|r| r.outcome == Outcome::Passed)
+        .count();
+    let _ = writeln!(out, "  {passed} other rules passed");
 }
 
 /// The catalog as text: one line per table.

@@ -90,7 +90,7 @@ impl QualityReport {
                 })?,
             None => batches.last().cloned().ok_or_else(|| {
                 ReportError::NotFound(format!(
-                    "{dataset}: no quality results yet; promote it to trusted first"
+                    "{dataset}: no quality results yet; promote it first"
                 ))
             })?,
         };
@@ -104,10 +104,9 @@ impl QualityReport {
                 let prev = previous_batch
                     .as_ref()
                     .and_then(|p| {
-                        history
-                            .results
-                            .iter()
-                            .find(|x| &x.batch_id == p && x.rule_id == r.rule_id)
+                        history.results.iter().find(|x| {
+                            &x.batch_id == p && x.rule_id == r.rule_id && x.stage == r.stage
+                        })
                     })
                     .map(|x| x.failure_rate);
                 let trend = match prev {
@@ -122,7 +121,9 @@ impl QualityReport {
                         history
                             .results
                             .iter()
-                            .find(|x| &x.batch_id == b && x.rule_id == r.rule_id)
+                            .find(|x| {
+                                &x.batch_id == b && x.rule_id == r.rule_id && x.stage == r.stage
+                            })
                             .map(|x| (b.clone(), 1.0 - x.failure_rate))
                     })
                     .collect();
@@ -187,8 +188,8 @@ impl QualityReport {
         }
         let _ = writeln!(
             out,
-            "  {:<40} {:<10} {:<11} {:>8} {:>8}  vs prev",
-            "rule", "severity", "outcome", "failed", "rate"
+            "  {:<8} {:<40} {:<10} {:<11} {:>8} {:>8}  vs prev",
+            "stage", "rule", "severity", "outcome", "failed", "rate"
         );
         for r in &self.rules {
             let arrow = match r.trend {
@@ -199,7 +200,8 @@ impl QualityReport {
             };
             let _ = writeln!(
                 out,
-                "  {:<40} {:<10} {:<11} {:>8} {:>7.2}%  {}",
+                "  {:<8} {:<40} {:<10} {:<11} {:>8} {:>7.2}%  {}",
+                r.result.stage,
                 r.result.rule_id,
                 r.result.severity,
                 r.result.outcome,
@@ -251,12 +253,13 @@ th{{background:#f3f4f6}}.n{{text-align:right;font-variant-numeric:tabular-nums}}
                 t.rows_in, t.rows_promoted, t.quarantined, t.duplicates_dropped, t.updated
             );
         }
-        let _ = write!(h, "</table><h2>Rules, worst first</h2><table><tr><th>rule</th><th>severity</th><th>outcome</th><th class=\"n\">evaluated</th><th class=\"n\">failed</th><th class=\"n\">failure rate</th><th>vs previous</th><th>pass rate over batches</th></tr>");
+        let _ = write!(h, "</table><h2>Rules, worst first</h2><table><tr><th>stage</th><th>rule</th><th>severity</th><th>outcome</th><th class=\"n\">evaluated</th><th class=\"n\">failed</th><th class=\"n\">failure rate</th><th>vs previous</th><th>pass rate over batches</th></tr>");
         for r in &self.rules {
             let s = &r.result;
             let _ = write!(
                 h,
-                "<tr><td><code>{}</code><br><small>{}</small>",
+                "<tr><td>{}</td><td><code>{}</code><br><small>{}</small>",
+                esc(&s.stage),
                 esc(&s.rule_id),
                 esc(&s.description)
             );
@@ -349,6 +352,7 @@ mod tests {
 
     fn result(batch: &str, rule: &str, failed: u64) -> StoredResult {
         StoredResult {
+            stage: "trusted".into(),
             batch_id: batch.into(),
             rule_id: rule.into(),
             description: "<desc>".into(),

@@ -121,6 +121,9 @@ pub struct Context<'a> {
     pub history: &'a std::collections::HashMap<String, Vec<f64>>,
     /// Referenced keys per rule id.
     pub refs: &'a std::collections::HashMap<String, Series>,
+    /// Columns as delivered, for `schema_match` (a landing file's header); `None`: the
+    /// judged frame's own columns.
+    pub delivered: Option<&'a [String]>,
 }
 
 fn filter_expr(f: &Filter) -> Expr {
@@ -487,6 +490,29 @@ fn dataset_check(
             };
             (1, u64::from(bad), value)
         }
+        Check::SchemaMatch {
+            columns,
+            allow_extra,
+        } => {
+            let delivered: Vec<String> = match cx.delivered {
+                Some(d) => d.to_vec(),
+                // Lineage, rule and internal columns all start with `_`.
+                None => frame
+                    .get_column_names()
+                    .iter()
+                    .map(|c| c.to_string())
+                    .filter(|c| !c.starts_with('_'))
+                    .collect(),
+            };
+            let missing = columns.iter().filter(|c| !delivered.contains(c)).count();
+            let extra = if *allow_extra {
+                0
+            } else {
+                delivered.iter().filter(|d| !columns.contains(d)).count()
+            };
+            let off = missing + extra;
+            (1, u64::from(off > 0), Some(off as f64))
+        }
         _ => (0, 0, None),
     })
 }
@@ -515,6 +541,7 @@ mod tests {
             types,
             history: H.get_or_init(Default::default),
             refs: R.get_or_init(Default::default),
+            delivered: None,
         }
     }
 
@@ -678,6 +705,7 @@ mod tests {
             types: &types,
             history: &h,
             refs: &r,
+            delivered: None,
         };
         evaluate(frame(), &RuleSet { rules }, &cx).unwrap()
     }
@@ -896,6 +924,7 @@ mod tests {
             types: &ts,
             history: &h,
             refs: &r,
+            delivered: None,
         };
         let rules = vec![
             rule(
@@ -945,5 +974,48 @@ mod tests {
         )
         .unwrap();
         assert_eq!(outcome(&ev, "future"), (Outcome::Warned, 1));
+    }
+
+    #[test]
+    fn schema_match_compares_delivered_columns() {
+        let types = |_: &str| Some(ColumnType::String);
+        let frame = df!("a" => ["x"], "b" => ["y"], "_lineage" => ["z"]).unwrap();
+        let check = |columns: &[&str], allow_extra: bool| Check::SchemaMatch {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            allow_extra,
+        };
+        let set = RuleSet {
+            rules: vec![
+                rule("exact", check(&["a", "b"], false), Severity::Fail),
+                rule("missing", check(&["a", "b", "c"], false), Severity::Warn),
+                rule("extra", check(&["a"], false), Severity::Warn),
+                rule("extra_ok", check(&["a"], true), Severity::Warn),
+            ],
+        };
+        let ev = evaluate(frame.clone(), &set, &cx(&types)).unwrap();
+        let got: Vec<(&str, u64, Option<f64>)> = ev
+            .results
+            .iter()
+            .map(|r| (r.rule_id.as_str(), r.failed, r.metric))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("exact", 0, Some(0.0)),
+                ("missing", 1, Some(1.0)),
+                ("extra", 1, Some(1.0)),
+                ("extra_ok", 0, Some(0.0)),
+            ]
+        );
+        // A delivered header (raw) is judged instead of the frame's columns.
+        let header = vec!["a".to_string(), "b".to_string(), "note".to_string()];
+        let with_header = Context {
+            delivered: Some(&header),
+            ..cx(&types)
+        };
+        let ev = evaluate(frame, &set, &with_header).unwrap();
+        assert_eq!(ev.results[0].failed, 1);
+        assert_eq!(ev.results[0].outcome, Outcome::Failed);
+        assert_eq!(ev.results[3].failed, 0);
     }
 }

@@ -224,6 +224,17 @@ pub enum Check {
         #[serde(default)]
         max: Option<u64>,
     },
+    /// Dataset level: the columns delivered are exactly `columns` (order ignored; extra
+    /// columns allowed with `allow_extra`). Without `columns`, the contract's columns for the
+    /// stage: at raw, the delivered file header against the contract's source columns.
+    SchemaMatch {
+        /// Expected columns (default: the contract's for the stage).
+        #[serde(default)]
+        columns: Vec<String>,
+        /// Extra columns are accepted.
+        #[serde(default)]
+        allow_extra: bool,
+    },
     /// Generated: the raw text could not be cast to the contract type.
     #[serde(skip)]
     Type {
@@ -253,6 +264,7 @@ impl Check {
                 | Self::DistinctCount { .. }
                 | Self::MeanBetween { .. }
                 | Self::DetectAnomaly { .. }
+                | Self::SchemaMatch { .. }
         )
     }
 
@@ -273,7 +285,8 @@ impl Check {
             | Self::MeanBetween { column, .. }
             | Self::IdentifierIssue { column } => vec![column.as_str()],
             Self::DetectAnomaly { column, .. } => column.iter().map(String::as_str).collect(),
-            Self::RowCountChange { .. } => Vec::new(),
+            // Expected columns may be missing by design: that is what it checks.
+            Self::RowCountChange { .. } | Self::SchemaMatch { .. } => Vec::new(),
             Self::Compare { left, right, .. } => vec![left.as_str(), right.as_str()],
             Self::Unique { columns } => columns.iter().map(String::as_str).collect(),
             Self::RowCount { .. } => Vec::new(),
@@ -338,15 +351,75 @@ pub struct RuleConfig {
     pub severity: Severity,
 }
 
-/// `quality_rules/<dataset>.yaml`.
+/// `quality_rules/<dataset>.yaml` (a landed dataset: `raw` and `trusted` rules) or
+/// `quality_rules/<product>.yaml` (a curated product: `curated` rules).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesFile {
-    /// Dataset the rules apply to.
+    /// Dataset or curated product the rules apply to.
     pub dataset: String,
-    /// Rules judged on the way into trusted.
+    /// Rules judged on the way into raw, over the pseudonymised text as delivered
+    /// (`warn` or `fail`: raw keeps every parsed row).
+    #[serde(default)]
+    pub raw: Vec<RuleConfig>,
+    /// Rules judged on the way into trusted, over typed columns.
     #[serde(default)]
     pub trusted: Vec<RuleConfig>,
+    /// Rules judged on a curated product before it is written (`warn` or `fail`).
+    #[serde(default)]
+    pub curated: Vec<RuleConfig>,
+}
+
+/// The stage a rule judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleStage {
+    /// landing→raw: text columns as delivered.
+    Raw,
+    /// raw→trusted: typed columns.
+    Trusted,
+    /// trusted→curated: a product's columns.
+    Curated,
+}
+
+impl RuleStage {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Trusted => "trusted",
+            Self::Curated => "curated",
+        }
+    }
+}
+
+/// Columns a rule may read at one stage, with their types.
+pub struct Columns<'a> {
+    /// Stage judged.
+    pub stage: RuleStage,
+    /// `(name, type)` of every column the judged frame holds.
+    pub columns: &'a [(String, Option<ColumnType>)],
+}
+
+impl Columns<'_> {
+    fn get(&self, name: &str) -> Option<Option<ColumnType>> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.columns.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+/// The rules of a landed dataset, per stage.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetRules {
+    /// Judged on the way into raw.
+    pub raw: RuleSet,
+    /// Judged on the way into trusted (contract rules first).
+    pub trusted: RuleSet,
 }
 
 /// A validated rule.
@@ -466,31 +539,111 @@ pub fn contract_rules(contract: &Contract) -> Vec<Rule> {
     out
 }
 
+/// Raw columns as a rule sees them: every source column kept past landing, as text.
+pub fn raw_columns(contract: &Contract) -> Vec<(String, Option<ColumnType>)> {
+    contract
+        .raw_columns()
+        .map(|c| (c.name.clone(), Some(ColumnType::String)))
+        .collect()
+}
+
+/// Trusted columns with their contract types.
+pub fn trusted_columns(contract: &Contract) -> Vec<(String, Option<ColumnType>)> {
+    contract
+        .trusted
+        .iter()
+        .map(|c| (c.name.clone(), c.ty))
+        .collect()
+}
+
 impl RuleSet {
-    /// The contract's rules plus the rules file at `path` (when it exists), validated against
-    /// the contract's trusted columns.
+    /// The contract's rules plus the trusted rules of the file at `path` (when it exists).
+    ///
+    /// # Errors
+    /// As [`DatasetRules::load`].
+    pub fn load(path: &Path, contract: &Contract) -> Result<Self, RulesError> {
+        Ok(DatasetRules::load(path, contract)?.trusted)
+    }
+
+    /// A curated product's rules from `path` (none when it does not exist), checked against
+    /// the product's columns.
+    ///
+    /// # Errors
+    /// YAML errors with file:line:column; [`RulesError::Invalid`] listing every problem.
+    pub fn load_product(
+        path: &Path,
+        product: &str,
+        columns: &[(String, Option<ColumnType>)],
+    ) -> Result<Self, RulesError> {
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let file: RulesFile = yaml::load(path)?;
+        let invalid = |problems| RulesError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        };
+        let mut problems = Vec::new();
+        if file.dataset != product {
+            problems.push(format!(
+                "dataset: `{}` but the file is for the curated product `{product}`",
+                file.dataset
+            ));
+        }
+        for (key, n) in [("raw", file.raw.len()), ("trusted", file.trusted.len())] {
+            if n > 0 {
+                problems.push(format!(
+                    "{key}: `{product}` is a curated product; its rules go under `curated`"
+                ));
+            }
+        }
+        let mut ids = BTreeSet::new();
+        let view = Columns {
+            stage: RuleStage::Curated,
+            columns,
+        };
+        let rules = validate_stage("curated", file.curated, &view, &mut ids, &mut problems);
+        if problems.is_empty() {
+            Ok(Self { rules })
+        } else {
+            Err(invalid(problems))
+        }
+    }
+}
+
+impl DatasetRules {
+    /// The contract's rules plus the rules file at `path` (when it exists), each stage's
+    /// rules validated against that stage's columns.
     ///
     /// # Errors
     /// YAML errors with file:line:column; [`RulesError::Invalid`] listing every problem.
     pub fn load(path: &Path, contract: &Contract) -> Result<Self, RulesError> {
-        let mut rules = contract_rules(contract);
+        let mut trusted = contract_rules(contract);
+        let mut raw = Vec::new();
         if path.exists() {
             let file: RulesFile = yaml::load(path)?;
-            let user = validate(file, contract).map_err(|problems| RulesError::Invalid {
+            let (r, t) = validate(file, contract).map_err(|problems| RulesError::Invalid {
                 path: path.to_path_buf(),
                 problems,
             })?;
-            rules.extend(user);
+            raw = r;
+            trusted.extend(t);
         }
-        Ok(Self { rules })
+        Ok(Self {
+            raw: RuleSet { rules: raw },
+            trusted: RuleSet { rules: trusted },
+        })
     }
 }
 
-/// Checks a rules file against the contract. Pure: no I/O.
+/// Checks a dataset's rules file against the contract. Pure: no I/O.
 ///
 /// # Errors
-/// Every problem, as `trusted[i].field: message`.
-pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<String>> {
+/// Every problem, as `<stage>[i].field: message`.
+pub fn validate(
+    file: RulesFile,
+    contract: &Contract,
+) -> Result<(Vec<Rule>, Vec<Rule>), Vec<String>> {
     let mut problems = Vec::new();
     if file.dataset != contract.dataset {
         problems.push(format!(
@@ -498,10 +651,57 @@ pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<S
             file.dataset, contract.dataset
         ));
     }
+    if !file.curated.is_empty() {
+        problems.push(
+            "curated: curated rules judge a product; put them in quality_rules/<product>.yaml"
+                .to_string(),
+        );
+    }
     let mut ids = BTreeSet::new();
+    let (raw_cols, trusted_cols) = (raw_columns(contract), trusted_columns(contract));
+    let raw_view = Columns {
+        stage: RuleStage::Raw,
+        columns: &raw_cols,
+    };
+    let trusted_view = Columns {
+        stage: RuleStage::Trusted,
+        columns: &trusted_cols,
+    };
+    let mut raw = validate_stage("raw", file.raw, &raw_view, &mut ids, &mut problems);
+    // At raw the default expectation is the contract's source header.
+    for r in &mut raw {
+        if let Check::SchemaMatch { columns, .. } = &mut r.check {
+            if columns.is_empty() {
+                *columns = contract.source.iter().map(|c| c.name.clone()).collect();
+            }
+        }
+    }
+    let trusted = validate_stage(
+        "trusted",
+        file.trusted,
+        &trusted_view,
+        &mut ids,
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok((raw, trusted))
+    } else {
+        Err(problems)
+    }
+}
+
+/// Validates one stage's rules against the columns that stage judges.
+fn validate_stage(
+    key: &str,
+    rules: Vec<RuleConfig>,
+    view: &Columns,
+    ids: &mut BTreeSet<String>,
+    problems: &mut Vec<String>,
+) -> Vec<Rule> {
     let mut out = Vec::new();
-    for (i, r) in file.trusted.into_iter().enumerate() {
-        let at = format!("trusted[{i}]");
+    let text_only = view.stage == RuleStage::Raw;
+    for (i, r) in rules.into_iter().enumerate() {
+        let at = format!("{key}[{i}]");
         if r.id.starts_with("contract.") {
             problems.push(format!(
                 "{at}.id: `contract.` ids are reserved for rules generated from the contract"
@@ -511,20 +711,27 @@ pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<S
             problems.push(format!("{at}.id: duplicate rule id `{}`", r.id));
         }
         for c in r.check.columns() {
-            if contract.column(c).is_none() {
+            if view.get(c).is_none() {
                 problems.push(format!(
-                    "{at}.check: unknown column `{c}` (not in the trusted schema)"
+                    "{at}.check: unknown column `{c}` (not in the {} columns)",
+                    view.stage.as_str()
                 ));
             }
         }
         if let Some(f) = &r.filter {
-            if contract.column(&f.column).is_none() {
+            if view.get(&f.column).is_none() {
                 problems.push(format!("{at}.where.column: unknown column `{}`", f.column));
             }
             if f.equals.is_none() && f.not_null.is_none() {
                 problems.push(format!("{at}.where: give `equals` or `not_null`"));
             }
         }
+        let numeric = |c: &str| {
+            matches!(
+                view.get(c),
+                Some(Some(ColumnType::Integer | ColumnType::Double))
+            )
+        };
         match &r.check {
             Check::Pattern { regex, .. } => {
                 if let Err(e) = regex::Regex::new(regex) {
@@ -536,12 +743,15 @@ pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<S
                     "{at}.check.completeness.min: {min} is not within 0..1"
                 ));
             }
-            Check::Range { column, .. } => {
-                if let Some(c) = contract.column(column) {
-                    if !matches!(c.ty, Some(ColumnType::Integer | ColumnType::Double)) {
-                        problems.push(format!("{at}.check.range: `{column}` is not numeric"));
-                    }
-                }
+            Check::Range { column, .. } | Check::MeanBetween { column, .. }
+                if view.get(column).is_some() && !numeric(column) =>
+            {
+                let hint = if text_only {
+                    " (raw columns are text: judge numbers at trusted)"
+                } else {
+                    ""
+                };
+                problems.push(format!("{at}.check: `{column}` is not numeric{hint}"));
             }
             Check::DetectAnomaly {
                 statistic,
@@ -552,35 +762,60 @@ pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<S
                     "{at}.check.detect_anomaly: `{statistic:?}` needs a column"
                 ));
             }
+            Check::References { .. } if view.stage != RuleStage::Trusted => {
+                problems.push(format!(
+                    "{at}.check.references: referential integrity is judged on the way into trusted"
+                ));
+            }
             Check::References { dataset, .. } if !crate::config::is_valid_name(dataset) => {
                 problems.push(format!(
                     "{at}.check.references.dataset: `{dataset}` is not a dataset name"
                 ));
             }
-            Check::NotInFuture { column } => {
-                if let Some(c) = contract.column(column) {
-                    if !matches!(c.ty, Some(ColumnType::Date | ColumnType::Timestamp)) {
+            Check::NotInFuture { column } | Check::Freshness { column, .. } => {
+                if let Some(t) = view.get(column) {
+                    if !matches!(t, Some(ColumnType::Date | ColumnType::Timestamp)) {
                         problems.push(format!(
-                            "{at}.check.not_in_future: `{column}` is not a date or timestamp"
+                            "{at}.check: `{column}` is not a date or timestamp{}",
+                            if text_only {
+                                " (raw columns are text: judge times at trusted)"
+                            } else {
+                                ""
+                            }
                         ));
                     }
                 }
             }
             Check::Compare { left, right, .. } => {
-                if let (Some(l), Some(rc)) = (contract.column(left), contract.column(right)) {
-                    if !comparable(l.ty, rc.ty) {
+                if let (Some(l), Some(rc)) = (view.get(left), view.get(right)) {
+                    if !comparable(l, rc) {
                         problems.push(format!(
                             "{at}.check.compare: `{left}` and `{right}` have incomparable types"
                         ));
                     }
                 }
             }
+            Check::SchemaMatch { columns, .. }
+                if columns.is_empty() && view.stage != RuleStage::Raw =>
+            {
+                problems.push(format!(
+                    "{at}.check.schema_match.columns: list the expected columns (for example {})",
+                    view.names().join(", ")
+                ));
+            }
             _ => {}
         }
-        if !r.check.is_row_level() && r.severity == Severity::Quarantine {
-            problems.push(format!(
-                "{at}.severity: a dataset-level check cannot quarantine rows; use warn or fail"
-            ));
+        if r.severity == Severity::Quarantine {
+            if !r.check.is_row_level() {
+                problems.push(format!(
+                    "{at}.severity: a dataset-level check cannot quarantine rows; use warn or fail"
+                ));
+            } else if view.stage != RuleStage::Trusted {
+                problems.push(format!(
+                    "{at}.severity: rows are quarantined on the way into trusted; at {} use warn or fail",
+                    view.stage.as_str()
+                ));
+            }
         }
         out.push(Rule {
             id: r.id,
@@ -590,11 +825,7 @@ pub fn validate(file: RulesFile, contract: &Contract) -> Result<Vec<Rule>, Vec<S
             severity: r.severity,
         });
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    out
 }
 
 fn comparable(a: Option<ColumnType>, b: Option<ColumnType>) -> bool {
@@ -670,5 +901,76 @@ mod tests {
         let err = yaml::parse::<RulesFile>(Path::new("r.yaml"), text).unwrap_err();
         assert_eq!(err.line, Some(6));
         assert!(err.to_string().contains("unknown variant `loud`"), "{err}");
+    }
+
+    #[test]
+    fn each_stage_is_checked_against_its_own_columns_and_severities() {
+        let text = "dataset: grades\nraw:\n  - id: r1\n    description: x\n    check: {range: {column: score, min: 0}}\n    severity: warn\n  - id: r2\n    description: x\n    check: {not_null: {column: score}}\n    severity: quarantine\n  - id: r3\n    description: x\n    check: {references: {column: student_id, dataset: students}}\n    severity: warn\n  - id: r4\n    description: x\n    check: {schema_match: {}}\n    severity: fail\ntrusted:\n  - id: r1\n    description: dup\n    check: {schema_match: {}}\n    severity: warn\ncurated:\n  - id: c1\n    description: x\n    check: {row_count: {min: 1}}\n    severity: warn\n";
+        let file: RulesFile = yaml::parse(Path::new("r.yaml"), text).unwrap();
+        let all = validate(file, &contract()).unwrap_err().join("\n");
+        assert!(
+            all.contains("raw[0].check: `score` is not numeric (raw columns are text"),
+            "{all}"
+        );
+        assert!(
+            all.contains("raw[1].severity: rows are quarantined on the way into trusted"),
+            "{all}"
+        );
+        assert!(all.contains("raw[2].check.references"), "{all}");
+        assert!(
+            !all.contains("raw[3]"),
+            "schema_match at raw defaults to the contract: {all}"
+        );
+        assert!(
+            all.contains("trusted[0].id: duplicate rule id `r1`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("trusted[0].check.schema_match.columns: list the expected columns"),
+            "{all}"
+        );
+        assert!(
+            all.contains("curated: curated rules judge a product"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn raw_schema_match_defaults_to_the_source_header() {
+        let text = "dataset: grades\nraw:\n  - id: h\n    description: x\n    check: {schema_match: {}}\n    severity: warn\n";
+        let file: RulesFile = yaml::parse(Path::new("r.yaml"), text).unwrap();
+        let (raw, _) = validate(file, &contract()).unwrap();
+        let Check::SchemaMatch { columns, .. } = &raw[0].check else {
+            panic!("{:?}", raw[0].check);
+        };
+        let want: Vec<String> = contract().source.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(columns, &want);
+    }
+
+    #[test]
+    fn product_rules_are_checked_against_the_product() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(&path, "dataset: p\ncurated:\n  - id: a\n    description: x\n    check: {range: {column: rate, max: 1}}\n    severity: fail\n  - id: b\n    description: x\n    check: {not_null: {column: nope}}\n    severity: quarantine\ntrusted:\n  - id: c\n    description: x\n    check: {row_count: {min: 1}}\n    severity: warn\n").unwrap();
+        let cols = vec![("rate".to_string(), Some(ColumnType::Double))];
+        let err = RuleSet::load_product(&path, "p", &cols)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("curated[1].check: unknown column `nope` (not in the curated columns)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("curated[1].severity: rows are quarantined on the way into trusted"),
+            "{err}"
+        );
+        assert!(err.contains("trusted: `p` is a curated product"), "{err}");
+        assert!(!err.contains("curated[0]"), "{err}");
+        assert!(
+            RuleSet::load_product(&dir.path().join("none.yaml"), "p", &cols)
+                .unwrap()
+                .rules
+                .is_empty()
+        );
     }
 }

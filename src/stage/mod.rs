@@ -12,6 +12,7 @@ pub mod cast;
 pub mod ops;
 pub mod parse;
 pub mod raw;
+pub mod raw_rules;
 pub mod trusted;
 
 use std::sync::Arc;
@@ -304,6 +305,8 @@ pub struct Dataset {
     pub contract: Contract,
     /// Rules for the promotion into trusted (contract rules included).
     pub rules: RuleSet,
+    /// Rules for the promotion into raw.
+    pub raw_rules: RuleSet,
     /// The pipeline.
     pub pipeline: Pipeline,
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::raw::RawBatchReport;
 use super::trusted::TrustedBatchReport;
 use super::{Lake, Result, StepError};
+use crate::rules::eval::RuleResult;
 use crate::storage::delta::{self, txn_id};
 
 /// Ops table with the books of every batch.
@@ -119,6 +120,7 @@ async fn record(lake: &Lake, row: PromotionRow) -> Result<()> {
 /// # Errors
 /// Storage errors.
 pub async fn record_raw(lake: &Lake, r: &RawBatchReport) -> Result<()> {
+    record_rules(lake, &r.dataset, "raw", &r.batch_id, &r.rules).await?;
     record(
         lake,
         PromotionRow {
@@ -132,7 +134,11 @@ pub async fn record_raw(lake: &Lake, r: &RawBatchReport) -> Result<()> {
             quarantined: 0,
             duplicates_dropped: 0,
             updated: 0,
-            warned_rules: 0,
+            warned_rules: r
+                .rules
+                .iter()
+                .filter(|x| x.outcome == crate::rules::eval::Outcome::Warned)
+                .count() as u64,
             contract_version: String::new(),
             recorded_at: String::new(),
         },
@@ -180,7 +186,7 @@ pub async fn record_trusted(
     r: &TrustedBatchReport,
     contract_version: &str,
 ) -> Result<()> {
-    record_rules(lake, r).await?;
+    record_rules(lake, &r.dataset, "trusted", &r.batch_id, &r.rules).await?;
     record(
         lake,
         PromotionRow {
@@ -227,19 +233,36 @@ fn quality_schema() -> SchemaRef {
     ]))
 }
 
-async fn record_rules(lake: &Lake, r: &TrustedBatchReport) -> Result<()> {
+/// Records one stage's rule results for a batch (nothing when there are none).
+///
+/// # Errors
+/// Storage errors.
+pub async fn record_rules(
+    lake: &Lake,
+    dataset: &str,
+    stage: &str,
+    batch_id: &str,
+    rules: &[RuleResult],
+) -> Result<()> {
+    if rules.is_empty() {
+        return Ok(());
+    }
     let loc = lake.ops_loc(QUALITY_RESULTS)?;
-    let app = txn_id("quality", &format!("{}/{}", r.dataset, r.batch_id));
+    // Trusted results keep their original txn id so lakes written before per-stage
+    // results stay idempotent.
+    let app = match stage {
+        "trusted" => txn_id("quality", &format!("{dataset}/{batch_id}")),
+        other => txn_id("quality", &format!("{other}/{dataset}/{batch_id}")),
+    };
     if delta::has_batch(&loc, &app).await? {
         return Ok(());
     }
-    let n = r.rules.len();
+    let n = rules.len();
     let now = lake.clock.now().timestamp_micros();
-    let rules = &r.rules;
     let cols: Vec<ArrayRef> = vec![
-        strs(vec![r.dataset.clone(); n]),
-        strs(vec!["trusted".to_string(); n]),
-        strs(vec![r.batch_id.clone(); n]),
+        strs(vec![dataset.to_string(); n]),
+        strs(vec![stage.to_string(); n]),
+        strs(vec![batch_id.to_string(); n]),
         strs(rules.iter().map(|x| x.rule_id.clone()).collect()),
         strs(rules.iter().map(|x| x.description.clone()).collect()),
         strs(
@@ -283,6 +306,8 @@ async fn record_rules(lake: &Lake, r: &TrustedBatchReport) -> Result<()> {
 /// One rule's result on one batch, as read back from `_ops/quality_results`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StoredResult {
+    /// Stage judged: raw, trusted or curated.
+    pub stage: String,
     /// Batch id.
     pub batch_id: String,
     /// Rule id.
@@ -382,6 +407,7 @@ pub async fn history(lake: &Lake, dataset: &str) -> Result<History> {
     let sql = format!("SELECT * FROM t WHERE dataset = {q} ORDER BY evaluated_at, batch_id");
     if let Some((schema, batches)) = delta::query(&lake.ops_loc(QUALITY_RESULTS)?, &sql).await? {
         let df = crate::frame::from_batches(&schema, &batches)?;
+        let stages = strings_of(&df, "stage")?;
         let (ids, rules, desc, sev, lvl, out) = (
             strings_of(&df, "batch_id")?,
             strings_of(&df, "rule_id")?,
@@ -394,6 +420,7 @@ pub async fn history(lake: &Lake, dataset: &str) -> Result<History> {
         let (rate, metric) = (f64s_of(&df, "failure_rate")?, f64s_of(&df, "metric")?);
         for i in 0..df.height() {
             h.results.push(StoredResult {
+                stage: stages[i].clone(),
                 batch_id: ids[i].clone(),
                 rule_id: rules[i].clone(),
                 description: desc[i].clone(),
@@ -449,6 +476,35 @@ pub async fn quarantine_samples(
                 if v.len() < per_rule {
                     v.push(format!("{}:{}  {}", files[i], lines[i], fails[i]));
                 }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Each rule's dataset-level metric over earlier batches of one stage, oldest first.
+///
+/// # Errors
+/// Storage errors.
+pub async fn rule_history(
+    lake: &Lake,
+    dataset: &str,
+    stage: &str,
+) -> Result<std::collections::HashMap<String, Vec<f64>>> {
+    let loc = lake.ops_loc(QUALITY_RESULTS)?;
+    let sql = format!(
+        "SELECT rule_id, metric FROM t WHERE dataset = {} AND stage = {} AND metric IS NOT NULL ORDER BY evaluated_at, batch_id",
+        delta::sql_literal(dataset),
+        delta::sql_literal(stage)
+    );
+    let mut out: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+        let df = crate::frame::from_batches(&schema, &batches)?;
+        let ids = df.column("rule_id")?.str()?;
+        let metrics = df.column("metric")?.f64()?;
+        for (id, m) in ids.iter().zip(metrics.iter()) {
+            if let (Some(id), Some(m)) = (id, m) {
+                out.entry(id.to_string()).or_default().push(m);
             }
         }
     }

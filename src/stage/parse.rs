@@ -168,6 +168,7 @@ impl<'a> Parser<'a> {
             parser: self,
             source: Source::Csv { rdr, header: None },
             done: false,
+            delivered: None,
         }
     }
 
@@ -181,6 +182,7 @@ impl<'a> Parser<'a> {
             parser: self,
             source,
             done: false,
+            delivered: None,
         }
     }
 
@@ -373,6 +375,21 @@ impl<'a> Parser<'a> {
     }
 }
 
+fn header_names(header: &csv::ByteRecord) -> Vec<String> {
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let raw = if i == 0 {
+                raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
+            } else {
+                raw
+            };
+            String::from_utf8_lossy(raw).trim().to_string()
+        })
+        .collect()
+}
+
 enum Source<R: Read> {
     Csv {
         rdr: csv::Reader<R>,
@@ -390,9 +407,16 @@ pub struct Chunks<'a, R: Read> {
     parser: &'a Parser<'a>,
     source: Source<R>,
     done: bool,
+    delivered: Option<Vec<String>>,
 }
 
 impl<R: Read> Chunks<'_, R> {
+    /// The column names of a CSV file's header (trimmed, BOM removed, invalid UTF-8
+    /// replaced), once the first chunk has been read; `None` for JSON lines.
+    pub fn delivered_columns(&self) -> Option<&[String]> {
+        self.delivered.as_deref()
+    }
+
     /// The next chunk of at most `chunk_rows` rows and rejects, `None` at the end.
     ///
     /// # Errors
@@ -409,7 +433,10 @@ impl<R: Read> Chunks<'_, R> {
                 let mut rec = csv::ByteRecord::new();
                 if header.is_none() {
                     match rdr.read_byte_record(&mut rec) {
-                        Ok(true) => *header = Some((rec.len(), p.map_header(&rec))),
+                        Ok(true) => {
+                            self.delivered = Some(header_names(&rec));
+                            *header = Some((rec.len(), p.map_header(&rec)));
+                        }
                         Ok(false) => {
                             self.done = true;
                             return Ok(None);

@@ -13,12 +13,13 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
 
 use super::parse::{Chunk, Parser, Reject};
+use super::raw_rules::RawJudge;
 use super::{
     ops, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID, INGESTED_AT,
     SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
 };
 use crate::metrics::{Metric, Unit};
-use crate::rules::eval::ID_ISSUES;
+use crate::rules::eval::{AsOf, RuleResult, ID_ISSUES};
 use crate::storage::delta::{self, txn_id};
 use crate::storage::{LandedFile, Stage};
 
@@ -44,6 +45,8 @@ pub struct RawBatchReport {
     pub rejects_by_kind: BTreeMap<String, u64>,
     /// First rejects, for the terminal (file, line, column, error).
     pub sample_rejects: Vec<String>,
+    /// Raw-stage rule results (none without raw rules).
+    pub rules: Vec<RuleResult>,
     /// Whether anything was written (false on dry runs).
     pub committed: bool,
 }
@@ -162,6 +165,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
     let rejects_loc = lake.loc(Stage::Raw, &rejects_name)?;
     let keys = lake.keys.pseudonymization_key().await?;
     let schema = data_schema(ds);
+    let mut history = ops::rule_history(lake, name, "raw").await?;
     let mut reports = Vec::new();
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
@@ -204,7 +208,9 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         let (mut rows, mut rejected) = (0u64, 0u64);
         let mut by_kind = BTreeMap::new();
         let mut sample: Vec<String> = Vec::new();
+        let mut judge = RawJudge::new(&ds.raw_rules, &schema)?;
         while let Some(chunk) = chunks.next_chunk().map_err(parse_err)? {
+            judge.note_rejects(&chunk.rejects);
             for r in &chunk.rejects {
                 *by_kind.entry(r.kind.as_str().to_string()).or_insert(0u64) += 1;
                 if sample.len() < 5 {
@@ -234,10 +240,19 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 }
             }
             rows += chunk.len() as u64;
-            if let Some(out) = data.as_mut() {
-                if !chunk.is_empty() {
-                    out.write(data_batch(&schema, &lin, chunk)?).await?;
+            if !chunk.is_empty() && (data.is_some() || judge.active()) {
+                let b = data_batch(&schema, &lin, chunk)?;
+                judge.keep(&b)?;
+                if let Some(out) = data.as_mut() {
+                    out.write(b).await?;
                 }
+            }
+        }
+        // Judged before anything is committed: a `fail` rule leaves every table as it was.
+        let rules = judge.judge(ds, &chunks, AsOf(lake.clock.now()), &history)?;
+        for r in &rules {
+            if let Some(m) = r.metric {
+                history.entry(r.rule_id.clone()).or_default().push(m);
             }
         }
         let report = RawBatchReport {
@@ -249,6 +264,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             rejected,
             rejects_by_kind: by_kind,
             sample_rejects: sample,
+            rules,
             committed: !opts.dry_run,
         };
         tracing::info!(dataset = name, batch = %batch, rows, rejected, "Parsed landed file.");
@@ -262,7 +278,10 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         super::crash_point(STEP, "after-rejects");
         ops::record_raw(lake, &report).await?;
         // The data table is committed last: its txn marks the batch done.
-        data.commit().await?;
+        if data.commit().await?.is_none() {
+            // A concurrent promotion committed this batch first; its books are the same.
+            continue;
+        }
         lake.metrics
             .emit(&[
                 Metric::new(

@@ -251,27 +251,6 @@ async fn reference_keys(lake: &Lake, ds: &Dataset) -> Result<HashMap<String, Ser
     Ok(out)
 }
 
-/// Each dataset-level rule's metric over earlier batches, oldest first.
-async fn rule_history(lake: &Lake, dataset: &str) -> Result<HashMap<String, Vec<f64>>> {
-    let loc = lake.ops_loc(ops::QUALITY_RESULTS)?;
-    let sql = format!(
-        "SELECT rule_id, metric FROM t WHERE dataset = {} AND stage = 'trusted' AND metric IS NOT NULL ORDER BY evaluated_at, batch_id",
-        delta::sql_literal(dataset)
-    );
-    let mut out: HashMap<String, Vec<f64>> = HashMap::new();
-    if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
-        let df = frame::from_batches(&schema, &batches)?;
-        let ids = df.column("rule_id")?.str()?;
-        let metrics = df.column("metric")?.f64()?;
-        for (id, m) in ids.iter().zip(metrics.iter()) {
-            if let (Some(id), Some(m)) = (id, m) {
-                out.entry(id.to_string()).or_default().push(m);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Splits deduplicated rows into those that change trusted (new keys, newer corrections) and
 /// counts them against what trusted holds now; older corrections are dropped.
 async fn classify(
@@ -353,7 +332,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let q_loc = lake.loc(Stage::Trusted, &q_name)?;
     let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
     let refs = reference_keys(lake, ds).await?;
-    let mut history = rule_history(lake, name).await?;
+    let mut history = ops::rule_history(lake, name, "trusted").await?;
     let mut reports = Vec::new();
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
@@ -379,6 +358,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             types: &types,
             history: &history,
             refs: &refs,
+            delivered: None,
         };
         let Judged {
             mut quarantine,
@@ -573,6 +553,7 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
         types: &types,
         history: &history,
         refs: &refs,
+        delivered: None,
     };
     let mut rules = ds.rules.clone();
     // Dataset-level rules judged the original batches; only row rules decide a release.

@@ -191,10 +191,14 @@ pub async fn append(
 }
 
 /// Writes one batch's rows to a table chunk by chunk (bounded memory) and commits them all
-/// in one commit that records the batch's txn. Nothing is visible before [`Appender::commit`].
+/// in one commit that records the batch's txn. Nothing is visible before [`Appender::commit`],
+/// and a table that does not exist yet is only created then: an appender dropped without
+/// committing leaves no table and no version behind.
 pub struct Appender {
     loc: TableLoc,
-    table: DeltaTable,
+    schema: SchemaRef,
+    app_id: String,
+    table: Option<DeltaTable>,
     writer: deltalake::writer::RecordBatchWriter,
     rows: u64,
 }
@@ -209,8 +213,7 @@ impl std::fmt::Debug for Appender {
 }
 
 impl Appender {
-    /// Opens the table for appending, creating it (empty, with `schema`) when missing; `None`
-    /// when the table already holds `app_id`.
+    /// Prepares an append of `app_id`'s rows; `None` when the table already holds `app_id`.
     ///
     /// # Errors
     /// delta-rs errors.
@@ -220,15 +223,27 @@ impl Appender {
         app_id: &str,
         metadata: &[(&str, serde_json::Value)],
     ) -> Result<Option<Self>> {
-        let table = open_or_create(loc, schema).await?;
-        if holds_any(&table, loc, &[app_id]).await? {
-            return Ok(None);
+        let table = open(loc).await?;
+        if let Some(t) = &table {
+            if holds_any(t, loc, &[app_id]).await? {
+                return Ok(None);
+            }
         }
-        let writer = deltalake::writer::RecordBatchWriter::for_table(&table)
-            .map_err(|e| loc.err(e))?
-            .with_commit_properties(commit_props(app_id, metadata));
+        let writer = match &table {
+            Some(t) => deltalake::writer::RecordBatchWriter::for_table(t),
+            None => deltalake::writer::RecordBatchWriter::try_new(
+                loc.url.as_str(),
+                schema.clone(),
+                None,
+                Some(loc.options.clone()),
+            ),
+        }
+        .map_err(|e| loc.err(e))?
+        .with_commit_properties(commit_props(app_id, metadata));
         Ok(Some(Self {
             loc: loc.clone(),
+            schema,
+            app_id: app_id.to_string(),
             table,
             writer,
             rows: 0,
@@ -250,18 +265,30 @@ impl Appender {
         self.rows
     }
 
-    /// Commits every chunk written, with the txn, in one Delta commit. Returns the version.
+    /// Commits every chunk written, with the txn, in one Delta commit (creating the table
+    /// first when it does not exist). Returns the version, or `None` when a concurrent
+    /// writer committed the batch first (nothing committed here).
     ///
     /// # Errors
     /// delta-rs errors (including a conflicting concurrent commit).
-    pub async fn commit(mut self) -> Result<u64> {
+    pub async fn commit(mut self) -> Result<Option<u64>> {
         use deltalake::writer::DeltaWriter;
+        let mut table = match self.table.take() {
+            Some(t) => t,
+            None => {
+                let t = open_or_create(&self.loc, self.schema.clone()).await?;
+                if holds_any(&t, &self.loc, &[self.app_id.as_str()]).await? {
+                    return Ok(None);
+                }
+                t
+            }
+        };
         let v = self
             .writer
-            .flush_and_commit(&mut self.table)
+            .flush_and_commit(&mut table)
             .await
             .map_err(|e| self.loc.err(e))?;
-        Ok(v as u64)
+        Ok(Some(v as u64))
     }
 }
 
@@ -574,5 +601,28 @@ mod tests {
             .expect("replace nothing");
         assert!(has_batch(&loc, "app/none").await.expect("has"));
         assert_eq!(count_rows(&loc).await.expect("count"), 3);
+    }
+
+    #[tokio::test]
+    async fn an_appender_dropped_before_commit_leaves_no_table() {
+        let (_dir, loc, schema, batch) = fixture();
+        let mut a = Appender::open(&loc, schema.clone(), "app/b1", &[])
+            .await
+            .expect("open")
+            .expect("new batch");
+        a.write(batch.clone()).await.expect("write");
+        drop(a);
+        assert_eq!(version(&loc).await.expect("version"), None);
+        let mut a = Appender::open(&loc, schema.clone(), "app/b1", &[])
+            .await
+            .expect("open")
+            .expect("new batch");
+        a.write(batch).await.expect("write");
+        assert!(a.commit().await.expect("commit").is_some());
+        assert_eq!(count_rows(&loc).await.expect("count"), 3);
+        assert!(Appender::open(&loc, schema, "app/b1", &[])
+            .await
+            .expect("open")
+            .is_none());
     }
 }

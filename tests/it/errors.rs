@@ -66,6 +66,9 @@ fn fail_rule_stops_and_commits_nothing() {
     let inbox = p.generate(10, 3, 0.0);
     p.land_all(&inbox);
     p.ok(&["promote", "attendance", "--to", "raw"]);
+    // Raw-stage rule results are already recorded; the stopped step must add none.
+    let results = p.version("_ops", "quality_results");
+    assert!(results.is_some());
     let rules = p.path("quality_rules/attendance.yaml");
     let mut text = std::fs::read_to_string(&rules).unwrap();
     text.push_str("  - id: attendance.never_late\n    description: Test rule that fails on any late student.\n    check: {accepted_values: {column: status, values: [present, absent, excused]}}\n    severity: fail\n");
@@ -76,7 +79,7 @@ fn fail_rule_stops_and_commits_nothing() {
     assert!(r.stderr.contains("nothing was committed"), "{}", r.stderr);
     assert_eq!(p.version("trusted", "attendance"), None);
     assert_eq!(p.version("trusted", "attendance_quarantine"), None);
-    assert_eq!(p.version("_ops", "quality_results"), None);
+    assert_eq!(p.version("_ops", "quality_results"), results);
 }
 
 #[test]

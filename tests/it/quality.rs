@@ -298,3 +298,99 @@ fn profile_and_suggested_rules_are_usable() {
         "no pattern on pseudonyms: {text}"
     );
 }
+
+#[test]
+fn raw_and_curated_rules_warn_or_stop_before_any_commit() {
+    let p = TestProject::new();
+    let inbox = p.generate(12, 3, 0.0);
+    p.land_all(&inbox);
+
+    // Curated: a failing `fail` rule stops the product's build; trusted and the products
+    // built before it are committed, the product itself is not.
+    let product_rules = p.path("quality_rules/at_risk_students.yaml");
+    let shipped = std::fs::read_to_string(&product_rules).unwrap();
+    std::fs::write(
+        &product_rules,
+        format!("{shipped}  - id: at_risk.test_nobody_attends\n    description: Test rule that fails on any real attendance.\n    check: {{range: {{column: attendance_rate, max: 0.01}}}}\n    severity: fail\n"),
+    )
+    .unwrap();
+    let r = p.run(&["promote", "--all"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("at_risk.test_nobody_attends") && r.stderr.contains("curated"),
+        "{}",
+        r.stderr
+    );
+    assert!(p.rows("trusted", "attendance") > 0);
+    assert!(p.version("curated", "student_course_attendance").is_some());
+    assert_eq!(p.version("curated", "at_risk_students"), None);
+    std::fs::write(&product_rules, &shipped).unwrap();
+    p.ok(&["promote", "--all"]);
+    let report: serde_json::Value = serde_json::from_str(
+        &p.ok(&["report", "at_risk_students", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let rules = report["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 7, "{report}");
+    assert!(rules
+        .iter()
+        .all(|r| r["stage"] == "curated" && r["outcome"] == "passed"));
+
+    // Raw: an export whose header drifted. With the schema rule at `fail`, landing→raw stops
+    // before any commit; at `warn` every line is rejected and the rule reports the drift.
+    let drifted = p.path("attendance_drifted.csv");
+    std::fs::write(
+        &drifted,
+        "record_id,student_id,student_name,student_email,course_id,section,session_date,status,minutes_attended,recorded_by,recorded_at,teacher_note\nr-1,S1,A,a@b.edu,C1,1,2026-09-08,present,50,T1,2026-09-08T10:00:00Z,hello\n",
+    )
+    .unwrap();
+    p.ok(&["land", "attendance", drifted.to_str().unwrap()]);
+    let rules_path = p.path("quality_rules/attendance.yaml");
+    let warn = std::fs::read_to_string(&rules_path).unwrap();
+    let fail = warn.replacen(
+        "check: {schema_match: {}}\n    severity: warn",
+        "check: {schema_match: {}}\n    severity: fail",
+        1,
+    );
+    assert_ne!(fail, warn);
+    std::fs::write(&rules_path, &fail).unwrap();
+    let versions = |p: &TestProject| {
+        [
+            p.version("raw", "attendance"),
+            p.version("raw", "attendance_rejects"),
+            p.version("_ops", "quality_results"),
+            p.version("_ops", "promotions"),
+        ]
+    };
+    let before = versions(&p);
+    let r = p.run(&["promote", "attendance"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("attendance.header_matches_contract")
+            && r.stderr.contains("nothing was committed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(versions(&p), before);
+    std::fs::write(&rules_path, &warn).unwrap();
+    let r = p.ok(&["promote", "attendance"]);
+    assert!(
+        r.stdout.contains("attendance.header_matches_contract") && r.stdout.contains("warned"),
+        "{}",
+        r.stdout
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &p.ok(&["report", "attendance", "--stage", "raw", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let rules = report["rules"].as_array().unwrap();
+    assert!(rules.iter().all(|r| r["stage"] == "raw"), "{report}");
+    let header = rules
+        .iter()
+        .find(|r| r["rule_id"] == "attendance.header_matches_contract")
+        .unwrap();
+    assert_eq!(header["failed"], 1);
+    assert_eq!(header["metric"], 1.0, "one unexpected column");
+}
