@@ -269,11 +269,16 @@ impl Profile {
     }
 
     /// Proposes a `quality_rules/<dataset>.yaml` from the profile, for review.
-    pub fn suggest_rules(&self, dataset: &str) -> String {
+    pub fn suggest_rules(&self, dataset: &str, section: &str) -> String {
         let mut y = format!(
-            "# Suggested from a profile of {} ({} rows). Review every rule before keeping it.\ndataset: {dataset}\ntrusted:\n",
+            "# Suggested from a profile of {} ({} rows). Review every rule before keeping it.\ndataset: {dataset}\n{section}:\n",
             self.table, self.rows
         );
+        // Ids stay unique when suggestions for several stages are kept in one file.
+        let prefix = match section {
+            "trusted" => "suggested".to_string(),
+            other => format!("suggested.{other}"),
+        };
         let mut rule = |id: String, description: String, check: String, severity: &str| {
             let description = description.replace('"', "'");
             let _ = write!(y, "  - id: {id}\n    description: \"{description}\"\n    check: {check}\n    severity: {severity}\n");
@@ -282,7 +287,7 @@ impl Profile {
             let n = &c.name;
             if c.nulls == 0 && c.rows > 0 {
                 rule(
-                    format!("suggested.{n}.not_null"),
+                    format!("{prefix}.{n}.not_null"),
                     format!("`{n}` was always present."),
                     format!("{{not_null: {{column: {n}}}}}"),
                     "warn",
@@ -290,7 +295,7 @@ impl Profile {
             } else if c.null_share < 0.2 && c.rows > 0 {
                 let min = ((1.0 - c.null_share) * 100.0).floor() / 100.0;
                 rule(
-                    format!("suggested.{n}.completeness"),
+                    format!("{prefix}.{n}.completeness"),
                     format!(
                         "`{n}` was present in {:.1}% of rows.",
                         100.0 * (1.0 - c.null_share)
@@ -301,7 +306,7 @@ impl Profile {
             }
             if c.distinct == c.rows && c.rows > 1 {
                 rule(
-                    format!("suggested.{n}.unique"),
+                    format!("{prefix}.{n}.unique"),
                     format!("`{n}` was unique."),
                     format!("{{unique: {{columns: [{n}]}}}}"),
                     "warn",
@@ -310,14 +315,14 @@ impl Profile {
             if c.mean.is_some() {
                 if let (Some(lo), Some(hi)) = (&c.min, &c.max) {
                     rule(
-                        format!("suggested.{n}.range"),
+                        format!("{prefix}.{n}.range"),
                         format!("`{n}` ranged from {lo} to {hi}."),
                         format!("{{range: {{column: {n}, min: {lo}, max: {hi}}}}}"),
                         "warn",
                     );
                 }
                 rule(
-                    format!("suggested.{n}.mean_anomaly"),
+                    format!("{prefix}.{n}.mean_anomaly"),
                     format!("The mean of `{n}` stays within the band of recent batches."),
                     format!("{{detect_anomaly: {{statistic: mean, column: {n}}}}}"),
                     "warn",
@@ -331,7 +336,7 @@ impl Profile {
                     .collect();
                 if c.top_values.len() as u64 == c.distinct {
                     rule(
-                        format!("suggested.{n}.accepted_values"),
+                        format!("{prefix}.{n}.accepted_values"),
                         format!("`{n}` took {} values.", c.distinct),
                         format!(
                             "{{accepted_values: {{column: {n}, values: [{}]}}}}",
@@ -348,7 +353,7 @@ impl Profile {
                     .is_some_and(|(v, _)| v.starts_with("p_"));
                 if present > 0 && *count == present && !pseudonym {
                     rule(
-                        format!("suggested.{n}.pattern"),
+                        format!("{prefix}.{n}.pattern"),
                         format!("`{n}` always had the shape {shape}."),
                         format!(
                             "{{pattern: {{column: {n}, regex: '{}'}}}}",
@@ -360,7 +365,7 @@ impl Profile {
             }
         }
         rule(
-            "suggested.volume_anomaly".into(),
+            format!("{prefix}.volume_anomaly"),
             "The batch size stays within the band of recent batches.".into(),
             "{detect_anomaly: {statistic: row_count}}".into(),
             "warn",
@@ -423,7 +428,7 @@ mod tests {
         assert_eq!((m.nulls, m.distinct), (1, 3));
         assert_eq!(m.histogram.iter().sum::<u64>(), 3);
         assert_eq!(p.columns[0].patterns[0], ("AAA999".to_string(), 4));
-        let y = p.suggest_rules("x");
+        let y = p.suggest_rules("x", "trusted");
         assert!(y.contains("regex: '^[A-Z]{3}[0-9]{3}$'"), "{y}");
         assert!(y.contains("accepted_values: {column: status"), "{y}");
         assert!(

@@ -118,7 +118,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         } => {
             let p = open(project).await?;
             let prof = load_profile(&p, &dataset, stage).await?;
-            let yaml = prof.suggest_rules(&dataset);
+            let yaml = prof.suggest_rules(&dataset, stage.as_str());
             match output {
                 Some(path) => {
                     std::fs::write(&path, yaml)
@@ -691,12 +691,23 @@ async fn load_profile(
     dataset: &str,
     stage: super::ProfileStage,
 ) -> Result<crate::profile::Profile> {
-    let ds = p.dataset(dataset)?;
     let stage = match stage {
         super::ProfileStage::Raw => Stage::Raw,
         super::ProfileStage::Trusted => Stage::Trusted,
+        super::ProfileStage::Curated => Stage::Curated,
     };
-    let loc = p.lake.loc(stage, ds.name())?;
+    if stage == Stage::Curated {
+        if !crate::curated::PRODUCTS.contains(&dataset) {
+            return Err(UsageError(format!(
+                "`{dataset}` is not a curated product (products: {})",
+                crate::curated::PRODUCTS.join(", ")
+            ))
+            .into());
+        }
+    } else {
+        p.dataset(dataset)?;
+    }
+    let loc = p.lake.loc(stage, dataset)?;
     let (schema, batches) = crate::storage::delta::query(&loc, "SELECT * FROM t")
         .await?
         .ok_or_else(|| {

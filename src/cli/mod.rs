@@ -265,7 +265,7 @@ pub enum RulesAction {
     Check,
     /// Profile a table and propose a rules file to review (printed, or written with --output).
     Suggest {
-        /// Dataset.
+        /// Dataset (or curated product with `--stage curated`).
         dataset: String,
         /// Stage of the table to profile.
         #[arg(long, value_enum, default_value_t = ProfileStage::Trusted)]
@@ -283,6 +283,19 @@ pub enum ProfileStage {
     Raw,
     /// trusted.<dataset> (typed).
     Trusted,
+    /// curated.<product>.
+    Curated,
+}
+
+impl ProfileStage {
+    /// Lowercase name, also the rules file section its suggestions go under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Trusted => "trusted",
+            Self::Curated => "curated",
+        }
+    }
 }
 
 /// Output format of the quality report.

@@ -297,6 +297,28 @@ fn profile_and_suggested_rules_are_usable() {
         !text.contains("column: student_id, regex"),
         "no pattern on pseudonyms: {text}"
     );
+    // Suggestions for raw and for a curated product go under their own sections, with ids
+    // that cannot collide with the trusted ones, and are valid there too.
+    p.ok(&["promote", "--all"]);
+    let raw = p
+        .ok(&["rules", "suggest", "attendance", "--stage", "raw"])
+        .stdout;
+    assert!(
+        raw.contains("\nraw:\n") && raw.contains("suggested.raw."),
+        "{raw}"
+    );
+    std::fs::write(p.path("quality_rules/attendance.yaml"), &raw).unwrap();
+    let product = p
+        .ok(&["rules", "suggest", "course_summary", "--stage", "curated"])
+        .stdout;
+    assert!(product.contains("\ncurated:\n"), "{product}");
+    std::fs::write(p.path("quality_rules/course_summary.yaml"), &product).unwrap();
+    let check = p.ok(&["rules", "check"]).stdout;
+    assert!(check.contains("course_summary:"), "{check}");
+    assert!(
+        check.contains("All contracts, rules and pipelines are valid."),
+        "{check}"
+    );
 }
 
 #[test]
