@@ -72,7 +72,17 @@ impl Project {
     /// Configuration or storage errors.
     pub async fn open_with_clock(root: &Path, clock: Arc<dyn Clock>) -> Result<Self, ProjectError> {
         let config = ProjectConfig::load(root)?;
-        let lake = match config.backend {
+        // Every Delta request from here on is counted for the cost metrics.
+        crate::storage::counting::install();
+        let prices_path = config.catalog.join("prices.yaml");
+        let prices = if prices_path.is_file() {
+            Some(Arc::new(
+                crate::metrics::cost::Prices::load(&prices_path).map_err(ConfigError::from)?,
+            ))
+        } else {
+            None
+        };
+        let mut lake = match config.backend {
             Backend::Local => {
                 let store = LocalTableStore::new(&config.lake)?;
                 let root = store.root().to_path_buf();
@@ -85,10 +95,12 @@ impl Project {
                     )),
                     keys: Arc::new(LocalKeyRing::new(config.keyring.clone())),
                     clock,
+                    prices: None,
                 }
             }
             Backend::Aws => Self::aws_lake(&config, clock).await?,
         };
+        lake.prices = prices;
         Ok(Self { config, lake })
     }
 
@@ -113,6 +125,7 @@ impl Project {
             metrics: Arc::new(CloudWatchSink::new(aws.clone())),
             keys: Arc::new(KmsKeyProvider::new(aws, key_arn)),
             clock,
+            prices: None,
         })
     }
 

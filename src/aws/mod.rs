@@ -99,6 +99,7 @@ impl Aws {
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .force_path_style(endpoint.is_some())
+                .interceptor(CountRequests(Service::S3))
                 .build(),
         );
         Self {
@@ -107,9 +108,21 @@ impl Aws {
                 ..cfg.clone()
             },
             s3,
-            kms: aws_sdk_kms::Client::new(&sdk),
-            glue: aws_sdk_glue::Client::new(&sdk),
-            cw: aws_sdk_cloudwatch::Client::new(&sdk),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&sdk)
+                    .interceptor(CountRequests(Service::Kms))
+                    .build(),
+            ),
+            glue: aws_sdk_glue::Client::from_conf(
+                aws_sdk_glue::config::Builder::from(&sdk)
+                    .interceptor(CountRequests(Service::Glue))
+                    .build(),
+            ),
+            cw: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&sdk)
+                    .interceptor(CountRequests(Service::CloudWatch))
+                    .build(),
+            ),
             athena: aws_sdk_athena::Client::new(&sdk),
         }
     }
@@ -174,5 +187,60 @@ impl Aws {
             }
         }
         o
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Service {
+    S3,
+    Kms,
+    Glue,
+    CloudWatch,
+}
+
+/// Counts every request (every attempt: retries are billed too) a client sends, for the cost
+/// metrics ([`crate::metrics::io`]).
+#[derive(Debug)]
+struct CountRequests(Service);
+
+impl aws_sdk_s3::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "medallion::CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        use crate::metrics::io::{add, Counter};
+        let request = context.request();
+        match self.0 {
+            Service::S3 => {
+                let method = request.method();
+                // LIST is a GET but billed with PUTs.
+                let write =
+                    method != "GET" && method != "HEAD" || request.uri().contains("list-type=");
+                add(
+                    if write {
+                        Counter::S3Write
+                    } else {
+                        Counter::S3Read
+                    },
+                    1,
+                );
+                if method == "PUT" || method == "POST" {
+                    add(
+                        Counter::BytesWritten,
+                        request.body().content_length().unwrap_or(0),
+                    );
+                }
+            }
+            Service::Kms => add(Counter::Kms, 1),
+            Service::Glue => add(Counter::Glue, 1),
+            Service::CloudWatch => add(Counter::CloudWatch, 1),
+        }
+        Ok(())
     }
 }

@@ -63,8 +63,14 @@ pub struct AlarmConfig {
     pub description: String,
     /// Metric name.
     pub metric: String,
-    /// Stage dimension.
-    pub stage: String,
+    /// `dataset` (default): one alarm per listed dataset, on the metric with the Dataset and
+    /// Stage dimensions; `project`: one alarm on the metric without dimensions (the project's
+    /// total, e.g. the daily cost budget).
+    #[serde(default)]
+    pub scope: AlarmScope,
+    /// Stage dimension (dataset scope).
+    #[serde(default)]
+    pub stage: Option<String>,
     /// CloudWatch statistic (`Minimum`, `Sum`, `SampleCount`, ...).
     pub statistic: String,
     /// CloudWatch comparison operator.
@@ -75,6 +81,17 @@ pub struct AlarmConfig {
     pub period_seconds: i32,
     /// `breaching`, `notBreaching`, `ignore` or `missing`.
     pub missing_data: String,
+}
+
+/// Which metric stream an alarm watches.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlarmScope {
+    /// Per dataset and stage.
+    #[default]
+    Dataset,
+    /// The project's total.
+    Project,
 }
 
 /// The bucket policy bootstrap installs: TLS only, and PUTs only with SSE-KMS.
@@ -465,32 +482,57 @@ pub async fn bootstrap(aws: &Aws, alarms: &Path, dry: bool) -> Result<Vec<Check>
     if alarms.exists() {
         let file: AlarmsFile =
             crate::yaml::load(alarms).map_err(|e| AwsError::NotBootstrapped(e.to_string()))?;
-        for ds in &file.datasets {
-            for a in &file.alarms {
-                let name = format!("medallion-{ds}-{}", a.name);
-                if dry {
-                    out.push(Check::Planned(format!("alarm {name}")));
-                    continue;
+        let mut targets = Vec::new();
+        for a in &file.alarms {
+            match (a.scope, &a.stage) {
+                (AlarmScope::Project, _) => {
+                    targets.push((format!("medallion-{}", a.name), a, None))
                 }
-                aws.cw
-                    .put_metric_alarm()
-                    .alarm_name(&name)
-                    .alarm_description(&a.description)
-                    .namespace(&aws.cfg.cloudwatch_namespace)
-                    .metric_name(&a.metric)
-                    .dimensions(Dimension::builder().name("Dataset").value(ds).build())
-                    .dimensions(Dimension::builder().name("Stage").value(&a.stage).build())
-                    .statistic(Statistic::from(a.statistic.as_str()))
-                    .comparison_operator(ComparisonOperator::from(a.comparison.as_str()))
-                    .threshold(a.threshold)
-                    .period(a.period_seconds)
-                    .evaluation_periods(1)
-                    .treat_missing_data(&a.missing_data)
-                    .send()
-                    .await
-                    .map_err(call("cloudwatch", "PutMetricAlarm"))?;
-                out.push(Check::Ok(format!("alarm {name}")));
+                (AlarmScope::Dataset, Some(stage)) => {
+                    for ds in &file.datasets {
+                        targets.push((
+                            format!("medallion-{ds}-{}", a.name),
+                            a,
+                            Some((ds.as_str(), stage.as_str())),
+                        ));
+                    }
+                }
+                (AlarmScope::Dataset, None) => {
+                    return Err(AwsError::NotBootstrapped(format!(
+                        "{}: alarm `{}` needs a `stage` (or `scope: project`)",
+                        alarms.display(),
+                        a.name
+                    )))
+                }
             }
+        }
+        for (name, a, dims) in targets {
+            if dry {
+                out.push(Check::Planned(format!("alarm {name}")));
+                continue;
+            }
+            let mut put = aws
+                .cw
+                .put_metric_alarm()
+                .alarm_name(&name)
+                .alarm_description(&a.description)
+                .namespace(&aws.cfg.cloudwatch_namespace)
+                .metric_name(&a.metric);
+            if let Some((ds, stage)) = dims {
+                put = put
+                    .dimensions(Dimension::builder().name("Dataset").value(ds).build())
+                    .dimensions(Dimension::builder().name("Stage").value(stage).build());
+            }
+            put.statistic(Statistic::from(a.statistic.as_str()))
+                .comparison_operator(ComparisonOperator::from(a.comparison.as_str()))
+                .threshold(a.threshold)
+                .period(a.period_seconds)
+                .evaluation_periods(1)
+                .treat_missing_data(&a.missing_data)
+                .send()
+                .await
+                .map_err(call("cloudwatch", "PutMetricAlarm"))?;
+            out.push(Check::Ok(format!("alarm {name}")));
         }
     }
     Ok(out)

@@ -98,6 +98,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../catalog/alarms.yaml"),
     ),
     (
+        "catalog/prices.yaml",
+        include_str!("../../catalog/prices.yaml"),
+    ),
+    (
         "catalog/catalog.yaml",
         include_str!("../../catalog/catalog.yaml"),
     ),

@@ -17,6 +17,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::frame;
+use crate::metrics::{Metric, Unit};
 use crate::rules::eval::AsOf;
 use crate::stage::{ops, Lake, Registration, Result, StepOptions};
 use crate::storage::delta::{self, txn_id};
@@ -233,6 +234,8 @@ pub async fn run(
         if todo.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
+        let io_start = crate::metrics::io::IoSnapshot::now();
         let courses = touched_courses(lake, &todo).await?;
         let attendance = read_trusted(lake, "attendance", &courses).await?;
         let grades = read_trusted(lake, "grades", &courses).await?;
@@ -299,6 +302,28 @@ pub async fn run(
             comments: Some(products::column_comment),
         })
         .await?;
+        let mut metrics = vec![
+            Metric::new("RowsPromoted", rows as f64, Unit::Count, product, "curated"),
+            Metric::new(
+                "DurationSeconds",
+                started.elapsed().as_secs_f64(),
+                Unit::Seconds,
+                product,
+                "curated",
+            ),
+        ];
+        metrics.extend(report.rules.iter().map(|r| {
+            Metric::new(
+                "RulePassRate",
+                r.pass_rate(),
+                Unit::None,
+                product,
+                "curated",
+            )
+            .with_rule(&r.rule_id)
+        }));
+        metrics.extend(lake.cost_metrics(&io_start, product, "curated"));
+        lake.metrics.emit(&metrics).await?;
         reports.push(report);
     }
     Ok(reports)

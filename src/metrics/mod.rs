@@ -1,6 +1,9 @@
 //! Metrics: one event per batch (never per row), labels with few values (dataset, stage, rule;
 //! never a student, file or batch id). Locally they go to a JSON-lines log under the lake.
 
+pub mod cost;
+pub mod io;
+
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;

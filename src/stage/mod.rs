@@ -116,9 +116,25 @@ pub struct Lake {
     pub keys: Arc<dyn KeyProvider>,
     /// Clock.
     pub clock: Arc<dyn Clock>,
+    /// Price table for the cost metrics (`None`: no cost metrics).
+    pub prices: Option<Arc<crate::metrics::cost::Prices>>,
 }
 
 impl Lake {
+    /// The cost metrics of the work counted since `start`, for one dataset (or product) and
+    /// stage; none without a price table.
+    pub fn cost_metrics(
+        &self,
+        start: &crate::metrics::io::IoSnapshot,
+        dataset: &str,
+        stage: &str,
+    ) -> Vec<crate::metrics::Metric> {
+        match &self.prices {
+            Some(p) => p.cost(start.elapsed()).metrics(dataset, stage),
+            None => Vec::new(),
+        }
+    }
+
     /// Location of a stage table.
     ///
     /// # Errors

@@ -18,6 +18,7 @@ use super::{
     ops, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID, INGESTED_AT,
     SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
 };
+use crate::metrics::io::IoSnapshot;
 use crate::metrics::{Metric, Unit};
 use crate::rules::eval::{AsOf, RuleResult, ID_ISSUES};
 use crate::storage::delta::{self, txn_id};
@@ -174,6 +175,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             continue;
         }
         let started = Instant::now();
+        let io_start = IoSnapshot::now();
         let lin = Lineage::of(&file);
         let parser = Parser::new(&ds.contract, &keys, ds.pipeline.raw.chunk_rows);
         let meta = [
@@ -282,38 +284,42 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             // A concurrent promotion committed this batch first; its books are the same.
             continue;
         }
-        lake.metrics
-            .emit(&[
-                Metric::new(
-                    "RowsIn",
-                    report.landing_rows as f64,
-                    Unit::Count,
-                    name,
-                    "raw",
-                ),
-                Metric::new(
-                    "RowsPromoted",
-                    report.raw_rows as f64,
-                    Unit::Count,
-                    name,
-                    "raw",
-                ),
-                Metric::new(
-                    "RowsRejected",
-                    report.rejected as f64,
-                    Unit::Count,
-                    name,
-                    "raw",
-                ),
-                Metric::new(
-                    "DurationSeconds",
-                    started.elapsed().as_secs_f64(),
-                    Unit::Seconds,
-                    name,
-                    "raw",
-                ),
-            ])
-            .await?;
+        let mut metrics = vec![
+            Metric::new(
+                "RowsIn",
+                report.landing_rows as f64,
+                Unit::Count,
+                name,
+                "raw",
+            ),
+            Metric::new(
+                "RowsPromoted",
+                report.raw_rows as f64,
+                Unit::Count,
+                name,
+                "raw",
+            ),
+            Metric::new(
+                "RowsRejected",
+                report.rejected as f64,
+                Unit::Count,
+                name,
+                "raw",
+            ),
+            Metric::new(
+                "DurationSeconds",
+                started.elapsed().as_secs_f64(),
+                Unit::Seconds,
+                name,
+                "raw",
+            ),
+        ];
+        metrics.extend(report.rules.iter().map(|r| {
+            Metric::new("RulePassRate", r.pass_rate(), Unit::None, name, "raw")
+                .with_rule(&r.rule_id)
+        }));
+        metrics.extend(lake.cost_metrics(&io_start, name, "raw"));
+        lake.metrics.emit(&metrics).await?;
         reports.push(report);
     }
     if !opts.dry_run && !reports.is_empty() {

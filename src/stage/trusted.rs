@@ -16,6 +16,7 @@ use super::{
     SOURCE_LINE,
 };
 use crate::frame;
+use crate::metrics::io::IoSnapshot;
 use crate::metrics::{Metric, Unit};
 use crate::rules::eval::{
     self, raw_name, AsOf, RuleResult, FAILURES, ID_ISSUES, QUARANTINE_FLAG, RULE_IDS,
@@ -344,6 +345,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             continue;
         }
         let started = Instant::now();
+        let io_start = IoSnapshot::now();
         let sql = format!(
             "SELECT * FROM t WHERE {BATCH_ID} = {}",
             delta::sql_literal(&batch)
@@ -451,6 +453,17 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
                 "trusted",
             ),
             Metric::new(
+                "QuarantineRate",
+                if raw_rows == 0 {
+                    0.0
+                } else {
+                    quarantined as f64 / raw_rows as f64
+                },
+                Unit::None,
+                name,
+                "trusted",
+            ),
+            Metric::new(
                 "DurationSeconds",
                 started.elapsed().as_secs_f64(),
                 Unit::Seconds,
@@ -464,6 +477,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
                     .with_rule(&r.rule_id),
             );
         }
+        metrics.extend(lake.cost_metrics(&io_start, name, "trusted"));
         lake.metrics.emit(&metrics).await?;
         tracing::info!(dataset = name, batch = %batch, inserted = report.inserted, quarantined, "Promoted batch to trusted.");
         reports.push(report);

@@ -6,6 +6,7 @@
 //! transaction (`txn`) naming the batch it consumed, so a step can tell what it already did
 //! (see [`delta`]).
 
+pub mod counting;
 pub mod delta;
 mod local;
 

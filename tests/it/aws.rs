@@ -240,7 +240,62 @@ fn promotion_on_s3_is_encrypted_registered_and_measured() {
             .send()
             .await
             .unwrap();
-        assert_eq!(alarms.metric_alarms().len(), 3);
+        let names: Vec<&str> = alarms
+            .metric_alarms()
+            .iter()
+            .filter_map(|a| a.alarm_name())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names.contains(&"medallion-attendance-quarantine-rate-high"));
+        let budget = aws
+            .cw
+            .describe_alarms()
+            .alarm_names("medallion-daily-cost-over-budget")
+            .send()
+            .await
+            .unwrap();
+        let budget = &budget.metric_alarms()[0];
+        assert_eq!(budget.metric_name(), Some("EstimatedCostUSD"));
+        assert!(budget.dimensions().is_empty(), "the project's total");
+
+        // Cost: measured requests and bytes, priced. Every promotion step reported them.
+        let now = aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            chrono::Utc::now().timestamp() + 600,
+        );
+        let start = aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            chrono::Utc::now().timestamp() - 3600,
+        );
+        let sum = |name: &'static str, dims: Vec<(&'static str, &'static str)>| {
+            let aws = &aws;
+            async move {
+                let mut q = aws
+                    .cw
+                    .get_metric_statistics()
+                    .namespace("Medallion")
+                    .metric_name(name)
+                    .start_time(start)
+                    .end_time(now)
+                    .period(86_400)
+                    .statistics(aws_sdk_cloudwatch::types::Statistic::Sum);
+                for (k, v) in dims {
+                    q = q.dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name(k)
+                            .value(v)
+                            .build(),
+                    );
+                }
+                let r = q.send().await.unwrap();
+                r.datapoints().iter().filter_map(|d| d.sum()).sum::<f64>()
+            }
+        };
+        let att = vec![("Dataset", "attendance"), ("Stage", "trusted")];
+        assert!(sum("BytesWritten", att.clone()).await > 1000.0);
+        assert!(sum("S3Requests", att.clone()).await >= 3.0);
+        assert!(sum("KmsRequests", att.clone()).await > 0.0);
+        let cost = sum("EstimatedCostUSD", att).await;
+        assert!(cost > 0.0 && cost < 0.1, "{cost}");
+        assert!(sum("EstimatedCostUSD", vec![]).await >= cost);
     });
 
     let status: Vec<serde_json::Value> =

@@ -305,3 +305,71 @@ fn stage_binaries_run_one_step_each() {
         .unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("--dry-run"));
 }
+
+fn table_bytes(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            n += table_bytes(&path);
+        } else {
+            n += std::fs::metadata(&path).unwrap().len();
+        }
+    }
+    n
+}
+
+#[test]
+fn cost_metrics_measure_what_was_written() {
+    let p = TestProject::new();
+    let inbox = p.generate(20, 5, 0.02);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all"]);
+    let log = std::fs::read_to_string(p.path("lake/_metrics/metrics.jsonl")).unwrap();
+    let metrics: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let total = |name: &str| -> f64 {
+        metrics
+            .iter()
+            .filter(|m| m["name"] == name && !m["dimensions"].as_array().unwrap().is_empty())
+            .map(|m| m["value"].as_f64().unwrap())
+            .sum()
+    };
+    // Every byte of every Delta table (data files and logs) was counted, and nothing else:
+    // landing files are written before any promotion.
+    let lake = p.path("lake");
+    let written: u64 = ["raw", "trusted", "curated", "_ops"]
+        .iter()
+        .map(|s| table_bytes(&lake.join(s)))
+        .sum();
+    assert_eq!(total("BytesWritten") as u64, written);
+    assert!(total("S3Requests") > 0.0);
+    // Priced with catalog/prices.yaml, one step per dataset and stage (and product).
+    let steps = metrics
+        .iter()
+        .filter(|m| {
+            m["name"] == "EstimatedCostUSD" && m["dimensions"].as_array().unwrap().is_empty()
+        })
+        .count();
+    assert_eq!(steps, 4 * 2 + 5, "4 datasets × (raw, trusted) + 5 products");
+    let usd = total("EstimatedCostUSD");
+    assert!(usd > 0.0 && usd < 0.01, "{usd}");
+    // Without a price table there are no cost metrics (and no error).
+    std::fs::remove_file(p.path("catalog/prices.yaml")).unwrap();
+    let inbox2 = p.path("more");
+    std::fs::create_dir_all(&inbox2).unwrap();
+    std::fs::write(
+        inbox2.join("courses_extra.csv"),
+        std::fs::read_to_string(inbox.join("courses.csv"))
+            .unwrap()
+            .replacen('\n', "\n\n", 1),
+    )
+    .unwrap();
+    p.ok(&["land", "courses", inbox2.to_str().unwrap()]);
+    p.ok(&["promote", "courses"]);
+    let after = std::fs::read_to_string(p.path("lake/_metrics/metrics.jsonl")).unwrap();
+    let new_lines = &after[log.len()..];
+    assert!(new_lines.contains("RowsIn") && !new_lines.contains("EstimatedCostUSD"));
+}
