@@ -63,7 +63,20 @@ impl Project {
     /// # Errors
     /// Configuration or storage errors.
     pub async fn open(root: &Path) -> Result<Self, ProjectError> {
-        Self::open_with_clock(root, Arc::new(SystemClock)).await
+        // `MEDALLION_NOW` (RFC 3339) runs as of that instant: "in the future" rules, freshness
+        // and retention cutoffs are measured from it.
+        let clock: Arc<dyn crate::stage::Clock> = match std::env::var("MEDALLION_NOW") {
+            Ok(t) => {
+                let at =
+                    chrono::DateTime::parse_from_rfc3339(&t).map_err(|e| ConfigError::Invalid {
+                        path: root.join(crate::config::CONFIG_FILE),
+                        message: format!("MEDALLION_NOW `{t}` is not an RFC 3339 instant: {e}"),
+                    })?;
+                Arc::new(crate::stage::FixedClock(at.with_timezone(&chrono::Utc)))
+            }
+            Err(_) => Arc::new(SystemClock),
+        };
+        Self::open_with_clock(root, clock).await
     }
 
     /// Opens the project at `root` with `clock`.

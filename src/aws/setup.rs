@@ -9,9 +9,9 @@ use aws_sdk_kms::types::KeyUsageType;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
     CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    VersioningConfiguration,
+    LifecycleRuleFilter, NoncurrentVersionExpiration, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, VersioningConfiguration,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -356,34 +356,55 @@ async fn ensure_bucket(
             "bucket {bucket}: TLS-only, encrypted-puts-only policy"
         )));
     }
-    if purpose == "landing" {
-        let rule = LifecycleRule::builder()
-            .id("landing-retention")
-            .status(ExpirationStatus::Enabled)
-            .filter(LifecycleRuleFilter::builder().prefix("").build())
-            .expiration(
-                LifecycleExpiration::builder()
-                    .days(aws.cfg.landing_retention_days)
-                    .build(),
-            )
-            .build()
-            .map_err(call("s3", "PutBucketLifecycleConfiguration"))?;
-        let conf = BucketLifecycleConfiguration::builder()
-            .rules(rule)
-            .build()
-            .map_err(call("s3", "PutBucketLifecycleConfiguration"))?;
-        aws.s3
-            .put_bucket_lifecycle_configuration()
-            .bucket(&bucket)
-            .lifecycle_configuration(conf)
-            .send()
-            .await
-            .map_err(call("s3", "PutBucketLifecycleConfiguration"))?;
-        out.push(Check::Ok(format!(
-            "bucket {bucket}: retention {} days",
-            aws.cfg.landing_retention_days
-        )));
-    }
+    // Landing files expire after the landing retention. In the stage buckets Delta never
+    // overwrites an object, so the only noncurrent versions are files a VACUUM (a quarantine
+    // purge) deleted: they expire after `deleted_object_retention_days`, which makes a purge
+    // final. An S3 expiration on live Delta files would corrupt the tables, so there is none.
+    let (rule, what) = if purpose == "landing" {
+        (
+            LifecycleRule::builder()
+                .id("landing-retention")
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix("").build())
+                .expiration(
+                    LifecycleExpiration::builder()
+                        .days(aws.cfg.landing_retention_days)
+                        .build(),
+                ),
+            format!("retention {} days", aws.cfg.landing_retention_days),
+        )
+    } else {
+        (
+            LifecycleRule::builder()
+                .id("deleted-files-expiry")
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix("").build())
+                .noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(aws.cfg.deleted_object_retention_days)
+                        .build(),
+                ),
+            format!(
+                "deleted files expire after {} days",
+                aws.cfg.deleted_object_retention_days
+            ),
+        )
+    };
+    let rule = rule
+        .build()
+        .map_err(call("s3", "PutBucketLifecycleConfiguration"))?;
+    let conf = BucketLifecycleConfiguration::builder()
+        .rules(rule)
+        .build()
+        .map_err(call("s3", "PutBucketLifecycleConfiguration"))?;
+    aws.s3
+        .put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(conf)
+        .send()
+        .await
+        .map_err(call("s3", "PutBucketLifecycleConfiguration"))?;
+    out.push(Check::Ok(format!("bucket {bucket}: {what}")));
     Ok(())
 }
 

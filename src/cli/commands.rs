@@ -98,6 +98,38 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             Some(super::QuarantineAction::Release { dataset, dry_run }) => {
                 release(&open(project).await?, &dataset, dry_run, out).await
             }
+            Some(super::QuarantineAction::Purge {
+                dataset,
+                older_than_days,
+                dry_run,
+            }) => {
+                let p = open(project).await?;
+                let ds = p.dataset(&dataset)?;
+                let days = older_than_days.unwrap_or(p.config.quarantine_retention_days);
+                let r =
+                    crate::stage::retention::purge_quarantine(&p.lake, &ds, days, dry_run).await?;
+                writeln!(
+                    out,
+                    "{}: {} quarantined rows landed before {} {}; {} remain{}",
+                    r.dataset,
+                    r.purged,
+                    r.cutoff.format("%Y-%m-%d %H:%M UTC"),
+                    if r.committed {
+                        format!("purged ({} files removed)", r.files_removed)
+                    } else if r.purged == 0 {
+                        "to purge".to_string()
+                    } else {
+                        "would be purged".to_string()
+                    },
+                    r.remaining,
+                    if dry_run {
+                        " (dry run: nothing written)"
+                    } else {
+                        ""
+                    }
+                )?;
+                Ok(Exit::Ok)
+            }
             None => {
                 let dataset = dataset.ok_or_else(|| {
                     UsageError("give a dataset: medallion quarantine DATASET".into())

@@ -240,6 +240,18 @@ pub enum QuarantineAction {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Delete quarantined rows landed before the retention period and remove their files.
+    Purge {
+        /// Dataset.
+        dataset: String,
+        /// Keep rows landed in the last N days (default: `quarantine_retention_days` in
+        /// medallion.yaml, 180).
+        #[arg(long)]
+        older_than_days: Option<u32>,
+        /// Report what would be purged; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `medallion aws` actions.

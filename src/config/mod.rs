@@ -78,9 +78,17 @@ pub struct AwsConfig {
     /// that cannot evaluate policy conditions; `medallion aws policies` prints them).
     #[serde(default = "default_true")]
     pub apply_bucket_policies: bool,
-    /// Days landing files and quarantine exports are kept (lifecycle rule).
+    /// Days landing files are kept (lifecycle rule on the landing bucket).
     #[serde(default = "default_retention")]
     pub landing_retention_days: i32,
+    /// Days files deleted by a VACUUM (a quarantine purge) stay as noncurrent object versions
+    /// in the versioned stage buckets before they expire.
+    #[serde(default = "default_deleted_retention")]
+    pub deleted_object_retention_days: i32,
+}
+
+fn default_deleted_retention() -> i32 {
+    30
 }
 
 fn default_namespace() -> String {
@@ -117,6 +125,12 @@ pub struct ProjectConfigFile {
     dashboards: Option<PathBuf>,
     #[serde(default)]
     aws: Option<AwsConfig>,
+    #[serde(default = "default_quarantine_retention")]
+    quarantine_retention_days: u32,
+}
+
+fn default_quarantine_retention() -> u32 {
+    180
 }
 
 /// The resolved project configuration: every path absolute.
@@ -142,6 +156,8 @@ pub struct ProjectConfig {
     pub dashboards: PathBuf,
     /// AWS settings (required when `backend: aws`).
     pub aws: Option<AwsConfig>,
+    /// Days quarantined rows are kept before `medallion quarantine purge` removes them.
+    pub quarantine_retention_days: u32,
 }
 
 impl ProjectConfig {
@@ -183,6 +199,7 @@ impl ProjectConfig {
             pipelines: abs(f.pipelines, "pipelines"),
             catalog: abs(f.catalog, "catalog"),
             dashboards: abs(f.dashboards, "dashboards"),
+            quarantine_retention_days: f.quarantine_retention_days,
             aws: f.aws,
         }
     }

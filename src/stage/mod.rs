@@ -13,6 +13,7 @@ pub mod ops;
 pub mod parse;
 pub mod raw;
 pub mod raw_rules;
+pub mod retention;
 pub mod trusted;
 
 use std::sync::Arc;
@@ -91,6 +92,16 @@ pub enum StepError {
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current instant.
     fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// A clock stopped at one instant (`MEDALLION_NOW`: reproducible reruns and tests).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
 }
 
 /// The system clock.

@@ -177,6 +177,33 @@ pub async fn record_release(
     .await
 }
 
+/// Records a quarantine purge in the books (step `quarantine-purge`: rows in = rows purged,
+/// quarantined = rows left), one batch per cutoff day.
+///
+/// # Errors
+/// Storage errors.
+pub async fn record_purge(lake: &Lake, r: &super::retention::PurgeReport) -> Result<()> {
+    record(
+        lake,
+        PromotionRow {
+            dataset: r.dataset.clone(),
+            step: super::retention::STEP.into(),
+            batch_id: format!("purge-before-{}", r.cutoff.format("%Y-%m-%d")),
+            source_file: String::new(),
+            rows_in: r.purged,
+            rows_promoted: 0,
+            rejected: 0,
+            quarantined: r.remaining,
+            duplicates_dropped: 0,
+            updated: 0,
+            warned_rules: 0,
+            contract_version: String::new(),
+            recorded_at: String::new(),
+        },
+    )
+    .await
+}
+
 /// Records the books and rule results of a raw→trusted batch.
 ///
 /// # Errors

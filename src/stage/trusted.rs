@@ -25,6 +25,10 @@ use crate::rules::Check;
 use crate::storage::delta::{self, txn_id, UpsertCounts};
 use crate::storage::Stage;
 
+/// Catalog description of `trusted.<dataset>_quarantine`.
+pub const QUARANTINE_DESCRIPTION: &str =
+    "Rows that broke a quarantine rule, with every rule id they failed and the failing values.";
+
 /// Step name used in txn ids and reports.
 pub const STEP: &str = "raw-to-trusted";
 
@@ -501,7 +505,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             stage: Some(Stage::Trusted),
             table: &q_name,
             kind: "quarantine",
-            description: "Rows that broke a quarantine rule, with every rule id they failed and the failing values.",
+            description: QUARANTINE_DESCRIPTION,
             contract,
             last_batch: last.as_deref(),
             comments: None,

@@ -440,6 +440,61 @@ pub async fn upsert(
     )))
 }
 
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Rows deleted.
+    pub rows: u64,
+    /// Data files physically removed.
+    pub files: u64,
+}
+
+/// Deletes the rows matching `predicate` in one commit, then physically removes the data
+/// files that held them (a *lite* vacuum with no retention: only files the log marks removed,
+/// never files a concurrent writer has not committed yet). Versions before the purge can no
+/// longer be read: that is the point of a retention purge. `None` when the table does not
+/// exist.
+///
+/// # Errors
+/// delta-rs or DataFusion errors.
+pub async fn purge(loc: &TableLoc, predicate: &str) -> Result<Option<Purged>> {
+    let Some(table) = open(loc).await? else {
+        return Ok(None);
+    };
+    let sql = format!("SELECT count(*) AS n FROM t WHERE {predicate}");
+    let rows = match query(loc, &sql).await? {
+        Some((_, batches)) => batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<deltalake::arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0) as u64,
+        None => 0,
+    };
+    if rows == 0 {
+        return Ok(Some(Purged::default()));
+    }
+    let (table, _) = table
+        .delete()
+        .with_predicate(predicate.to_string())
+        .await
+        .map_err(|e| loc.err(e))?;
+    let (_, vacuumed) = table
+        .vacuum()
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Lite)
+        .with_retention_period(chrono::Duration::zero())
+        .with_enforce_retention_duration(false)
+        .await
+        .map_err(|e| loc.err(e))?;
+    Ok(Some(Purged {
+        rows,
+        files: vacuumed.files_deleted.len() as u64,
+    }))
+}
+
 /// Runs `sql` over the table registered as `t` and returns the schema and rows.
 ///
 /// # Errors

@@ -71,6 +71,7 @@ fn aws_cfg(m: &Moto) -> AwsConfig {
         cloudwatch_namespace: "Medallion".into(),
         apply_bucket_policies: false,
         landing_retention_days: 400,
+        deleted_object_retention_days: 30,
     }
 }
 
@@ -220,6 +221,31 @@ fn promotion_on_s3_is_encrypted_registered_and_measured() {
             .await
             .is_ok());
 
+        // Lifecycle: landing expires; in the stage buckets only deleted (vacuumed) files do.
+        let lc = aws
+            .s3
+            .get_bucket_lifecycle_configuration()
+            .bucket("school-trusted")
+            .send()
+            .await
+            .unwrap();
+        let rule = &lc.rules()[0];
+        assert_eq!(rule.id(), Some("deleted-files-expiry"));
+        assert!(rule.expiration().is_none(), "live Delta files never expire");
+        assert_eq!(
+            rule.noncurrent_version_expiration()
+                .and_then(|e| e.noncurrent_days()),
+            Some(30)
+        );
+        let lc = aws
+            .s3
+            .get_bucket_lifecycle_configuration()
+            .bucket("school-landing")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(lc.rules()[0].expiration().and_then(|e| e.days()), Some(400));
+
         // CloudWatch: the promotion's metrics and the alarms from catalog/alarms.yaml.
         let metrics = aws
             .cw
@@ -306,6 +332,29 @@ fn promotion_on_s3_is_encrypted_registered_and_measured() {
         .unwrap();
     assert!(trusted["rows"].as_u64().unwrap() > 0);
     assert_eq!(trusted["location"], "s3://school-trusted/attendance/");
+    // A quarantine purge on S3: the rows go, and the catalog (Glue) shows it.
+    let later = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    let mut env = ENV.to_vec();
+    env.push(("MEDALLION_NOW", later.as_str()));
+    let purge = p.run_env(
+        &[
+            "quarantine",
+            "purge",
+            "attendance",
+            "--older-than-days",
+            "30",
+        ],
+        &env,
+    );
+    assert_eq!(purge.code, 0, "{}", purge.stderr);
+    assert!(purge.stdout.contains("purged ("), "{}", purge.stdout);
+    let status: Vec<serde_json::Value> =
+        serde_json::from_str(&run(&p, &["status", "--format", "json"]).stdout).unwrap();
+    let q = status
+        .iter()
+        .find(|e| e["table"] == "trusted.attendance_quarantine")
+        .unwrap();
+    assert_eq!(q["rows"], 0);
     let q = run(
         &p,
         &[

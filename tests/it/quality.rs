@@ -416,3 +416,92 @@ fn raw_and_curated_rules_warn_or_stop_before_any_commit() {
     assert_eq!(header["failed"], 1);
     assert_eq!(header["metric"], 1.0, "one unexpected column");
 }
+
+#[test]
+fn quarantine_purge_removes_old_rows_and_their_files() {
+    let p = TestProject::new();
+    let inbox = p.generate(12, 3, 0.05);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all"]);
+    let quarantined = p.rows("trusted", "attendance_quarantine");
+    let trusted = p.rows("trusted", "attendance");
+    assert!(quarantined > 0);
+    // Within the retention period nothing goes.
+    let r = p.ok(&["quarantine", "purge", "attendance"]);
+    assert!(r.stdout.contains("0 quarantined rows"), "{}", r.stdout);
+    assert_eq!(p.rows("trusted", "attendance_quarantine"), quarantined);
+
+    // Forty days on, rows landed more than 30 days before are purged: a dry run first.
+    let later = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    let env = [("MEDALLION_NOW", later.as_str())];
+    let version = p.version("trusted", "attendance_quarantine");
+    let dry = p.run_env(
+        &[
+            "quarantine",
+            "purge",
+            "attendance",
+            "--older-than-days",
+            "30",
+            "--dry-run",
+        ],
+        &env,
+    );
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains(&format!("{quarantined} quarantined rows landed before")),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(p.version("trusted", "attendance_quarantine"), version);
+    let purge = &[
+        "quarantine",
+        "purge",
+        "attendance",
+        "--older-than-days",
+        "30",
+    ];
+    let r = p.run_env(purge, &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("purged ("), "{}", r.stdout);
+    assert_eq!(p.rows("trusted", "attendance_quarantine"), 0);
+    assert_eq!(p.rows("trusted", "attendance"), trusted);
+    // The rows' files are gone from disk, not only from the current version.
+    let dir = p.path("lake/trusted/attendance_quarantine");
+    let parquet = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
+        .count();
+    assert_eq!(parquet, 0);
+    // The books say so, once, and the catalog is current.
+    let again = p.run_env(purge, &env);
+    assert!(
+        again.stdout.contains("0 quarantined rows"),
+        "{}",
+        again.stdout
+    );
+    let books = p
+        .read(
+            "_ops",
+            "promotions",
+            "SELECT rows_in, quarantined FROM t WHERE step = 'quarantine-purge'",
+        )
+        .unwrap();
+    assert_eq!(books.height(), 1);
+    assert_eq!(
+        books.column("rows_in").unwrap().i64().unwrap().get(0),
+        Some(quarantined as i64)
+    );
+    let status = p.status();
+    let q = status
+        .iter()
+        .find(|e| e["table"] == "trusted.attendance_quarantine")
+        .unwrap();
+    assert_eq!(q["rows"], 0);
+}
