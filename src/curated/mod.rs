@@ -171,11 +171,19 @@ async fn read_trusted(
 async fn pending(lake: &Lake, product: &str) -> Result<Vec<(String, String, String)>> {
     let loc = lake.loc(Stage::Curated, product)?;
     let mut out = Vec::new();
+    // Each table's history is read once, not its log once per landed file.
+    let consumed = delta::batches_in_history(&loc, STEP).await?;
     for ds in inputs(product) {
         let trusted = lake.loc(Stage::Trusted, ds)?;
+        let in_trusted = delta::batches_in_history(&trusted, crate::stage::trusted::STEP).await?;
         for f in lake.store.list_landed(ds).await? {
             let b = f.batch_id();
-            if !delta::has_batch(&trusted, &txn_id(crate::stage::trusted::STEP, &b)).await? {
+            if consumed.contains(&format!("{ds}/{b}")) {
+                continue;
+            }
+            if !in_trusted.contains(&b)
+                && !delta::has_batch(&trusted, &txn_id(crate::stage::trusted::STEP, &b)).await?
+            {
                 continue;
             }
             let app = txn_id(STEP, &format!("{ds}/{b}"));
@@ -290,7 +298,11 @@ pub async fn run(
         let txns: Vec<String> = todo.iter().map(|(_, _, app)| app.clone()).collect();
         // No course touched (batches without rows): nothing to replace, the txns still land.
         let predicate = (!courses.is_empty() || rows > 0).then(|| course_filter(&courses));
-        delta::replace_where(&loc, schema, data, predicate.as_deref(), &txns).await?;
+        let meta = [
+            ("medallion.step", serde_json::json!(STEP)),
+            ("medallion.batches", serde_json::json!(report.batches)),
+        ];
+        delta::replace_where(&loc, schema, data, predicate.as_deref(), &txns, &meta).await?;
         lake.register(Registration {
             dataset: product,
             stage: Some(Stage::Curated),

@@ -168,10 +168,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
     let schema = data_schema(ds);
     let mut history = ops::rule_history(lake, name, "raw").await?;
     let mut reports = Vec::new();
+    let done = delta::batches_in_history(&data_loc, STEP).await?;
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
-        if delta::has_batch(&data_loc, &app).await? {
+        if done.contains(&batch) || delta::has_batch(&data_loc, &app).await? {
             continue;
         }
         let started = Instant::now();

@@ -339,12 +339,20 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let refs = reference_keys(lake, ds).await?;
     let mut history = ops::rule_history(lake, name, "trusted").await?;
     let mut reports = Vec::new();
+    // Read each table's history once, not the log once per landed file.
+    let in_raw = delta::batches_in_history(&raw_loc, super::raw::STEP).await?;
+    let done = delta::batches_in_history(&data_loc, STEP).await?;
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
-        if !delta::has_batch(&raw_loc, &txn_id(super::raw::STEP, &batch)).await? {
+        let app = txn_id(STEP, &batch);
+        if done.contains(&batch) {
             continue;
         }
-        let app = txn_id(STEP, &batch);
+        if !in_raw.contains(&batch)
+            && !delta::has_batch(&raw_loc, &txn_id(super::raw::STEP, &batch)).await?
+        {
+            continue;
+        }
         if delta::has_batch(&data_loc, &app).await? {
             continue;
         }

@@ -72,6 +72,7 @@ impl ObjectStore for CountingStore {
     ) -> Result<PutResult> {
         add(Counter::S3Write, 1);
         add(Counter::BytesWritten, payload.content_length() as u64);
+        tracing::trace!(op = "put", %location);
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -88,6 +89,7 @@ impl ObjectStore for CountingStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         add(Counter::S3Read, 1);
+        tracing::trace!(op = "get", %location);
         let r = self.inner.get_opts(location, options).await?;
         add(
             Counter::BytesRead,
@@ -102,6 +104,7 @@ impl ObjectStore for CountingStore {
         ranges: &[Range<u64>],
     ) -> Result<Vec<bytes::Bytes>> {
         add(Counter::S3Read, ranges.len() as u64);
+        tracing::trace!(op = "get_ranges", %location, ranges = ranges.len());
         let got = self.inner.get_ranges(location, ranges).await?;
         add(
             Counter::BytesRead,
@@ -120,6 +123,7 @@ impl ObjectStore for CountingStore {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         add(Counter::S3Write, 1);
+        tracing::trace!(op = "list", prefix = ?prefix);
         self.inner.list(prefix)
     }
 
@@ -129,6 +133,7 @@ impl ObjectStore for CountingStore {
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         add(Counter::S3Write, 1);
+        tracing::trace!(op = "list_with_offset", prefix = ?prefix, %offset);
         self.inner.list_with_offset(prefix, offset)
     }
 

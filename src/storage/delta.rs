@@ -18,6 +18,9 @@ use url::Url;
 
 use super::{Result, StorageError};
 
+/// Commits between two checkpoints of a table medallion creates.
+pub const CHECKPOINT_INTERVAL: &str = "10";
+
 /// A Delta table location and the options to reach it.
 #[derive(Debug, Clone)]
 pub struct TableLoc {
@@ -89,6 +92,44 @@ pub async fn has_batch(loc: &TableLoc, app_id: &str) -> Result<bool> {
     Ok(v.is_some())
 }
 
+/// The batches a step committed to the table, read from the commit history (the
+/// `medallion.step` and `medallion.batch` commit metadata, written in the same atomic commit as
+/// the batch's txn): one read per commit, once per step, instead of a log replay per landed
+/// file. Only a positive answer counts: a batch missing here (a trimmed history, a commit
+/// without metadata) must still be checked with [`has_batch`].
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn batches_in_history(
+    loc: &TableLoc,
+    step: &str,
+) -> Result<std::collections::HashSet<String>> {
+    use futures::StreamExt;
+    let mut out = std::collections::HashSet::new();
+    let Some(table) = open(loc).await? else {
+        return Ok(out);
+    };
+    let mut history = table.history(None);
+    while let Some(info) = history.next().await {
+        let info = info.map_err(|e| loc.err(e))?;
+        if info.info.get("medallion.step").and_then(|v| v.as_str()) != Some(step) {
+            continue;
+        }
+        if let Some(batch) = info.info.get("medallion.batch").and_then(|v| v.as_str()) {
+            out.insert(batch.to_string());
+        }
+        // A curated build consumes several batches in one commit.
+        if let Some(all) = info
+            .info
+            .get("medallion.batches")
+            .and_then(|v| v.as_array())
+        {
+            out.extend(all.iter().filter_map(|b| b.as_str()).map(str::to_string));
+        }
+    }
+    Ok(out)
+}
+
 /// Whether this very snapshot of the table already holds one of `app_ids`. Checked on the
 /// snapshot the write builds on: a commit landing after it is caught by Delta's conflict
 /// checker (same txn id), one landing before it is seen here, so two concurrent promotions
@@ -141,6 +182,9 @@ async fn create_with(handle: DeltaTable, loc: &TableLoc, schema: SchemaRef) -> R
     let created = handle
         .write(vec![RecordBatch::new_empty(schema)])
         .with_save_mode(SaveMode::Append)
+        // A checkpoint every 10 commits bounds what every later open reads from the log
+        // (a table gets one commit per batch, so it grows by the day).
+        .with_configuration([("delta.checkpointInterval", Some(CHECKPOINT_INTERVAL))])
         .with_commit_properties(CommitProperties::default().with_max_retries(0))
         .await;
     match created {
@@ -336,9 +380,12 @@ pub async fn replace_where(
     batches: Vec<RecordBatch>,
     predicate: Option<&str>,
     app_ids: &[String],
+    metadata: &[(&str, serde_json::Value)],
 ) -> Result<Option<u64>> {
     let txns: Vec<Transaction> = app_ids.iter().map(|a| Transaction::new(a, 1)).collect();
-    let props = CommitProperties::default().with_application_transactions(txns);
+    let props = CommitProperties::default()
+        .with_application_transactions(txns)
+        .with_metadata(metadata.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
     let batches = if batches.is_empty() {
         vec![RecordBatch::new_empty(schema.clone())]
     } else {
@@ -646,12 +693,12 @@ mod tests {
             .expect("upsert on an existing table");
         assert!(has_batch(&loc, "app/empty2").await.expect("has"));
         let ids = vec!["app/rw".to_string()];
-        replace_where(&loc, schema.clone(), vec![], Some("n = 7"), &ids)
+        replace_where(&loc, schema.clone(), vec![], Some("n = 7"), &ids, &[])
             .await
             .expect("replace nothing");
         assert!(has_batch(&loc, "app/rw").await.expect("has"));
         let ids = vec!["app/none".to_string()];
-        replace_where(&loc, schema, vec![], None, &ids)
+        replace_where(&loc, schema, vec![], None, &ids, &[])
             .await
             .expect("replace nothing");
         assert!(has_batch(&loc, "app/none").await.expect("has"));
@@ -679,5 +726,54 @@ mod tests {
             .await
             .expect("open")
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn history_names_the_batches_each_step_committed() {
+        let (_dir, loc, schema, batch) = fixture();
+        assert!(batches_in_history(&loc, "load")
+            .await
+            .expect("none")
+            .is_empty());
+        let meta = |b: &str| {
+            [
+                ("medallion.step", serde_json::json!("load")),
+                ("medallion.batch", serde_json::json!(b)),
+            ]
+        };
+        append(
+            &loc,
+            schema.clone(),
+            vec![batch.clone()],
+            "a/1",
+            &meta("b1"),
+        )
+        .await
+        .expect("b1");
+        append(&loc, schema.clone(), vec![], "a/2", &meta("b2"))
+            .await
+            .expect("b2 without rows");
+        append(&loc, schema.clone(), vec![], "a/3", &[])
+            .await
+            .expect("no metadata");
+        let built = [
+            ("medallion.step", serde_json::json!("build")),
+            ("medallion.batches", serde_json::json!(["x/b1", "x/b2"])),
+        ];
+        replace_where(
+            &loc,
+            schema,
+            vec![batch],
+            Some("n > 0"),
+            &["c/1".into()],
+            &built,
+        )
+        .await
+        .expect("build");
+        let loads = batches_in_history(&loc, "load").await.expect("loads");
+        assert_eq!(loads.len(), 2);
+        assert!(loads.contains("b1") && loads.contains("b2"));
+        let builds = batches_in_history(&loc, "build").await.expect("builds");
+        assert!(builds.contains("x/b1") && builds.contains("x/b2") && builds.len() == 2);
     }
 }
