@@ -167,53 +167,92 @@ async fn read_trusted(
     }
 }
 
-/// Trusted batches of the inputs (landing order) not yet in `product`, with their txn ids.
-async fn pending(lake: &Lake, product: &str) -> Result<Vec<(String, String, String)>> {
+/// A trusted commit a product has not consumed yet: a promoted batch or a quarantine release.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// Input dataset.
+    dataset: String,
+    /// Batch id, or `release-<stamp>`.
+    label: String,
+    /// The curated txn that marks it consumed.
+    app: String,
+    /// Courses it touches, as recorded with the trusted commit (`None` for commits written
+    /// before medallion recorded them: then read from the rows).
+    courses: Option<Vec<String>>,
+}
+
+impl Pending {
+    fn qualified(&self) -> String {
+        format!("{}/{}", self.dataset, self.label)
+    }
+}
+
+/// Trusted commits of the inputs not yet in `product`.
+async fn pending(lake: &Lake, product: &str) -> Result<Vec<Pending>> {
+    use crate::stage::trusted::{RELEASE_STEP, STEP as TRUSTED};
     let loc = lake.loc(Stage::Curated, product)?;
     let mut out = Vec::new();
     // Each table's history is read once, not its log once per landed file.
     let consumed = delta::batches_in_history(&loc, STEP).await?;
     for ds in inputs(product) {
         let trusted = lake.loc(Stage::Trusted, ds)?;
-        let in_trusted = delta::batches_in_history(&trusted, crate::stage::trusted::STEP).await?;
+        let mut seen = BTreeSet::new();
+        let mut candidates = Vec::new();
+        for info in delta::step_commits(&trusted, &[TRUSTED, RELEASE_STEP]).await? {
+            let Some(label) = info.get("medallion.batch").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let courses = info
+                .get("medallion.courses")
+                .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok());
+            seen.insert(label.to_string());
+            candidates.push((label.to_string(), courses));
+        }
+        // Landed batches whose trusted commit the history no longer shows.
         for f in lake.store.list_landed(ds).await? {
             let b = f.batch_id();
-            if consumed.contains(&format!("{ds}/{b}")) {
+            if !seen.contains(&b) && delta::has_batch(&trusted, &txn_id(TRUSTED, &b)).await? {
+                candidates.push((b, None));
+            }
+        }
+        candidates.reverse(); // oldest first
+        for (label, courses) in candidates {
+            let p = Pending {
+                dataset: (*ds).to_string(),
+                app: txn_id(STEP, &format!("{ds}/{label}")),
+                label,
+                courses,
+            };
+            if consumed.contains(&p.qualified()) || delta::has_batch(&loc, &p.app).await? {
                 continue;
             }
-            if !in_trusted.contains(&b)
-                && !delta::has_batch(&trusted, &txn_id(crate::stage::trusted::STEP, &b)).await?
-            {
-                continue;
-            }
-            let app = txn_id(STEP, &format!("{ds}/{b}"));
-            if !delta::has_batch(&loc, &app).await? {
-                out.push(((*ds).to_string(), b, app));
-            }
+            out.push(p);
         }
     }
     Ok(out)
 }
 
-/// Courses touched by the given trusted batches.
-async fn touched_courses(
-    lake: &Lake,
-    batches: &[(String, String, String)],
-) -> Result<BTreeSet<String>> {
+/// Courses touched by the pending commits: as recorded with each trusted commit (including the
+/// courses corrected records left), else the courses of the batch's rows.
+async fn touched_courses(lake: &Lake, todo: &[Pending]) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     for ds in ["attendance", "grades"] {
-        let ids: BTreeSet<String> = batches
-            .iter()
-            .filter(|(d, _, _)| d == ds)
-            .map(|(_, b, _)| b.clone())
-            .collect();
-        if ids.is_empty() {
+        let mut unrecorded = BTreeSet::new();
+        for p in todo.iter().filter(|p| p.dataset == ds) {
+            match &p.courses {
+                Some(c) => out.extend(c.iter().cloned()),
+                None => {
+                    unrecorded.insert(p.label.clone());
+                }
+            }
+        }
+        if unrecorded.is_empty() {
             continue;
         }
         let loc = lake.loc(Stage::Trusted, ds)?;
         let sql = format!(
             "SELECT DISTINCT course_id FROM t WHERE _batch_id IN ({})",
-            sql_list(&ids)
+            sql_list(&unrecorded)
         );
         if let Some((_, batches)) = delta::query(&loc, &sql).await? {
             for b in batches {
@@ -276,7 +315,7 @@ pub async fn run(
             AsOf(lake.clock.now()),
         )?;
         let rows = df.height() as u64;
-        let batches: Vec<String> = todo.iter().map(|(d, b, _)| format!("{d}/{b}")).collect();
+        let batches: Vec<String> = todo.iter().map(Pending::qualified).collect();
         let report = CuratedReport {
             product: (*product).to_string(),
             batches,
@@ -295,7 +334,7 @@ pub async fn run(
         ops::record_rules(lake, product, "curated", &label, &report.rules).await?;
         let (schema, data) = frame::to_batches(&mut df)?;
         let loc = lake.loc(Stage::Curated, product)?;
-        let txns: Vec<String> = todo.iter().map(|(_, _, app)| app.clone()).collect();
+        let txns: Vec<String> = todo.iter().map(|p| p.app.clone()).collect();
         // No course touched (batches without rows): nothing to replace, the txns still land.
         let predicate = (!courses.is_empty() || rows > 0).then(|| course_filter(&courses));
         let meta = [

@@ -4,7 +4,7 @@
 //! primary key (newest `newestWinsBy` wins, then the later line) and upserted into
 //! `trusted.<dataset>`, where an older correction never replaces a newer one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use polars::prelude::*;
@@ -31,6 +31,9 @@ pub const QUARANTINE_DESCRIPTION: &str =
 
 /// Step name used in txn ids and reports.
 pub const STEP: &str = "raw-to-trusted";
+
+/// Step name of a quarantine release (a trusted commit curated consumes like a batch).
+pub const RELEASE_STEP: &str = "quarantine-release";
 
 /// What raw→trusted did with one batch.
 #[derive(Debug, Clone, Serialize)]
@@ -258,28 +261,55 @@ async fn reference_keys(lake: &Lake, ds: &Dataset) -> Result<HashMap<String, Ser
 
 /// Splits deduplicated rows into those that change trusted (new keys, newer corrections) and
 /// counts them against what trusted holds now; older corrections are dropped.
+/// Column whose values a curated product is recomputed by.
+pub const COURSE: &str = "course_id";
+
+fn distinct_text(df: &DataFrame, column: &str, out: &mut BTreeSet<String>) -> Result<()> {
+    if let Ok(c) = df.column(column) {
+        let s = c.as_materialized_series().cast(&DataType::String)?;
+        out.extend(s.str()?.iter().flatten().map(str::to_string));
+    }
+    Ok(())
+}
+
+/// What a batch does to trusted: the rows that change it, the counts, and the courses it
+/// touches — the courses of its rows and the courses corrected records leave — which curated
+/// recomputes.
+struct Classified {
+    winners: DataFrame,
+    counts: UpsertCounts,
+    courses: BTreeSet<String>,
+}
+
 async fn classify(
     data_loc: &delta::TableLoc,
     ds: &Dataset,
     valid: DataFrame,
-) -> Result<(DataFrame, UpsertCounts)> {
+) -> Result<Classified> {
     let key = &ds.contract.primary_key;
+    let has_course = ds.contract.column(COURSE).is_some();
     let mut select: Vec<String> = key.clone();
     if let Some(o) = &ds.contract.newest_wins_by {
         select.push(format!("{o} AS __t_order"));
+    }
+    if has_course {
+        select.push(format!("{COURSE} AS __t_course"));
     }
     let sql = format!("SELECT {} FROM t", select.join(", "));
     let existing = match delta::query(data_loc, &sql).await? {
         Some((schema, batches)) => frame::from_batches(&schema, &batches)?,
         None => {
             let n = valid.height() as u64;
-            return Ok((
-                valid,
-                UpsertCounts {
+            let mut courses = BTreeSet::new();
+            distinct_text(&valid, COURSE, &mut courses)?;
+            return Ok(Classified {
+                winners: valid,
+                counts: UpsertCounts {
                     inserted: n,
                     updated: 0,
                 },
-            ));
+                courses,
+            });
         }
     };
     let on: Vec<Expr> = key.iter().map(|k| col(k.as_str())).collect();
@@ -317,12 +347,29 @@ async fn classify(
     if ds.contract.newest_wins_by.is_some() {
         drop.push("__t_order");
     }
-    let winners = flagged
+    let changing = flagged
         .lazy()
         .filter(col("__insert").or(col("__update")))
-        .drop(by_name(drop, true, false))
         .collect()?;
-    Ok((winners, counts))
+    let mut courses = BTreeSet::new();
+    if has_course {
+        drop.push("__t_course");
+        distinct_text(&changing, COURSE, &mut courses)?;
+        // A correction may move a record to another course: the old one changes too.
+        let left = changing
+            .clone()
+            .lazy()
+            .filter(col("__update"))
+            .select([col("__t_course")])
+            .collect()?;
+        distinct_text(&left, "__t_course", &mut courses)?;
+    }
+    let winners = changing.lazy().drop(by_name(drop, true, false)).collect()?;
+    Ok(Classified {
+        winners,
+        counts,
+        courses,
+    })
 }
 
 /// Promotes every raw batch of `ds` not yet in trusted, in landing order.
@@ -413,10 +460,16 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         }
         super::crash_point(STEP, "after-quarantine");
         let unique = valid.height() as u64;
-        let (winners, counts) = classify(&data_loc, ds, valid).await?;
+        let Classified {
+            winners,
+            counts,
+            courses,
+        } = classify(&data_loc, ds, valid).await?;
         report.inserted = counts.inserted;
         report.updated = counts.updated;
         (report.stale, report.duplicates_dropped) = books(in_batch_duplicates, unique, counts);
+        let mut meta = meta.to_vec();
+        meta.push(("medallion.courses", serde_json::json!(courses)));
         // The books are recorded before the data commit, so a crash between them loses nothing:
         // the rerun finds trusted unchanged, computes the same books and skips what exists.
         ops::record_trusted(lake, &report, &ds.contract.version).await?;
@@ -596,13 +649,25 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
         return Ok(report);
     }
     let unique = valid.height() as u64;
-    let (winners, counts) = classify(&data_loc, ds, valid).await?;
+    let Classified {
+        winners,
+        counts,
+        courses,
+    } = classify(&data_loc, ds, valid).await?;
     report.inserted = counts.inserted;
     report.updated = counts.updated;
     report.duplicates_dropped = books(dups, unique, counts).1;
     let stamp = lake.clock.now().timestamp_micros().to_string();
-    let app = txn_id("quarantine-release", &stamp);
-    let meta = [("medallion.step", serde_json::json!("quarantine-release"))];
+    let app = txn_id(RELEASE_STEP, &stamp);
+    // Curated picks a release up like a batch: its label and the courses it touches.
+    let meta = [
+        ("medallion.step", serde_json::json!(RELEASE_STEP)),
+        (
+            "medallion.batch",
+            serde_json::json!(format!("release-{stamp}")),
+        ),
+        ("medallion.courses", serde_json::json!(courses)),
+    ];
     merge_winners(&data_loc, ds, winners, &app, &meta).await?;
     super::crash_point("quarantine-release", "after-trusted");
     let (rs, rb) = frame::to_batches(&mut remaining)?;

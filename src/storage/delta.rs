@@ -92,11 +92,35 @@ pub async fn has_batch(loc: &TableLoc, app_id: &str) -> Result<bool> {
     Ok(v.is_some())
 }
 
-/// The batches a step committed to the table, read from the commit history (the
-/// `medallion.step` and `medallion.batch` commit metadata, written in the same atomic commit as
-/// the batch's txn): one read per commit, once per step, instead of a log replay per landed
-/// file. Only a positive answer counts: a batch missing here (a trimmed history, a commit
-/// without metadata) must still be checked with [`has_batch`].
+/// The medallion metadata of every commit one of `steps` made to the table, newest first,
+/// read from the commit history (written in the same atomic commit as the data and its txn).
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn step_commits(
+    loc: &TableLoc,
+    steps: &[&str],
+) -> Result<Vec<HashMap<String, serde_json::Value>>> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    let Some(table) = open(loc).await? else {
+        return Ok(out);
+    };
+    let mut history = table.history(None);
+    while let Some(info) = history.next().await {
+        let info = info.map_err(|e| loc.err(e))?;
+        let step = info.info.get("medallion.step").and_then(|v| v.as_str());
+        if step.is_some_and(|s| steps.contains(&s)) {
+            out.push(info.info);
+        }
+    }
+    Ok(out)
+}
+
+/// The batches a step committed to the table, from [`step_commits`]: one read per commit,
+/// once per step, instead of a log replay per landed file. Only a positive answer counts: a
+/// batch missing here (a trimmed history, a commit without metadata) must still be checked
+/// with [`has_batch`].
 ///
 /// # Errors
 /// delta-rs errors.
@@ -104,26 +128,13 @@ pub async fn batches_in_history(
     loc: &TableLoc,
     step: &str,
 ) -> Result<std::collections::HashSet<String>> {
-    use futures::StreamExt;
     let mut out = std::collections::HashSet::new();
-    let Some(table) = open(loc).await? else {
-        return Ok(out);
-    };
-    let mut history = table.history(None);
-    while let Some(info) = history.next().await {
-        let info = info.map_err(|e| loc.err(e))?;
-        if info.info.get("medallion.step").and_then(|v| v.as_str()) != Some(step) {
-            continue;
-        }
-        if let Some(batch) = info.info.get("medallion.batch").and_then(|v| v.as_str()) {
+    for info in step_commits(loc, &[step]).await? {
+        if let Some(batch) = info.get("medallion.batch").and_then(|v| v.as_str()) {
             out.insert(batch.to_string());
         }
         // A curated build consumes several batches in one commit.
-        if let Some(all) = info
-            .info
-            .get("medallion.batches")
-            .and_then(|v| v.as_array())
-        {
+        if let Some(all) = info.get("medallion.batches").and_then(|v| v.as_array()) {
             out.extend(all.iter().filter_map(|b| b.as_str()).map(str::to_string));
         }
     }

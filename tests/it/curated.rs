@@ -357,3 +357,80 @@ fn incremental_build_equals_full_rebuild() {
         again.stdout
     );
 }
+
+/// The attendance export's first data line and a copy of it moved to another course of the
+/// same export, recorded later (a correction).
+fn moved_correction(inbox: &std::path::Path) -> (String, String, String) {
+    let file = std::fs::read_dir(inbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("attendance")
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().to_string();
+    let rows: Vec<Vec<&str>> = lines
+        .map(|l| l.split(',').collect())
+        .filter(|f: &Vec<&str>| f.len() == 11)
+        .collect();
+    let first = &rows[0];
+    let other = rows
+        .iter()
+        .map(|r| r[4])
+        .find(|c| *c != first[4] && c.len() == 6)
+        .unwrap();
+    let mut moved = first.clone();
+    moved[4] = other;
+    // Recorded a minute before midnight of the session day: newer than the original.
+    let day = &first[10][..10];
+    let recorded = format!("{day}T23:59:00Z");
+    moved[10] = &recorded;
+    (
+        format!("{header}\n{}\n", moved.join(",")),
+        first[4].to_string(),
+        other.to_string(),
+    )
+}
+
+#[test]
+fn a_correction_moving_a_record_to_another_course_recomputes_both_courses() {
+    let shared = tempfile::tempdir().unwrap();
+    let ring = shared.path().join("keyring.json");
+    let inc = TestProject::with_keyring(&ring);
+    let inbox = inc.generate(20, 5, 0.0);
+    inc.land_all(&inbox);
+    inc.ok(&["promote", "--all"]);
+    let (correction, from, to) = moved_correction(&inbox);
+    let fix = inc.path("attendance_correction.csv");
+    std::fs::write(&fix, &correction).unwrap();
+    inc.ok(&["land", "attendance", fix.to_str().unwrap()]);
+    let r = inc.ok(&["promote", "--all"]);
+    assert!(
+        r.stdout.contains("1 older records replaced by corrections"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("student_course_attendance      2 course(s) recomputed"),
+        "{from} → {to}: {}",
+        r.stdout
+    );
+
+    let full = TestProject::with_keyring(&ring);
+    full.land_all(&inbox);
+    full.ok(&["land", "attendance", fix.to_str().unwrap()]);
+    full.ok(&["promote", "--all"]);
+    for t in crate::harness::PRODUCTS {
+        assert_eq!(
+            sorted_csv(&inc, t),
+            sorted_csv(&full, t),
+            "{t}: a record moved from {from} to {to} left the incremental build stale"
+        );
+    }
+}

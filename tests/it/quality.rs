@@ -167,7 +167,22 @@ fn quarantine_lists_and_release_repromotes_exactly_once() {
     let p = TestProject::new();
     let inbox = p.generate(40, 7, 0.05);
     p.land_all(&inbox);
-    p.ok(&["promote", "--all", "--to", "trusted"]);
+    p.ok(&["promote", "--all"]);
+    let sessions = |p: &TestProject| {
+        p.read(
+            "curated",
+            "student_course_attendance",
+            "SELECT CAST(sum(sessions) AS BIGINT) AS n FROM t",
+        )
+        .unwrap()
+        .column("n")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .get(0)
+        .unwrap()
+    };
+    let before = sessions(&p);
     let tardy = defects(&inbox)
         .iter()
         .filter(|d| d.kind == "status_outside_set")
@@ -221,6 +236,12 @@ fn quarantine_lists_and_release_repromotes_exactly_once() {
         ])
         .stdout;
     assert!(still.starts_with("0 quarantined row(s)"), "{still}");
+    // Curated takes the released rows in like a batch, once.
+    let r = p.ok(&["promote", "--all"]).stdout;
+    assert!(r.contains("student_course_attendance"), "{r}");
+    assert!(sessions(&p) > before);
+    let again = p.ok(&["promote", "--all"]).stdout;
+    assert!(again.contains("Nothing to promote"), "{again}");
 }
 
 #[test]
