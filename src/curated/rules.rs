@@ -12,7 +12,7 @@ use crate::contract::{ColumnType, Contract};
 use crate::rules::eval::{self, AsOf, RuleResult};
 use crate::rules::{RuleSet, RulesError};
 use crate::stage::cast::cast_text;
-use crate::stage::{Result, StepError};
+use crate::stage::Result;
 use crate::storage::Stage;
 
 /// A product column's type as rules see it (`None` for types rules cannot judge).
@@ -86,7 +86,7 @@ pub fn load(dir: &Path, product: &str, df: &DataFrame) -> Result<RuleSet, RulesE
 /// Judges a product's rows. A failed `fail` rule stops the build.
 ///
 /// # Errors
-/// [`StepError::Stopped`]; polars errors.
+/// [`crate::stage::StepError::Stopped`]; polars errors.
 pub fn judge(
     product: &str,
     df: &DataFrame,
@@ -119,17 +119,6 @@ pub fn judge(
         delivered: None,
     };
     let ev = eval::evaluate(frame, rules, &cx)?;
-    let stopping: Vec<(String, u64)> = ev
-        .stopping_failures()
-        .iter()
-        .map(|r| (r.rule_id.clone(), r.failed))
-        .collect();
-    if !stopping.is_empty() {
-        return Err(StepError::Stopped {
-            dataset: product.to_string(),
-            stage: Stage::Curated,
-            rules: stopping,
-        });
-    }
+    crate::stage::stop_on_fail(&ev, product, Stage::Curated)?;
     Ok(ev.results)
 }

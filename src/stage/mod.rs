@@ -94,6 +94,31 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> chrono::DateTime<chrono::Utc>;
 }
 
+/// Stops a step when a `fail` rule failed in `ev`: nothing has been committed yet.
+///
+/// # Errors
+/// [`StepError::Stopped`] naming every failed `fail` rule and its failure count.
+pub fn stop_on_fail(
+    ev: &crate::rules::eval::Evaluation,
+    dataset: &str,
+    stage: Stage,
+) -> Result<()> {
+    let rules: Vec<(String, u64)> = ev
+        .stopping_failures()
+        .iter()
+        .map(|r| (r.rule_id.clone(), r.failed))
+        .collect();
+    if rules.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::Stopped {
+            dataset: dataset.to_string(),
+            stage,
+            rules,
+        })
+    }
+}
+
 /// A clock stopped at one instant (`MEDALLION_NOW`: reproducible reruns and tests).
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);

@@ -140,18 +140,7 @@ impl RawJudge {
             delivered: Some(&delivered),
         };
         let ev = eval::evaluate(frame, &ds.raw_rules, &cx)?;
-        let stopping: Vec<(String, u64)> = ev
-            .stopping_failures()
-            .iter()
-            .map(|r| (r.rule_id.clone(), r.failed))
-            .collect();
-        if !stopping.is_empty() {
-            return Err(StepError::Stopped {
-                dataset: ds.name().to_string(),
-                stage: Stage::Raw,
-                rules: stopping,
-            });
-        }
+        super::stop_on_fail(&ev, ds.name(), Stage::Raw)?;
         Ok(ev.results)
     }
 }

@@ -52,21 +52,8 @@ pub async fn purge_quarantine(
     let loc = lake.loc(Stage::Trusted, &format!("{name}_quarantine"))?;
     let cut = cutoff(lake.clock.now(), days);
     let predicate = format!("{INGESTED_AT} < '{}'", cut.format("%Y-%m-%dT%H:%M:%SZ"));
-    let count = |sql: String| {
-        let loc = loc.clone();
-        async move {
-            let n = match delta::query(&loc, &sql).await? {
-                Some((schema, batches)) => {
-                    let df = crate::frame::from_batches(&schema, &batches)?;
-                    df.column("n")?.i64()?.get(0).unwrap_or(0) as u64
-                }
-                None => 0,
-            };
-            Ok::<u64, super::StepError>(n)
-        }
-    };
-    let old = count(format!("SELECT count(*) AS n FROM t WHERE {predicate}")).await?;
-    let total = count("SELECT count(*) AS n FROM t".to_string()).await?;
+    let old = delta::count_where(&loc, Some(&predicate)).await?;
+    let total = delta::count_where(&loc, None).await?;
     let mut report = PurgeReport {
         dataset: name.to_string(),
         cutoff: cut,

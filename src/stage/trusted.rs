@@ -12,8 +12,7 @@ use serde::Serialize;
 
 use super::cast::cast_text;
 use super::{
-    ops, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID, LINEAGE,
-    SOURCE_LINE,
+    ops, Dataset, Lake, Registration, Result, StepOptions, BATCH_ID, LINEAGE, SOURCE_LINE,
 };
 use crate::frame;
 use crate::metrics::io::IoSnapshot;
@@ -169,18 +168,7 @@ fn judge(
     cx: &eval::Context,
 ) -> Result<Judged> {
     let ev = eval::evaluate(typed_frame(ds, raw)?, rules, cx)?;
-    let stopping: Vec<(String, u64)> = ev
-        .stopping_failures()
-        .iter()
-        .map(|r| (r.rule_id.clone(), r.failed))
-        .collect();
-    if !stopping.is_empty() {
-        return Err(StepError::Stopped {
-            dataset: ds.name().to_string(),
-            stage: Stage::Trusted,
-            rules: stopping,
-        });
-    }
+    super::stop_on_fail(&ev, ds.name(), Stage::Trusted)?;
     let quarantine = quarantine_frame(ds, &ev.frame)?;
     let (valid, in_batch_duplicates) = valid_frame(ds, &ev.frame)?;
     Ok(Judged {

@@ -519,19 +519,7 @@ pub async fn purge(loc: &TableLoc, predicate: &str) -> Result<Option<Purged>> {
     let Some(table) = open(loc).await? else {
         return Ok(None);
     };
-    let sql = format!("SELECT count(*) AS n FROM t WHERE {predicate}");
-    let rows = match query(loc, &sql).await? {
-        Some((_, batches)) => batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<deltalake::arrow::array::Int64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0) as u64,
-        None => 0,
-    };
+    let rows = count_where(loc, Some(predicate)).await?;
     if rows == 0 {
         return Ok(Some(Purged::default()));
     }
@@ -593,7 +581,19 @@ pub async fn register(
 /// # Errors
 /// delta-rs or DataFusion errors.
 pub async fn count_rows(loc: &TableLoc) -> Result<u64> {
-    let Some((_, batches)) = query(loc, "SELECT count(*) AS n FROM t").await? else {
+    count_where(loc, None).await
+}
+
+/// Number of rows matching `predicate` (all rows without one; 0 when the table does not exist).
+///
+/// # Errors
+/// delta-rs or DataFusion errors.
+pub async fn count_where(loc: &TableLoc, predicate: Option<&str>) -> Result<u64> {
+    let sql = match predicate {
+        Some(p) => format!("SELECT count(*) AS n FROM t WHERE {p}"),
+        None => "SELECT count(*) AS n FROM t".to_string(),
+    };
+    let Some((_, batches)) = query(loc, &sql).await? else {
         return Ok(0);
     };
     let n = batches

@@ -87,16 +87,7 @@ fn concurrent_round(round: usize) {
         }
     }
     p.ok(&["promote", "attendance", "--to", "trusted"]);
-    let file = std::fs::read_dir(&inbox)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|f| {
-            f.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("attendance")
-        })
-        .unwrap();
+    let file = crate::harness::export_of(&inbox, "attendance");
     let landing = crate::harness::data_lines(&file);
     assert_eq!(
         p.rows("raw", "attendance") + p.rows("raw", "attendance_rejects"),

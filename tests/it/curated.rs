@@ -361,16 +361,7 @@ fn incremental_build_equals_full_rebuild() {
 /// The attendance export's first data line and a copy of it moved to another course of the
 /// same export, recorded later (a correction).
 fn moved_correction(inbox: &std::path::Path) -> (String, String, String) {
-    let file = std::fs::read_dir(inbox)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|f| {
-            f.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("attendance")
-        })
-        .unwrap();
+    let file = crate::harness::export_of(inbox, "attendance");
     let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
     let mut lines = text.lines();
     let header = lines.next().unwrap().to_string();

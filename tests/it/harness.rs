@@ -181,6 +181,18 @@ impl TestProject {
     }
 }
 
+/// The generated export of `dataset` in `inbox`.
+pub fn export_of(inbox: &Path, dataset: &str) -> PathBuf {
+    std::fs::read_dir(inbox)
+        .expect("inbox")
+        .map(|e| e.expect("entry").path())
+        .find(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(dataset))
+        })
+        .expect("export")
+}
+
 /// Data lines of a generated CSV (no generated field holds a newline).
 pub fn data_lines(path: &Path) -> u64 {
     let bytes = std::fs::read(path).expect("read export");
