@@ -17,8 +17,6 @@ pub const RULE_IDS: &str = "_rule_ids";
 pub const FAILURES: &str = "_failures";
 /// Internal flag: the row goes to quarantine.
 pub const QUARANTINE_FLAG: &str = "__quarantine";
-/// Internal row number, to join failure texts back in order.
-const ROW: &str = "__row";
 /// Column written by landing→raw naming identifier checks that failed before hashing.
 pub const ID_ISSUES: &str = "_id_issues";
 
@@ -302,45 +300,21 @@ pub fn evaluate(frame: DataFrame, set: &RuleSet, cx: &Context) -> Result<Evaluat
         .fold(lit(false), |acc, &i| {
             acc.or(col(format!("__f{i}").as_str()))
         });
-    let any_failure = row_rules
-        .iter()
-        .fold(lit(false), |acc, &i| acc.or(col(format!("__f{i}").as_str())));
-    let flagged = frame
-        .lazy()
-        .with_columns(flags)
-        .with_columns(filters)
-        .with_column(quarantine.alias(QUARANTINE_FLAG))
-        .with_row_index(ROW, None)
-        .collect()?;
-    let mut evaluated = if row_rules.is_empty() {
-        flagged
-            .lazy()
-            .with_columns([
-                lit(NULL).cast(DataType::String).alias(RULE_IDS),
-                lit(NULL).cast(DataType::String).alias(FAILURES),
-            ])
-            .collect()?
+    let mut lf = frame.lazy().with_columns(flags).with_columns(filters);
+    if row_rules.is_empty() {
+        lf = lf.with_columns([
+            lit(NULL).cast(DataType::String).alias(RULE_IDS),
+            lit(NULL).cast(DataType::String).alias(FAILURES),
+        ]);
     } else {
-        // The failure texts are built for the failing rows only and joined back in row order:
-        // built for every row they would cost memory in proportion to rows × rules.
-        let failing = flagged
-            .clone()
-            .lazy()
-            .filter(any_failure)
-            .select([
-                col(ROW),
-                none_if_empty(concat_str(ids, ",", true)).alias(RULE_IDS),
-                none_if_empty(concat_str(shown, "; ", true)).alias(FAILURES),
-            ])
-            .collect()?;
-        let mut args = JoinArgs::new(JoinType::Left);
-        args.maintain_order = MaintainOrderJoin::Left;
-        flagged
-            .lazy()
-            .join(failing.lazy(), [col(ROW)], [col(ROW)], args)
-            .collect()?
-    };
-    evaluated.drop_in_place(ROW)?;
+        lf = lf.with_columns([
+            none_if_empty(concat_str(ids, ",", true)).alias(RULE_IDS),
+            none_if_empty(concat_str(shown, "; ", true)).alias(FAILURES),
+        ]);
+    }
+    let mut evaluated = lf
+        .with_column(quarantine.alias(QUARANTINE_FLAG))
+        .collect()?;
 
     let mut results = Vec::with_capacity(set.rules.len());
     for (i, rule) in set.rules.iter().enumerate() {
