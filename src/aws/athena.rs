@@ -14,8 +14,6 @@ use super::{call, Aws, AwsError};
 
 /// The workgroup medallion queries run in.
 pub const WORKGROUP: &str = "medallion";
-/// Athena's price per TB scanned (USD), with its 10 MB minimum per query.
-pub const PRICE_PER_TB_USD: f64 = 5.0;
 
 /// A finished Athena query.
 #[derive(Debug, Clone)]
@@ -28,8 +26,6 @@ pub struct AthenaResult {
     pub rows: Vec<Vec<Option<String>>>,
     /// Bytes Athena scanned.
     pub bytes_scanned: i64,
-    /// Estimated cost in USD.
-    pub cost_usd: f64,
 }
 
 /// Rewrites `<stage>.<table>` to `<glue prefix>_<stage>.<table>`.
@@ -232,12 +228,10 @@ pub async fn run(aws: &Aws, sql: &str) -> Result<AthenaResult, AwsError> {
             rows.push(values);
         }
     }
-    let billed = (bytes_scanned.max(10 * 1024 * 1024)) as f64;
     Ok(AthenaResult {
         query_id: id,
         columns,
         rows,
         bytes_scanned,
-        cost_usd: billed / 1e12 * PRICE_PER_TB_USD,
     })
 }

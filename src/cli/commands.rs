@@ -590,12 +590,18 @@ async fn athena_query(p: &Project, sql: &str, a: &QueryArgs, out: &mut dyn Write
     } else {
         RecordBatch::try_new(schema.clone(), cols)?
     };
+    let cost = match &p.lake.prices {
+        Some(prices) => format!(
+            "estimated cost ${:.6}",
+            prices.athena_query(u64::try_from(r.bytes_scanned).unwrap_or(0))
+        ),
+        None => "no price table (catalog/prices.yaml) for a cost estimate".to_string(),
+    };
     let stats = format!(
-        "Athena {}: {} rows, {} bytes scanned, estimated cost ${:.6}",
+        "Athena {}: {} rows, {} bytes scanned, {cost}",
         r.query_id,
         r.rows.len(),
         r.bytes_scanned,
-        r.cost_usd
     );
     match &a.output {
         Some(path) => {

@@ -48,6 +48,16 @@ pub struct CloudWatchPrices {
     pub requests_per_1000: f64,
 }
 
+/// Athena prices.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AthenaPrices {
+    /// USD per TB scanned.
+    pub per_tb_scanned: f64,
+    /// Bytes billed at least, per query.
+    pub minimum_bytes_per_query: u64,
+}
+
 /// `catalog/prices.yaml`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +72,8 @@ pub struct Prices {
     pub glue: GluePrices,
     /// CloudWatch.
     pub cloudwatch: CloudWatchPrices,
+    /// Athena.
+    pub athena: AthenaPrices,
 }
 
 /// A step's measured usage and its price.
@@ -82,6 +94,11 @@ impl Prices {
     /// YAML errors with file:line:column.
     pub fn load(path: &Path) -> Result<Self, YamlError> {
         yaml::load(path)
+    }
+
+    /// The price of an Athena query that scanned `bytes`.
+    pub fn athena_query(&self, bytes: u64) -> f64 {
+        bytes.max(self.athena.minimum_bytes_per_query) as f64 / 1e12 * self.athena.per_tb_scanned
     }
 
     /// Prices `io`.
@@ -170,6 +187,10 @@ mod tests {
             cloudwatch: CloudWatchPrices {
                 requests_per_1000: 10.0,
             },
+            athena: AthenaPrices {
+                per_tb_scanned: 5.0,
+                minimum_bytes_per_query: 10_000_000,
+            },
         };
         let io = IoSnapshot {
             s3_write_requests: 1000,
@@ -189,6 +210,9 @@ mod tests {
         assert!(m
             .iter()
             .any(|m| m.name == "EstimatedCostUSD" && m.dimensions.is_empty()));
+        // Athena bills 10 MB at least.
+        assert!((p.athena_query(1) - 5e-5).abs() < 1e-12);
+        assert!((p.athena_query(2_000_000_000_000) - 10.0).abs() < 1e-9);
     }
 
     #[test]
