@@ -57,7 +57,10 @@ pub async fn promote_curated(
     cfg: &CuratedConfig,
     dry_run: bool,
 ) -> Result<PromotionSummary> {
-    let curated = curated::run(lake, cfg, StepOptions { dry_run }).await?;
+    let curated = retry_conflicts("curated", || {
+        curated::run(lake, cfg, StepOptions { dry_run })
+    })
+    .await?;
     Ok(PromotionSummary {
         curated,
         ..PromotionSummary::default()
@@ -75,10 +78,43 @@ pub async fn promote(lake: &Lake, ds: &Dataset, opts: PromoteOptions) -> Result<
     };
     let mut summary = PromotionSummary::default();
     if opts.to >= Stage::Raw {
-        summary.raw = raw::run(lake, ds, step).await?;
+        summary.raw = retry_conflicts(ds.name(), || raw::run(lake, ds, step)).await?;
     }
     if opts.to >= Stage::Trusted {
-        summary.trusted = trusted::run(lake, ds, step).await?;
+        summary.trusted = retry_conflicts(ds.name(), || trusted::run(lake, ds, step)).await?;
     }
     Ok(summary)
+}
+
+/// Attempts a step gets when concurrent promotions keep committing first.
+const ATTEMPTS: u32 = 5;
+
+/// Runs a step again when a concurrent promotion of the same dataset committed first: every
+/// write is guarded by its batch's txn, so the rerun skips what the other process committed and
+/// does the rest. Batches this process committed before the conflict are in the books, not in
+/// the returned reports.
+async fn retry_conflicts<T, F, Fut>(dataset: &str, mut step: F) -> Result<Vec<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Err(crate::stage::StepError::Storage(e))
+                if e.is_commit_conflict() && attempt < ATTEMPTS =>
+            {
+                tracing::warn!(dataset, attempt, error = %e, "A concurrent promotion committed first; running the step again.");
+                // Back off (with jitter) so the rerun starts after the other writer's step
+                // rather than racing it table by table again.
+                let jitter: u64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0..100);
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    150 * u64::from(attempt) + jitter,
+                ))
+                .await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }

@@ -75,16 +75,14 @@ fn concurrent_round(round: usize) {
         .into_iter()
         .map(|w| w.wait_with_output().unwrap())
         .collect();
-    // A loser fails on Delta's conflict check (a concurrent commit of the same batch or of the
-    // table's creation) and says so; nothing is duplicated or lost, and a rerun completes.
+    // A writer that loses a commit race (Delta's conflict check) runs the step again, which
+    // skips what the winner committed: every writer succeeds, nothing is duplicated or lost.
     for o in &outputs {
-        if !o.status.success() {
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert!(
-                err.contains("delta table") || err.contains("ransaction"),
-                "round {round}: {err}"
-            );
-        }
+        assert!(
+            o.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     p.ok(&["promote", "attendance", "--to", "trusted"]);
     let file = crate::harness::export_of(&inbox, "attendance");
