@@ -150,7 +150,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         } => {
             let p = open(project).await?;
             let prof = load_profile(&p, &dataset, stage).await?;
-            let yaml = prof.suggest_rules(&dataset, stage.as_str());
+            let yaml = prof.suggest_rules(&dataset, stage.stage().as_str());
             match output {
                 Some(path) => {
                     std::fs::write(&path, yaml)
@@ -727,13 +727,9 @@ async fn shell(
 async fn load_profile(
     p: &Project,
     dataset: &str,
-    stage: super::ProfileStage,
+    stage: super::StageArg,
 ) -> Result<crate::profile::Profile> {
-    let stage = match stage {
-        super::ProfileStage::Raw => Stage::Raw,
-        super::ProfileStage::Trusted => Stage::Trusted,
-        super::ProfileStage::Curated => Stage::Curated,
-    };
+    let stage = stage.stage();
     if stage == Stage::Curated {
         if !crate::curated::PRODUCTS.contains(&dataset) {
             return Err(UsageError(format!(
@@ -761,7 +757,7 @@ async fn report_cmd(
     p: &Project,
     dataset: &str,
     batch: Option<&str>,
-    stage: Option<super::RuleStageArg>,
+    stage: Option<super::StageArg>,
     format: super::ReportFormat,
     output: Option<&Path>,
     out: &mut dyn Write,
@@ -772,7 +768,9 @@ async fn report_cmd(
     }
     let mut history = crate::stage::ops::history(&p.lake, dataset).await?;
     if let Some(stage) = stage {
-        history.results.retain(|r| r.stage == stage.as_str());
+        history
+            .results
+            .retain(|r| r.stage == stage.stage().as_str());
     }
     let probe = QualityReport::build(dataset, &history, batch, &Default::default())
         .map_err(|e| UsageError(e.to_string()))?;

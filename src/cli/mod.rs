@@ -147,7 +147,7 @@ pub enum Command {
         batch: Option<String>,
         /// Only the rules of this stage (default: every stage the batch went through).
         #[arg(long, value_enum)]
-        stage: Option<RuleStageArg>,
+        stage: Option<StageArg>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
@@ -175,8 +175,8 @@ pub enum Command {
         /// Dataset.
         dataset: String,
         /// Stage of the table to profile.
-        #[arg(long, value_enum, default_value_t = ProfileStage::Trusted)]
-        stage: ProfileStage,
+        #[arg(long, value_enum, default_value_t = StageArg::Trusted)]
+        stage: StageArg,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
@@ -280,17 +280,17 @@ pub enum RulesAction {
         /// Dataset (or curated product with `--stage curated`).
         dataset: String,
         /// Stage of the table to profile.
-        #[arg(long, value_enum, default_value_t = ProfileStage::Trusted)]
-        stage: ProfileStage,
+        #[arg(long, value_enum, default_value_t = StageArg::Trusted)]
+        stage: StageArg,
         /// Write the proposal here instead of printing it.
         #[arg(long)]
         output: Option<PathBuf>,
     },
 }
 
-/// Stages a profile can read.
+/// A stage on the command line: the table profiled, the rules reported or suggested.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ProfileStage {
+pub enum StageArg {
     /// raw.<dataset> (text).
     Raw,
     /// trusted.<dataset> (typed).
@@ -299,13 +299,13 @@ pub enum ProfileStage {
     Curated,
 }
 
-impl ProfileStage {
-    /// Lowercase name, also the rules file section its suggestions go under.
-    pub fn as_str(self) -> &'static str {
+impl StageArg {
+    /// The lake stage named.
+    pub fn stage(self) -> crate::storage::Stage {
         match self {
-            Self::Raw => "raw",
-            Self::Trusted => "trusted",
-            Self::Curated => "curated",
+            Self::Raw => crate::storage::Stage::Raw,
+            Self::Trusted => crate::storage::Stage::Trusted,
+            Self::Curated => crate::storage::Stage::Curated,
         }
     }
 }
@@ -319,28 +319,6 @@ pub enum ReportFormat {
     Json,
     /// A self-contained HTML page.
     Html,
-}
-
-/// A stage whose rules a report shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RuleStageArg {
-    /// landing→raw rules.
-    Raw,
-    /// raw→trusted rules (contract rules included).
-    Trusted,
-    /// A curated product's rules.
-    Curated,
-}
-
-impl RuleStageArg {
-    /// Lowercase name, as stored in `_ops/quality_results`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Raw => "raw",
-            Self::Trusted => "trusted",
-            Self::Curated => "curated",
-        }
-    }
 }
 
 /// Output format of query results.

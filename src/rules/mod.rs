@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{ColumnType, Contract, Treatment};
+use crate::storage::Stage;
 use crate::yaml::{self, YamlError};
 
 /// Errors loading or checking rules.
@@ -370,32 +371,10 @@ pub struct RulesFile {
     pub curated: Vec<RuleConfig>,
 }
 
-/// The stage a rule judges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleStage {
-    /// landing→raw: text columns as delivered.
-    Raw,
-    /// raw→trusted: typed columns.
-    Trusted,
-    /// trusted→curated: a product's columns.
-    Curated,
-}
-
-impl RuleStage {
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Raw => "raw",
-            Self::Trusted => "trusted",
-            Self::Curated => "curated",
-        }
-    }
-}
-
 /// Columns a rule may read at one stage, with their types.
 pub struct Columns<'a> {
-    /// Stage judged.
-    pub stage: RuleStage,
+    /// Stage judged (raw: text columns as delivered; trusted: typed; curated: a product).
+    pub stage: Stage,
     /// `(name, type)` of every column the judged frame holds.
     pub columns: &'a [(String, Option<ColumnType>)],
 }
@@ -599,7 +578,7 @@ impl RuleSet {
         }
         let mut ids = BTreeSet::new();
         let view = Columns {
-            stage: RuleStage::Curated,
+            stage: Stage::Curated,
             columns,
         };
         let rules = validate_stage("curated", file.curated, &view, &mut ids, &mut problems);
@@ -660,11 +639,11 @@ pub fn validate(
     let mut ids = BTreeSet::new();
     let (raw_cols, trusted_cols) = (raw_columns(contract), trusted_columns(contract));
     let raw_view = Columns {
-        stage: RuleStage::Raw,
+        stage: Stage::Raw,
         columns: &raw_cols,
     };
     let trusted_view = Columns {
-        stage: RuleStage::Trusted,
+        stage: Stage::Trusted,
         columns: &trusted_cols,
     };
     let mut raw = validate_stage("raw", file.raw, &raw_view, &mut ids, &mut problems);
@@ -699,7 +678,7 @@ fn validate_stage(
     problems: &mut Vec<String>,
 ) -> Vec<Rule> {
     let mut out = Vec::new();
-    let text_only = view.stage == RuleStage::Raw;
+    let text_only = view.stage == Stage::Raw;
     for (i, r) in rules.into_iter().enumerate() {
         let at = format!("{key}[{i}]");
         if r.id.starts_with("contract.") {
@@ -762,7 +741,7 @@ fn validate_stage(
                     "{at}.check.detect_anomaly: `{statistic:?}` needs a column"
                 ));
             }
-            Check::References { .. } if view.stage != RuleStage::Trusted => {
+            Check::References { .. } if view.stage != Stage::Trusted => {
                 problems.push(format!(
                     "{at}.check.references: referential integrity is judged on the way into trusted"
                 ));
@@ -796,7 +775,7 @@ fn validate_stage(
                 }
             }
             Check::SchemaMatch { columns, .. }
-                if columns.is_empty() && view.stage != RuleStage::Raw =>
+                if columns.is_empty() && view.stage != Stage::Raw =>
             {
                 problems.push(format!(
                     "{at}.check.schema_match.columns: list the expected columns (for example {})",
@@ -810,7 +789,7 @@ fn validate_stage(
                 problems.push(format!(
                     "{at}.severity: a dataset-level check cannot quarantine rows; use warn or fail"
                 ));
-            } else if view.stage != RuleStage::Trusted {
+            } else if view.stage != Stage::Trusted {
                 problems.push(format!(
                     "{at}.severity: rows are quarantined on the way into trusted; at {} use warn or fail",
                     view.stage.as_str()
