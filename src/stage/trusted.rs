@@ -188,13 +188,6 @@ fn newer_predicate(ds: &Dataset) -> Option<String> {
         .map(|c| format!("t.{c} IS NULL OR (s.{c} IS NOT NULL AND s.{c} >= t.{c})"))
 }
 
-/// The books of deduplicated rows merged into trusted: `(stale, duplicates dropped)`, where
-/// duplicates dropped = repeats within the batch + older records replaced + stale corrections.
-fn books(in_batch_duplicates: u64, unique: u64, counts: UpsertCounts) -> (u64, u64) {
-    let stale = unique - counts.inserted - counts.updated;
-    (stale, in_batch_duplicates + counts.updated + stale)
-}
-
 /// Merges the winning rows into trusted in one commit recording `app`; `None` when a
 /// concurrent promotion committed `app` first.
 async fn merge_winners(
@@ -260,20 +253,28 @@ fn distinct_text(df: &DataFrame, column: &str, out: &mut BTreeSet<String>) -> Re
     Ok(())
 }
 
-/// What a batch does to trusted: the rows that change it, the counts, and the courses it
-/// touches — the courses of its rows and the courses corrected records leave — which curated
-/// recomputes.
+/// What a batch does to trusted: the rows that change it, the counts and books, and the
+/// courses it touches — the courses of its rows and the courses corrected records leave —
+/// which curated recomputes.
 struct Classified {
     winners: DataFrame,
     counts: UpsertCounts,
+    /// Corrections older than the trusted record (ignored).
+    stale: u64,
+    /// Repeats within the batch + older records replaced + stale corrections.
+    duplicates_dropped: u64,
     courses: BTreeSet<String>,
 }
 
+/// Classifies a batch's deduplicated rows (`in_batch_duplicates` repeats already dropped)
+/// against trusted.
 async fn classify(
     data_loc: &delta::TableLoc,
     ds: &Dataset,
     valid: DataFrame,
+    in_batch_duplicates: u64,
 ) -> Result<Classified> {
+    let unique = valid.height() as u64;
     let key = &ds.contract.primary_key;
     let has_course = ds.contract.column(COURSE).is_some();
     let mut select: Vec<String> = key.clone();
@@ -296,6 +297,8 @@ async fn classify(
                     inserted: n,
                     updated: 0,
                 },
+                stale: 0,
+                duplicates_dropped: in_batch_duplicates,
                 courses,
             });
         }
@@ -353,9 +356,12 @@ async fn classify(
         distinct_text(&left, "__t_course", &mut courses)?;
     }
     let winners = changing.lazy().drop(by_name(drop, true, false)).collect()?;
+    let stale = unique - counts.inserted - counts.updated;
     Ok(Classified {
         winners,
         counts,
+        stale,
+        duplicates_dropped: in_batch_duplicates + counts.updated + stale,
         courses,
     })
 }
@@ -447,15 +453,16 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             delta::append(&q_loc, qs, qb, &app, &meta).await?;
         }
         super::crash_point(STEP, "after-quarantine");
-        let unique = valid.height() as u64;
         let Classified {
             winners,
             counts,
+            stale,
+            duplicates_dropped,
             courses,
-        } = classify(&data_loc, ds, valid).await?;
+        } = classify(&data_loc, ds, valid, in_batch_duplicates).await?;
         report.inserted = counts.inserted;
         report.updated = counts.updated;
-        (report.stale, report.duplicates_dropped) = books(in_batch_duplicates, unique, counts);
+        (report.stale, report.duplicates_dropped) = (stale, duplicates_dropped);
         let mut meta = meta.to_vec();
         meta.push(("medallion.courses", serde_json::json!(courses)));
         // The books are recorded before the data commit, so a crash between them loses nothing:
@@ -636,15 +643,16 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
     if report.released == 0 || dry_run {
         return Ok(report);
     }
-    let unique = valid.height() as u64;
     let Classified {
         winners,
         counts,
+        duplicates_dropped,
         courses,
-    } = classify(&data_loc, ds, valid).await?;
+        ..
+    } = classify(&data_loc, ds, valid, dups).await?;
     report.inserted = counts.inserted;
     report.updated = counts.updated;
-    report.duplicates_dropped = books(dups, unique, counts).1;
+    report.duplicates_dropped = duplicates_dropped;
     let stamp = lake.clock.now().timestamp_micros().to_string();
     let app = txn_id(RELEASE_STEP, &stamp);
     // Curated picks a release up like a batch: its label and the courses it touches.
