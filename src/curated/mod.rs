@@ -10,7 +10,7 @@
 pub mod products;
 pub mod rules;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use polars::prelude::*;
@@ -187,41 +187,53 @@ impl Pending {
     }
 }
 
-/// Trusted commits of the inputs not yet in `product`.
-async fn pending(lake: &Lake, product: &str) -> Result<Vec<Pending>> {
+/// A trusted commit: its batch label and the courses it touches (when recorded).
+type TrustedCommit = (String, Option<Vec<String>>);
+
+/// The trusted commits of `ds` curated consumes, oldest first: from the table's history (one
+/// read), plus landed batches whose commit the history no longer shows.
+async fn trusted_commits(lake: &Lake, ds: &str) -> Result<Vec<TrustedCommit>> {
     use crate::stage::trusted::{RELEASE_STEP, STEP as TRUSTED};
+    let trusted = lake.loc(Stage::Trusted, ds)?;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for info in delta::step_commits(&trusted, &[TRUSTED, RELEASE_STEP]).await? {
+        let Some(label) = info.get("medallion.batch").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let courses = info
+            .get("medallion.courses")
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok());
+        seen.insert(label.to_string());
+        out.push((label.to_string(), courses));
+    }
+    for f in lake.store.list_landed(ds).await? {
+        let b = f.batch_id();
+        if !seen.contains(&b) && delta::has_batch(&trusted, &txn_id(TRUSTED, &b)).await? {
+            out.push((b, None));
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The trusted commits (`commits`, per input dataset) not yet in `product`.
+async fn pending(
+    lake: &Lake,
+    product: &str,
+    commits: &HashMap<&str, Vec<TrustedCommit>>,
+) -> Result<Vec<Pending>> {
     let loc = lake.loc(Stage::Curated, product)?;
     let mut out = Vec::new();
-    // Each table's history is read once, not its log once per landed file.
+    // The product's history is read once, not its log once per batch.
     let consumed = delta::batches_in_history(&loc, STEP).await?;
     for ds in inputs(product) {
-        let trusted = lake.loc(Stage::Trusted, ds)?;
-        let mut seen = BTreeSet::new();
-        let mut candidates = Vec::new();
-        for info in delta::step_commits(&trusted, &[TRUSTED, RELEASE_STEP]).await? {
-            let Some(label) = info.get("medallion.batch").and_then(|v| v.as_str()) else {
-                continue;
-            };
-            let courses = info
-                .get("medallion.courses")
-                .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok());
-            seen.insert(label.to_string());
-            candidates.push((label.to_string(), courses));
-        }
-        // Landed batches whose trusted commit the history no longer shows.
-        for f in lake.store.list_landed(ds).await? {
-            let b = f.batch_id();
-            if !seen.contains(&b) && delta::has_batch(&trusted, &txn_id(TRUSTED, &b)).await? {
-                candidates.push((b, None));
-            }
-        }
-        candidates.reverse(); // oldest first
-        for (label, courses) in candidates {
+        for (label, courses) in commits.get(ds).into_iter().flatten() {
             let p = Pending {
                 dataset: (*ds).to_string(),
                 app: txn_id(STEP, &format!("{ds}/{label}")),
-                label,
-                courses,
+                label: label.clone(),
+                courses: courses.clone(),
             };
             if consumed.contains(&p.qualified()) || delta::has_batch(&loc, &p.app).await? {
                 continue;
@@ -276,8 +288,15 @@ pub async fn run(
     opts: StepOptions,
 ) -> Result<Vec<CuratedReport>> {
     let mut reports = Vec::new();
+    // Each input's trusted history is read once per run, not once per product.
+    let mut commits = HashMap::new();
+    for ds in PRODUCTS.iter().flat_map(|p| inputs(p)) {
+        if !commits.contains_key(ds) {
+            commits.insert(*ds, trusted_commits(lake, ds).await?);
+        }
+    }
     for product in PRODUCTS {
-        let todo = pending(lake, product).await?;
+        let todo = pending(lake, product, &commits).await?;
         if todo.is_empty() {
             continue;
         }
