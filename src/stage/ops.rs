@@ -160,7 +160,7 @@ pub async fn record_release(
         lake,
         PromotionRow {
             dataset: r.dataset.clone(),
-            step: "quarantine-release".into(),
+            step: super::trusted::RELEASE_STEP.into(),
             batch_id: format!("release-{stamp}"),
             source_file: String::new(),
             rows_in: r.released,

@@ -68,9 +68,7 @@ pub async fn purge_quarantine(
     // Books first, with a batch id fixed by the cutoff day: a crash before the delete reruns
     // into the same (already recorded) batch.
     ops::record_purge(lake, &report).await?;
-    if let Some(p) = delta::purge(&loc, &predicate).await? {
-        report.files_removed = p.files;
-    }
+    report.files_removed = delta::purge(&loc, &predicate).await?;
     report.committed = true;
     // The catalog shows the new version and row count; the last batch is unchanged.
     let table = format!("{name}_quarantine");

@@ -665,7 +665,7 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
         ("medallion.courses", serde_json::json!(courses)),
     ];
     merge_winners(&data_loc, ds, winners, &app, &meta).await?;
-    super::crash_point("quarantine-release", "after-trusted");
+    super::crash_point(RELEASE_STEP, "after-trusted");
     let (rs, rb) = frame::to_batches(&mut remaining)?;
     delta::overwrite(&q_loc, rs, rb, &app, &meta).await?;
     ops::record_release(lake, &report, &stamp).await?;

@@ -519,31 +519,18 @@ pub async fn upsert(
     )))
 }
 
-/// What a purge removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Purged {
-    /// Rows deleted.
-    pub rows: u64,
-    /// Data files physically removed.
-    pub files: u64,
-}
-
 /// Deletes the rows matching `predicate` in one commit, then physically removes the data
 /// files that held them (a *lite* vacuum with no retention: only files the log marks removed,
 /// never files a concurrent writer has not committed yet). Versions before the purge can no
-/// longer be read: that is the point of a retention purge. `None` when the table does not
-/// exist.
+/// longer be read: that is the point of a retention purge. Returns the number of data files
+/// removed (0 when the table does not exist).
 ///
 /// # Errors
 /// delta-rs or DataFusion errors.
-pub async fn purge(loc: &TableLoc, predicate: &str) -> Result<Option<Purged>> {
+pub async fn purge(loc: &TableLoc, predicate: &str) -> Result<u64> {
     let Some(table) = open(loc).await? else {
-        return Ok(None);
+        return Ok(0);
     };
-    let rows = count_where(loc, Some(predicate)).await?;
-    if rows == 0 {
-        return Ok(Some(Purged::default()));
-    }
     let (table, _) = table
         .delete()
         .with_predicate(predicate.to_string())
@@ -556,10 +543,7 @@ pub async fn purge(loc: &TableLoc, predicate: &str) -> Result<Option<Purged>> {
         .with_enforce_retention_duration(false)
         .await
         .map_err(|e| loc.err(e))?;
-    Ok(Some(Purged {
-        rows,
-        files: vacuumed.files_deleted.len() as u64,
-    }))
+    Ok(vacuumed.files_deleted.len() as u64)
 }
 
 /// Runs `sql` over the table registered as `t` and returns the schema and rows.
