@@ -789,6 +789,7 @@ pub fn check(product: &str, df: &DataFrame, inp: &Inputs) -> Result<()> {
             dataset: product.to_string(),
             stage: Stage::Curated,
             rules: failed,
+            file: None,
         })
     }
 }

@@ -48,7 +48,7 @@ pub type Result<T, E = StepError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// A `fail` rule failed: nothing was committed.
-    #[error("{dataset}: promotion to {stage} stopped by rule(s) {}; nothing was committed (fix the data or the rule, then promote again)", .rules.iter().map(|(r, n)| format!("{r} ({n} failing)")).collect::<Vec<_>>().join(", "))]
+    #[error("{dataset}: promotion to {stage} stopped by rule(s) {}{}; nothing was committed (fix the data or the rule, then promote again)", .rules.iter().map(|(r, n)| format!("{r} ({n} failing)")).collect::<Vec<_>>().join(", "), .file.as_deref().map(|f| format!(" in {f}")).unwrap_or_default())]
     Stopped {
         /// Dataset.
         dataset: String,
@@ -56,6 +56,8 @@ pub enum StepError {
         stage: Stage,
         /// Failing rules and their failure counts.
         rules: Vec<(String, u64)>,
+        /// The landed file judged, when one file was.
+        file: Option<String>,
     },
     /// Storage failed.
     #[error(transparent)]
@@ -115,7 +117,28 @@ pub fn stop_on_fail(
             dataset: dataset.to_string(),
             stage,
             rules,
+            file: None,
         })
+    }
+}
+
+impl StepError {
+    /// Names the landed file a stopped promotion was judging.
+    pub fn in_file(self, name: &str) -> Self {
+        match self {
+            Self::Stopped {
+                dataset,
+                stage,
+                rules,
+                ..
+            } => Self::Stopped {
+                dataset,
+                stage,
+                rules,
+                file: Some(name.to_string()),
+            },
+            other => other,
+        }
     }
 }
 

@@ -252,7 +252,9 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             }
         }
         // Judged before anything is committed: a `fail` rule leaves every table as it was.
-        let rules = judge.judge(ds, &chunks, AsOf(lake.clock.now()), &history)?;
+        let rules = judge
+            .judge(ds, &chunks, AsOf(lake.clock.now()), &history)
+            .map_err(|e| e.in_file(&file.original_name))?;
         for r in &rules {
             if let Some(m) = r.metric {
                 history.entry(r.rule_id.clone()).or_default().push(m);

@@ -420,7 +420,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             valid,
             in_batch_duplicates,
             results,
-        } = judge(ds, raw, &ds.rules, &cx)?;
+        } = judge(ds, raw, &ds.rules, &cx).map_err(|e| e.in_file(&file.original_name))?;
         let quarantined = quarantine.height() as u64;
         let mut report = TrustedBatchReport {
             dataset: name.to_string(),

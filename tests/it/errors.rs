@@ -76,6 +76,11 @@ fn fail_rule_stops_and_commits_nothing() {
     let r = p.run(&["promote", "attendance"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("attendance.never_late"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(" in attendance_"),
+        "names the file: {}",
+        r.stderr
+    );
     assert!(r.stderr.contains("nothing was committed"), "{}", r.stderr);
     assert_eq!(p.version("trusted", "attendance"), None);
     assert_eq!(p.version("trusted", "attendance_quarantine"), None);

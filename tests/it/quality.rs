@@ -411,6 +411,7 @@ fn raw_and_curated_rules_warn_or_stop_before_any_commit() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("attendance.header_matches_contract")
+            && r.stderr.contains("in attendance_drifted.csv")
             && r.stderr.contains("nothing was committed"),
         "{}",
         r.stderr
