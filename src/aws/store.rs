@@ -8,7 +8,6 @@ use std::io::Read;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::Aws;
@@ -102,11 +101,12 @@ impl TableStore for S3TableStore {
         format: &str,
         bytes: &[u8],
     ) -> Result<LandOutcome> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
         let existing = self.list_landed(dataset).await?;
-        if let Some(f) = existing.iter().find(|f| f.sha256 == sha256) {
-            return Ok(LandOutcome::AlreadyLanded(f.clone()));
-        }
+        let file = match LandedFile::plan(dataset, original_name, format, bytes, &existing) {
+            LandOutcome::Landed(f) => f,
+            already => return Ok(already),
+        };
+        let sha256 = file.sha256.clone();
         let bucket = self.aws.bucket("landing");
         self.put_new(
             &bucket,
@@ -114,14 +114,6 @@ impl TableStore for S3TableStore {
             bytes.to_vec(),
         )
         .await?;
-        let file = LandedFile::new(
-            dataset,
-            &sha256,
-            original_name,
-            format,
-            bytes.len() as u64,
-            existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
-        );
         let meta = serde_json::to_vec_pretty(&file).map_err(|e| err(&sha256, e))?;
         // The manifest is written last: a file without one is invisible and is landed again.
         if !self
@@ -167,7 +159,7 @@ impl TableStore for S3TableStore {
             let bytes = self.get(&bucket, &k).await?;
             out.push(serde_json::from_slice::<LandedFile>(&bytes).map_err(|e| err(&k, e))?);
         }
-        out.sort_by(|a, b| (a.seq, &a.sha256).cmp(&(b.seq, &b.sha256)));
+        LandedFile::sort(&mut out);
         Ok(out)
     }
 

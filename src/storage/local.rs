@@ -6,7 +6,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::{LandOutcome, LandedFile, Result, Stage, StorageError, TableStore};
@@ -80,22 +79,14 @@ impl TableStore for LocalTableStore {
     ) -> Result<LandOutcome> {
         let dir = self.landing_dir(dataset);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let sha256 = hex::encode(Sha256::digest(bytes));
         let existing = self.list_landed(dataset).await?;
-        if let Some(f) = existing.iter().find(|f| f.sha256 == sha256) {
-            return Ok(LandOutcome::AlreadyLanded(f.clone()));
-        }
+        let file = match LandedFile::plan(dataset, original_name, format, bytes, &existing) {
+            LandOutcome::Landed(f) => f,
+            already => return Ok(already),
+        };
+        let sha256 = &file.sha256;
         let data_path = dir.join(format!("{sha256}.{format}"));
         write_new(&data_path, bytes)?;
-        let seq = existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1;
-        let file = LandedFile::new(
-            dataset,
-            &sha256,
-            original_name,
-            format,
-            bytes.len() as u64,
-            seq,
-        );
         let meta = serde_json::to_vec_pretty(&file).map_err(|e| StorageError::Corrupt {
             path: data_path.display().to_string(),
             message: e.to_string(),
@@ -126,7 +117,7 @@ impl TableStore for LocalTableStore {
                 })?;
             out.push(f);
         }
-        out.sort_by_key(|f| f.seq);
+        LandedFile::sort(&mut out);
         Ok(out)
     }
 

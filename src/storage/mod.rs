@@ -143,24 +143,36 @@ pub struct LandedFile {
 }
 
 impl LandedFile {
-    /// A file landed now, `seq`-th of its dataset, whose content hashes to `sha256`.
-    pub fn new(
+    /// What landing `bytes` means, given the files of the dataset `existing` (in landing
+    /// order): the file already holding the same content, or the record of the new file
+    /// (content-addressed, next in sequence) that the store then writes.
+    pub fn plan(
         dataset: &str,
-        sha256: &str,
         original_name: &str,
         format: &str,
-        bytes: u64,
-        seq: u64,
-    ) -> Self {
-        Self {
+        bytes: &[u8],
+        existing: &[LandedFile],
+    ) -> LandOutcome {
+        use sha2::{Digest, Sha256};
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(f) = existing.iter().find(|f| f.sha256 == sha256) {
+            return LandOutcome::AlreadyLanded(f.clone());
+        }
+        LandOutcome::Landed(Self {
             dataset: dataset.to_string(),
-            sha256: sha256.to_string(),
+            sha256,
             original_name: original_name.to_string(),
             format: format.to_string(),
-            bytes,
+            bytes: bytes.len() as u64,
             landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            seq,
-        }
+            seq: existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
+        })
+    }
+
+    /// Sorts files into landing order (sequence, then content hash: two landers that raced
+    /// for one sequence number still get one stable order).
+    pub fn sort(files: &mut [LandedFile]) {
+        files.sort_by(|a, b| (a.seq, &a.sha256).cmp(&(b.seq, &b.sha256)));
     }
 
     /// The batch id of this file: every row derived from it carries it.
