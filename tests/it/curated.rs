@@ -285,22 +285,7 @@ fn incremental_build_equals_full_rebuild() {
     let ring = shared.path().join("keyring.json");
     let inc = TestProject::with_keyring(&ring);
     let inbox1 = inc.generate(40, 10, 0.02);
-    let inbox2 = inc.path("inbox2");
-    inc.ok(&[
-        "generate",
-        "--out",
-        inbox2.to_str().unwrap(),
-        "--students",
-        "40",
-        "--days",
-        "10",
-        "--seed",
-        "5",
-        "--start",
-        "2026-09-17",
-        "--defect-rate",
-        "0.02",
-    ]);
+    let inbox2 = inc.generate_into("inbox2", 40, 10, 0.02, 5, Some("2026-09-17"));
     // The second export only touches one course, so only that course is recomputed.
     for name in std::fs::read_dir(&inbox2)
         .unwrap()

@@ -103,16 +103,30 @@ impl TestProject {
         self.root.join(rel)
     }
 
-    /// Generates exports into `<root>/inbox`.
+    /// Generates exports into `<root>/inbox` (seed 11, the default term start).
     pub fn generate(&self, students: usize, days: u32, defect_rate: f64) -> PathBuf {
-        let inbox = self.path("inbox");
+        self.generate_into("inbox", students, days, defect_rate, 11, None)
+    }
+
+    /// Generates exports into `<root>/<dir>` with a seed and, optionally, a term start.
+    pub fn generate_into(
+        &self,
+        dir: &str,
+        students: usize,
+        days: u32,
+        defect_rate: f64,
+        seed: u64,
+        start: Option<&str>,
+    ) -> PathBuf {
+        let inbox = self.path(dir);
         let inbox_s = inbox.to_string_lossy().to_string();
-        let (s, d, r) = (
+        let (s, d, r, seed) = (
             students.to_string(),
             days.to_string(),
             defect_rate.to_string(),
+            seed.to_string(),
         );
-        self.ok(&[
+        let mut args = vec![
             "generate",
             "--out",
             &inbox_s,
@@ -123,8 +137,12 @@ impl TestProject {
             "--defect-rate",
             &r,
             "--seed",
-            "11",
-        ]);
+            &seed,
+        ];
+        if let Some(start) = start {
+            args.extend(["--start", start]);
+        }
+        self.ok(&args);
         inbox
     }
 

@@ -7,22 +7,7 @@ fn two_batches() -> TestProject {
     let inbox = p.generate(40, 7, 0.03);
     p.land_all(&inbox);
     p.ok(&["promote", "--all", "--to", "trusted"]);
-    let inbox2 = p.path("inbox2");
-    p.ok(&[
-        "generate",
-        "--out",
-        inbox2.to_str().unwrap(),
-        "--students",
-        "40",
-        "--days",
-        "7",
-        "--seed",
-        "3",
-        "--start",
-        "2026-09-21",
-        "--defect-rate",
-        "0.08",
-    ]);
+    let inbox2 = p.generate_into("inbox2", 40, 7, 0.08, 3, Some("2026-09-21"));
     p.ok(&["land", "attendance", inbox2.to_str().unwrap()]);
     p.ok(&["promote", "attendance", "--to", "trusted"]);
     p
