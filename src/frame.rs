@@ -127,6 +127,25 @@ pub fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
+/// Adds the distinct non-null values of `column` (as text) to `out`; nothing when `df` has no
+/// such column.
+///
+/// # Errors
+/// When the column cannot be cast to text.
+pub fn distinct_text(
+    df: &DataFrame,
+    column: &str,
+    out: &mut std::collections::BTreeSet<String>,
+) -> Result<(), FrameError> {
+    if let Ok(c) = df.column(column) {
+        let s = c
+            .as_materialized_series()
+            .cast(&polars::prelude::DataType::String)?;
+        out.extend(s.str()?.iter().flatten().map(str::to_string));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,7 +248,8 @@ async fn pending(
 /// courses corrected records left), else the courses of the batch's rows.
 async fn touched_courses(lake: &Lake, todo: &[Pending]) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
-    for ds in ["attendance", "grades"] {
+    let datasets: BTreeSet<&str> = todo.iter().map(|p| p.dataset.as_str()).collect();
+    for ds in datasets {
         let mut unrecorded = BTreeSet::new();
         for p in todo.iter().filter(|p| p.dataset == ds) {
             match &p.courses {
@@ -266,13 +267,12 @@ async fn touched_courses(lake: &Lake, todo: &[Pending]) -> Result<BTreeSet<Strin
             "SELECT DISTINCT course_id FROM t WHERE _batch_id IN ({})",
             sql_list(&unrecorded)
         );
-        if let Some((_, batches)) = delta::query(&loc, &sql).await? {
-            for b in batches {
-                let df = frame::from_batches(&b.schema(), std::slice::from_ref(&b))?;
-                if let Ok(ca) = df.column("course_id").and_then(|c| c.str().cloned()) {
-                    out.extend(ca.iter().flatten().map(str::to_string));
-                }
-            }
+        if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+            frame::distinct_text(
+                &frame::from_batches(&schema, &batches)?,
+                "course_id",
+                &mut out,
+            )?;
         }
     }
     Ok(out)

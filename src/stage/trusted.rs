@@ -245,14 +245,6 @@ async fn reference_keys(lake: &Lake, ds: &Dataset) -> Result<HashMap<String, Ser
 /// Column whose values a curated product is recomputed by.
 pub const COURSE: &str = "course_id";
 
-fn distinct_text(df: &DataFrame, column: &str, out: &mut BTreeSet<String>) -> Result<()> {
-    if let Ok(c) = df.column(column) {
-        let s = c.as_materialized_series().cast(&DataType::String)?;
-        out.extend(s.str()?.iter().flatten().map(str::to_string));
-    }
-    Ok(())
-}
-
 /// What a batch does to trusted: the rows that change it, the counts and books, and the
 /// courses it touches — the courses of its rows and the courses corrected records leave —
 /// which curated recomputes.
@@ -290,7 +282,7 @@ async fn classify(
         None => {
             let n = valid.height() as u64;
             let mut courses = BTreeSet::new();
-            distinct_text(&valid, COURSE, &mut courses)?;
+            frame::distinct_text(&valid, COURSE, &mut courses)?;
             return Ok(Classified {
                 winners: valid,
                 counts: UpsertCounts {
@@ -345,7 +337,7 @@ async fn classify(
     let mut courses = BTreeSet::new();
     if has_course {
         drop.push("__t_course");
-        distinct_text(&changing, COURSE, &mut courses)?;
+        frame::distinct_text(&changing, COURSE, &mut courses)?;
         // A correction may move a record to another course: the old one changes too.
         let left = changing
             .clone()
@@ -353,7 +345,7 @@ async fn classify(
             .filter(col("__update"))
             .select([col("__t_course")])
             .collect()?;
-        distinct_text(&left, "__t_course", &mut courses)?;
+        frame::distinct_text(&left, "__t_course", &mut courses)?;
     }
     let winners = changing.lazy().drop(by_name(drop, true, false)).collect()?;
     let stale = unique - counts.inserted - counts.updated;
