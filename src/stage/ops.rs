@@ -204,39 +204,57 @@ pub async fn record_purge(lake: &Lake, r: &super::retention::PurgeReport) -> Res
     .await
 }
 
-/// Records the books and rule results of a raw→trusted batch.
+/// The books of a raw→trusted batch, as one `_ops/promotions` row.
+pub fn trusted_books(r: &TrustedBatchReport, contract_version: &str) -> PromotionRow {
+    PromotionRow {
+        dataset: r.dataset.clone(),
+        step: super::trusted::STEP.into(),
+        batch_id: r.batch_id.clone(),
+        source_file: r.source_file.clone(),
+        rows_in: r.raw_rows,
+        rows_promoted: r.inserted,
+        rejected: 0,
+        quarantined: r.quarantined,
+        duplicates_dropped: r.duplicates_dropped,
+        updated: r.updated,
+        warned_rules: r
+            .rules
+            .iter()
+            .filter(|x| x.outcome == crate::rules::eval::Outcome::Warned)
+            .count() as u64,
+        contract_version: contract_version.to_string(),
+        recorded_at: String::new(),
+    }
+}
+
+/// Records a books row (once: the row's txn is checked).
 ///
 /// # Errors
 /// Storage errors.
-pub async fn record_trusted(
+pub async fn record_books(lake: &Lake, row: PromotionRow) -> Result<()> {
+    record(lake, row).await
+}
+
+/// The batches of `dataset` whose books `step` has recorded (one read of the books).
+///
+/// # Errors
+/// Storage errors.
+pub async fn recorded_batches(
     lake: &Lake,
-    r: &TrustedBatchReport,
-    contract_version: &str,
-) -> Result<()> {
-    record_rules(lake, &r.dataset, "trusted", &r.batch_id, &r.rules).await?;
-    record(
-        lake,
-        PromotionRow {
-            dataset: r.dataset.clone(),
-            step: super::trusted::STEP.into(),
-            batch_id: r.batch_id.clone(),
-            source_file: r.source_file.clone(),
-            rows_in: r.raw_rows,
-            rows_promoted: r.inserted,
-            rejected: 0,
-            quarantined: r.quarantined,
-            duplicates_dropped: r.duplicates_dropped,
-            updated: r.updated,
-            warned_rules: r
-                .rules
-                .iter()
-                .filter(|x| x.outcome == crate::rules::eval::Outcome::Warned)
-                .count() as u64,
-            contract_version: contract_version.to_string(),
-            recorded_at: String::new(),
-        },
-    )
-    .await
+    dataset: &str,
+    step: &str,
+) -> Result<std::collections::HashSet<String>> {
+    let sql = format!(
+        "SELECT batch_id FROM t WHERE dataset = {} AND step = {}",
+        delta::sql_literal(dataset),
+        delta::sql_literal(step)
+    );
+    let mut out = std::collections::HashSet::new();
+    if let Some((schema, batches)) = delta::query(&lake.ops_loc(PROMOTIONS)?, &sql).await? {
+        let df = crate::frame::from_batches(&schema, &batches)?;
+        out.extend(strings_of(&df, "batch_id")?);
+    }
+    Ok(out)
 }
 
 fn quality_schema() -> SchemaRef {

@@ -23,6 +23,7 @@ use crate::rules::eval::{
 use crate::rules::Check;
 use crate::storage::delta::{self, txn_id, UpsertCounts};
 use crate::storage::Stage;
+use crate::storage::StorageError;
 
 /// Catalog description of `trusted.<dataset>_quarantine`.
 pub const QUARANTINE_DESCRIPTION: &str =
@@ -358,6 +359,45 @@ async fn classify(
     })
 }
 
+/// The batches already in trusted (from its history, one read), after copying into the books
+/// any batch's books that a crash kept from being recorded after its data commit.
+async fn settle_books(
+    lake: &Lake,
+    ds: &Dataset,
+    data_loc: &delta::TableLoc,
+) -> Result<std::collections::HashSet<String>> {
+    let commits = delta::step_commits(data_loc, &[STEP]).await?;
+    let mut done = std::collections::HashSet::new();
+    let mut recorded = None;
+    for info in commits {
+        let Some(batch) = info.get("medallion.batch").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        done.insert(batch.to_string());
+        let Some(books) = info.get("medallion.books") else {
+            continue;
+        };
+        if recorded.is_none() {
+            recorded = Some(ops::recorded_batches(lake, ds.name(), STEP).await?);
+        }
+        if recorded.as_ref().is_some_and(|r| r.contains(batch)) {
+            continue;
+        }
+        let row: ops::PromotionRow =
+            serde_json::from_value(books.clone()).map_err(|e| StorageError::Corrupt {
+                path: data_loc.url.to_string(),
+                message: format!("books of batch {batch}: {e}"),
+            })?;
+        tracing::info!(
+            dataset = ds.name(),
+            batch,
+            "Recording books a crash left unrecorded."
+        );
+        ops::record_books(lake, row).await?;
+    }
+    Ok(done)
+}
+
 /// Promotes every raw batch of `ds` not yet in trusted, in landing order.
 ///
 /// # Errors
@@ -374,7 +414,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let mut reports = Vec::new();
     // Read each table's history once, not the log once per landed file.
     let in_raw = delta::batches_in_history(&raw_loc, super::raw::STEP).await?;
-    let done = delta::batches_in_history(&data_loc, STEP).await?;
+    let done = settle_books(lake, ds, &data_loc).await?;
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
@@ -455,11 +495,18 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         report.inserted = counts.inserted;
         report.updated = counts.updated;
         (report.stale, report.duplicates_dropped) = (stale, duplicates_dropped);
+        // The books travel in the data commit itself (atomic with the rows they count) and
+        // are copied into `_ops/promotions` after it; a crash in between is settled by the
+        // next run from the commit (see `settle_books`).
+        let books = ops::trusted_books(&report, &ds.contract.version);
+        let books_json = serde_json::to_value(&books).map_err(|e| StorageError::Corrupt {
+            path: data_loc.url.to_string(),
+            message: e.to_string(),
+        })?;
         let mut meta = meta.to_vec();
         meta.push(("medallion.courses", serde_json::json!(courses)));
-        // The books are recorded before the data commit, so a crash between them loses nothing:
-        // the rerun finds trusted unchanged, computes the same books and skips what exists.
-        ops::record_trusted(lake, &report, &ds.contract.version).await?;
+        meta.push(("medallion.books", books_json));
+        ops::record_rules(lake, name, "trusted", &batch, &report.rules).await?;
         for r in &report.rules {
             if let Some(m) = r.metric {
                 history.entry(r.rule_id.clone()).or_default().push(m);
@@ -474,6 +521,8 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         if merged != counts {
             tracing::warn!(dataset = name, batch = %batch, ?merged, expected = ?counts, "Trusted changed during the promotion; the recorded books may be off.");
         }
+        super::crash_point(STEP, "after-data");
+        ops::record_books(lake, books).await?;
         let mut metrics = vec![
             Metric::new("RowsIn", raw_rows as f64, Unit::Count, name, "trusted"),
             Metric::new(

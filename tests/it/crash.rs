@@ -28,6 +28,7 @@ fn crash_and_rerun_equals_one_clean_run() {
         "landing-to-raw:after-rejects",
         "raw-to-trusted:after-quarantine",
         "raw-to-trusted:before-data",
+        "raw-to-trusted:after-data",
     ] {
         let p = TestProject::new();
         let inbox = p.generate(30, 5, 0.05);
