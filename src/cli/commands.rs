@@ -1032,17 +1032,7 @@ pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Ex
     }
     for name in &datasets {
         let ds = p.dataset(name)?;
-        let step = crate::stage::StepOptions {
-            dry_run: cli.dry_run,
-        };
-        match to {
-            Stage::Raw => summary
-                .raw
-                .extend(crate::stage::raw::run(&p.lake, &ds, step).await?),
-            _ => summary
-                .trusted
-                .extend(crate::stage::trusted::run(&p.lake, &ds, step).await?),
-        }
+        summary.extend(pipeline::promote_step(&p.lake, &ds, to, cli.dry_run).await?);
     }
     print_summary(&summary, cli.format, out)?;
     Ok(if summary.balanced() {

@@ -73,15 +73,35 @@ pub async fn promote_curated(
 /// # Errors
 /// A `fail` rule ([`crate::stage::StepError::Stopped`]) or a backend error.
 pub async fn promote(lake: &Lake, ds: &Dataset, opts: PromoteOptions) -> Result<PromotionSummary> {
-    let step = StepOptions {
-        dry_run: opts.dry_run,
-    };
     let mut summary = PromotionSummary::default();
     if opts.to >= Stage::Raw {
-        summary.raw = retry_conflicts(ds.name(), || raw::run(lake, ds, step)).await?;
+        summary.extend(promote_step(lake, ds, Stage::Raw, opts.dry_run).await?);
     }
     if opts.to >= Stage::Trusted {
-        summary.trusted = retry_conflicts(ds.name(), || trusted::run(lake, ds, step)).await?;
+        summary.extend(promote_step(lake, ds, Stage::Trusted, opts.dry_run).await?);
+    }
+    Ok(summary)
+}
+
+/// Runs the one step of `ds` that writes `into` (raw or trusted), retrying a lost commit race
+/// like [`promote`]: the stage binaries and `medallion promote` share this path.
+///
+/// # Errors
+/// As [`promote`].
+pub async fn promote_step(
+    lake: &Lake,
+    ds: &Dataset,
+    into: Stage,
+    dry_run: bool,
+) -> Result<PromotionSummary> {
+    let step = StepOptions { dry_run };
+    let mut summary = PromotionSummary::default();
+    match into {
+        Stage::Raw => summary.raw = retry_conflicts(ds.name(), || raw::run(lake, ds, step)).await?,
+        Stage::Trusted => {
+            summary.trusted = retry_conflicts(ds.name(), || trusted::run(lake, ds, step)).await?
+        }
+        _ => {}
     }
     Ok(summary)
 }
