@@ -613,7 +613,7 @@ fn attendance_defect(rng: &mut StdRng, f: &mut Vec<Vec<u8>>) -> (&'static str, S
             ("latin1_bytes", "reject:invalid_utf8".into())
         }
         9 => {
-            f[1] = b"S12".to_vec();
+            f[1] = b"<S12>".to_vec();
             ("malformed_student_id", q("contract.student_id.pattern"))
         }
         _ => {

@@ -5,6 +5,7 @@
 //! quality rules, with every table in a catalog and every batch's books balanced.
 #![warn(missing_docs)]
 
+pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod catalog;
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod generate;
 pub mod metrics;
 pub mod pipeline;
+pub mod privacy;
 pub mod profile;
 pub mod project;
 pub mod query;

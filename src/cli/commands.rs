@@ -52,7 +52,7 @@ fn project_root(flag: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-async fn open(flag: Option<&Path>) -> Result<Project> {
+pub(super) async fn open(flag: Option<&Path>) -> Result<Project> {
     Ok(Project::open(&project_root(flag)?).await?)
 }
 
@@ -61,6 +61,15 @@ async fn open(flag: Option<&Path>) -> Result<Project> {
 /// # Errors
 /// Whatever the command met; [`exit_for`] maps it to an exit code.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
+    match super::audit::action_of(&cli.command) {
+        Some(action) => {
+            super::audit::audited(cli.project.clone(), action, dispatch(cli, out)).await
+        }
+        None => dispatch(cli, out).await,
+    }
+}
+
+async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
     let project = cli.project.as_deref();
     match cli.command {
         Command::Init { dir } => init(&dir, out),
@@ -187,6 +196,23 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         #[cfg(feature = "aws")]
         Command::Aws { action } => aws_cmd(&project_root(project)?, action, out).await,
         Command::Query(args) => query(&open(project).await?, &args, out).await,
+        Command::Scan { stage, format } => {
+            super::privacy::scan(&open(project).await?, stage, format, out).await
+        }
+        Command::Audit {
+            since,
+            action,
+            format,
+        } => {
+            super::audit::show(
+                &open(project).await?,
+                since.as_deref(),
+                action.as_deref(),
+                format,
+                out,
+            )
+            .await
+        }
         Command::Catalog { table, format } => {
             catalog(&open(project).await?, table.as_deref(), format, out).await
         }
@@ -307,15 +333,15 @@ async fn land(p: &Project, dataset: &str, files: &[PathBuf], out: &mut dyn Write
 async fn promote_all(
     p: &Project,
     datasets: &[String],
-    to: Stage,
-    dry_run: bool,
+    opts: PromoteOptions,
 ) -> Result<PromotionSummary> {
+    let (to, dry_run) = (opts.to, opts.dry_run);
     let mut summary = PromotionSummary::default();
     for name in datasets {
         let ds = p.dataset(name)?;
         let step = PromoteOptions {
             to: to.min(Stage::Trusted),
-            dry_run,
+            ..opts
         };
         summary.extend(pipeline::promote(&p.lake, &ds, step).await?);
     }
@@ -344,17 +370,39 @@ async fn promote(p: &Project, a: &PromoteArgs, out: &mut dyn Write) -> Result<Ex
         TargetStage::Trusted => Stage::Trusted,
         TargetStage::Curated => Stage::Curated,
     };
-    let s = promote_all(p, &datasets, to, a.dry_run).await?;
+    let opts = PromoteOptions {
+        to,
+        dry_run: a.dry_run,
+        accept_held: a.accept_held,
+    };
+    let s = promote_all(p, &datasets, opts).await?;
     print_summary(&s, a.format, out)?;
-    Ok(if s.balanced() {
-        Exit::Ok
-    } else {
+    Ok(exit_of(&s))
+}
+
+/// 3 when the books do not balance, 1 when a batch was held back, else 0.
+fn exit_of(s: &PromotionSummary) -> Exit {
+    if !s.balanced() {
         Exit::Backend
-    })
+    } else if s.held() {
+        Exit::DataStopped
+    } else {
+        Exit::Ok
+    }
+}
+
+/// The catalog's entries with versions and row counts read from the Delta logs (never stale).
+async fn live_entries(p: &Project) -> Result<Vec<crate::catalog::TableEntry>> {
+    Ok(p.lake
+        .live_entries()
+        .await?
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect())
 }
 
 async fn status(p: &Project, format: OutputFormat, out: &mut dyn Write) -> Result<Exit> {
-    let entries = p.lake.catalog.list().await?;
+    let entries = live_entries(p).await?;
     match format {
         OutputFormat::Text => write!(out, "{}", report::status_text(&entries))?,
         OutputFormat::Json => writeln!(
@@ -372,7 +420,7 @@ async fn catalog(
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<Exit> {
-    let entries = p.lake.catalog.list().await?;
+    let entries = live_entries(p).await?;
     let chosen: Vec<_> = match table {
         None => entries,
         Some(t) => {
@@ -440,7 +488,12 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
     for d in &datasets {
         land(&p, d, std::slice::from_ref(&inbox), &mut std::io::sink()).await?;
     }
-    let s = promote_all(&p, &datasets, Stage::Curated, false).await?;
+    let opts = PromoteOptions {
+        to: Stage::Curated,
+        dry_run: false,
+        accept_held: false,
+    };
+    let s = promote_all(&p, &datasets, opts).await?;
     print_summary(&s, OutputFormat::Text, out)?;
     writeln!(out)?;
     status(&p, OutputFormat::Text, out).await?;
@@ -451,11 +504,7 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
         p.config.lake.join("_catalog/catalog.json").display(),
         p.config.lake.join("_metrics/metrics.jsonl").display()
     )?;
-    Ok(if s.balanced() {
-        Exit::Ok
-    } else {
-        Exit::Backend
-    })
+    Ok(exit_of(&s))
 }
 
 fn render(
@@ -772,12 +821,19 @@ async fn report_cmd(
             .results
             .retain(|r| r.stage == stage.stage().as_str());
     }
-    let probe = QualityReport::build(dataset, &history, batch, &Default::default())
-        .map_err(|e| UsageError(e.to_string()))?;
-    let samples =
-        crate::stage::ops::quarantine_samples(&p.lake, dataset, &probe.batch_id, 5).await?;
-    let r = QualityReport::build(dataset, &history, Some(&probe.batch_id), &samples)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let held = crate::stage::hold::pending(&p.lake, dataset).await?;
+    let r = match QualityReport::build(dataset, &history, batch, &Default::default()) {
+        Ok(probe) => {
+            let samples =
+                crate::stage::ops::quarantine_samples(&p.lake, dataset, &probe.batch_id, 5).await?;
+            let mut r = QualityReport::build(dataset, &history, Some(&probe.batch_id), &samples)
+                .map_err(|e| UsageError(e.to_string()))?;
+            r.held = held;
+            r
+        }
+        Err(_) if batch.is_none() && !held.is_empty() => QualityReport::held_only(dataset, held),
+        Err(e) => return Err(UsageError(e.to_string()).into()),
+    };
     let (text, default_path) = match format {
         super::ReportFormat::Text => (r.text(), None),
         super::ReportFormat::Json => (serde_json::to_string_pretty(&r)? + "\n", None),
@@ -1018,6 +1074,18 @@ async fn aws_cmd(root: &Path, action: super::AwsAction, out: &mut dyn Write) -> 
 /// # Errors
 /// As [`run`].
 pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Exit> {
+    if cli.dry_run {
+        return step(cli, to, out).await;
+    }
+    let action = match to {
+        Stage::Raw => "landing-to-raw",
+        Stage::Trusted => "raw-to-trusted",
+        _ => "trusted-to-curated",
+    };
+    super::audit::audited(cli.project.clone(), action, step(cli, to, out)).await
+}
+
+async fn step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Exit> {
     let p = open(cli.project.as_deref()).await?;
     let datasets = if cli.datasets.is_empty() {
         p.datasets()?
@@ -1032,12 +1100,13 @@ pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Ex
     }
     for name in &datasets {
         let ds = p.dataset(name)?;
-        summary.extend(pipeline::promote_step(&p.lake, &ds, to, cli.dry_run).await?);
+        let opts = PromoteOptions {
+            to,
+            dry_run: cli.dry_run,
+            accept_held: cli.accept_held,
+        };
+        summary.extend(pipeline::promote_step(&p.lake, &ds, to, opts).await?);
     }
     print_summary(&summary, cli.format, out)?;
-    Ok(if summary.balanced() {
-        Exit::Ok
-    } else {
-        Exit::Backend
-    })
+    Ok(exit_of(&summary))
 }

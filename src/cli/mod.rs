@@ -1,7 +1,9 @@
 //! The command line: clap arguments turned into calls on the library. The only module that
 //! knows clap, and (with `main`) the only one that uses anyhow.
 
+mod audit;
 mod commands;
+mod privacy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -199,6 +201,28 @@ pub enum Command {
     },
     /// Query the lake with SQL (tables are `<stage>.<table>`); no SQL opens a small shell.
     Query(QueryArgs),
+    /// Look for direct identifiers in clear in every table (and, apart, in landing); exit 1 when
+    /// a table past landing holds any. Reports table, column and count, never values.
+    Scan {
+        /// Only the tables of this stage.
+        #[arg(long, value_enum)]
+        stage: Option<StageArg>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// The audit trail: who changed the lake, when, how (`ops.audit`; identifiers pseudonymised).
+    Audit {
+        /// Only commands at most this old: `30d`, `12h`, `45m`, or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this action (`promote`, `land`, `quarantine release`, ...).
+        #[arg(long)]
+        action: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
     Catalog {
         /// A table name from `medallion status`.
@@ -224,6 +248,10 @@ pub struct PromoteArgs {
     /// Compute and report; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Promote batches that would be held back (mostly rejected or quarantined, no data rows,
+    /// a foreign header): their bad rows go to rejects or quarantine as the rules say.
+    #[arg(long)]
+    pub accept_held: bool,
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
@@ -416,6 +444,9 @@ pub struct StepCli {
     /// Compute and report; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Promote batches that would be held back (see `medallion promote --help`).
+    #[arg(long)]
+    pub accept_held: bool,
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

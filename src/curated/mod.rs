@@ -160,7 +160,12 @@ async fn read_trusted(
     courses: &BTreeSet<String>,
 ) -> Result<Option<DataFrame>> {
     let loc = lake.loc(Stage::Trusted, dataset)?;
-    let sql = format!("SELECT * FROM t WHERE {}", course_filter(courses));
+    // In key order: the products' sums then run in one order whatever the file layout, so
+    // every build of the same rows gives the same bits (see `products::publish`).
+    let sql = format!(
+        "SELECT * FROM t WHERE {} ORDER BY record_id",
+        course_filter(courses)
+    );
     match delta::query(&loc, &sql).await? {
         Some((schema, batches)) => Ok(Some(frame::from_batches(&schema, &batches)?)),
         None => Ok(None),
@@ -307,7 +312,7 @@ pub async fn run(
         let grades = read_trusted(lake, "grades", &courses).await?;
         let students = match delta::query(
             &lake.loc(Stage::Trusted, "students")?,
-            "SELECT student_id, status FROM t",
+            "SELECT student_id, status FROM t ORDER BY student_id",
         )
         .await?
         {
@@ -351,6 +356,7 @@ pub async fn run(
         // results are then already recorded (same batch label, same txn).
         let label = report.batches.last().cloned().unwrap_or_default();
         ops::record_rules(lake, product, "curated", &label, &report.rules).await?;
+        crate::stage::crash_point(STEP, "after-results");
         let (schema, data) = frame::to_batches(&mut df)?;
         let loc = lake.loc(Stage::Curated, product)?;
         let txns: Vec<String> = todo.iter().map(|p| p.app.clone()).collect();
@@ -361,6 +367,7 @@ pub async fn run(
             ("medallion.batches", serde_json::json!(report.batches)),
         ];
         delta::replace_where(&loc, schema, data, predicate.as_deref(), &txns, &meta).await?;
+        crate::stage::crash_point(STEP, "after-product");
         lake.register(Registration {
             dataset: product,
             stage: Some(Stage::Curated),

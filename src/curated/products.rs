@@ -700,14 +700,14 @@ pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFra
         let a = inp
             .attendance
             .as_ref()
-            .map(|a| student_course_attendance(a, cfg))
+            .map(|a| student_course_attendance(a, cfg).and_then(publish))
             .transpose()?;
         let p = inp
             .grades
             .as_ref()
-            .map(student_course_performance)
+            .map(|g| student_course_performance(g).and_then(publish))
             .transpose()?;
-        at_risk_students(a, p, cfg)
+        at_risk_students(a, p, cfg).and_then(publish)
     };
     match product {
         "student_course_attendance" => student_course_attendance(att()?, cfg),
@@ -719,6 +719,31 @@ pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFra
             format!("unknown curated product `{other}`").into(),
         ))),
     }
+    .and_then(publish)
+}
+
+/// Decimal places every published floating-point number is rounded to (half away from zero).
+pub const PUBLISHED_DECIMALS: u32 = 9;
+
+/// Rounds every floating-point column to [`PUBLISHED_DECIMALS`], before anything downstream
+/// (grade bands, risk flags and levels, course aggregates) reads it: sums of the same values in
+/// another order differ in the last bits (90.0 vs 89.99999999999999), and at a band edge that
+/// would change what people see. With inputs read in key order and this rounding, every build of
+/// the same rows gives the same bytes.
+///
+/// # Errors
+/// polars errors.
+pub fn publish(df: DataFrame) -> Result<DataFrame> {
+    let floats: Vec<Expr> = df
+        .columns()
+        .iter()
+        .filter(|c| matches!(c.dtype(), DataType::Float64 | DataType::Float32))
+        .map(|c| col(c.name().clone()).round(PUBLISHED_DECIMALS, RoundMode::HalfAwayFromZero))
+        .collect();
+    if floats.is_empty() {
+        return Ok(df);
+    }
+    Ok(df.lazy().with_columns(floats).collect()?)
 }
 
 /// Primary key of a product.

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use validator::Validate;
 
-pub use run::{promote, promote_curated, PromoteOptions, PromotionSummary};
+pub use run::{promote, promote_curated, promote_step, PromoteOptions, PromotionSummary};
 
 use crate::yaml::{self, YamlError};
 
@@ -66,6 +66,35 @@ pub struct RawStepConfig {
     pub chunk_rows: usize,
 }
 
+/// When a whole batch is held back instead of promoted: a file that is mostly bad is far more
+/// likely a wrong export or a contract that does not fit the source than bad records.
+#[derive(Debug, Clone, Copy, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct HoldConfig {
+    /// Largest share (0..1) of a file's lines that may be rejects before the batch is held at raw.
+    #[serde(default = "half")]
+    #[validate(range(min = 0.0, max = 1.0))]
+    pub max_reject_share: f64,
+    /// Largest share (0..1) of a batch's raw rows that may be quarantined before the batch is
+    /// held at trusted.
+    #[serde(default = "half")]
+    #[validate(range(min = 0.0, max = 1.0))]
+    pub max_quarantine_share: f64,
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+impl Default for HoldConfig {
+    fn default() -> Self {
+        Self {
+            max_reject_share: half(),
+            max_quarantine_share: half(),
+        }
+    }
+}
+
 /// trusted→curated settings.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +121,10 @@ pub struct Pipeline {
     /// landing→raw settings.
     #[validate(nested)]
     pub raw: RawStepConfig,
+    /// When a batch is held back (defaults: more than half rejected or quarantined).
+    #[serde(default)]
+    #[validate(nested)]
+    pub hold: HoldConfig,
     /// Curated products.
     #[serde(default)]
     pub curated: CuratedConfig,

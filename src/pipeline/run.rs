@@ -15,6 +15,8 @@ pub struct PromoteOptions {
     pub to: Stage,
     /// Compute and report only.
     pub dry_run: bool,
+    /// Promote batches that would be held back.
+    pub accept_held: bool,
 }
 
 /// Everything one promotion did, per dataset, per batch.
@@ -33,6 +35,11 @@ impl PromotionSummary {
     pub fn balanced(&self) -> bool {
         self.raw.iter().all(RawBatchReport::balanced)
             && self.trusted.iter().all(TrustedBatchReport::balanced)
+    }
+
+    /// Whether a batch was held back (the run exits 1 after promoting the others).
+    pub fn held(&self) -> bool {
+        self.raw.iter().any(|r| r.held.is_some()) || self.trusted.iter().any(|t| t.held.is_some())
     }
 
     /// Whether the run found nothing to do.
@@ -58,9 +65,19 @@ pub async fn promote_curated(
     dry_run: bool,
 ) -> Result<PromotionSummary> {
     let curated = retry_conflicts("curated", || {
-        curated::run(lake, cfg, StepOptions { dry_run })
+        curated::run(
+            lake,
+            cfg,
+            StepOptions {
+                dry_run,
+                accept_held: false,
+            },
+        )
     })
     .await?;
+    if !dry_run {
+        lake.sync_catalog().await?;
+    }
     Ok(PromotionSummary {
         curated,
         ..PromotionSummary::default()
@@ -75,10 +92,10 @@ pub async fn promote_curated(
 pub async fn promote(lake: &Lake, ds: &Dataset, opts: PromoteOptions) -> Result<PromotionSummary> {
     let mut summary = PromotionSummary::default();
     if opts.to >= Stage::Raw {
-        summary.extend(promote_step(lake, ds, Stage::Raw, opts.dry_run).await?);
+        summary.extend(promote_step(lake, ds, Stage::Raw, opts).await?);
     }
     if opts.to >= Stage::Trusted {
-        summary.extend(promote_step(lake, ds, Stage::Trusted, opts.dry_run).await?);
+        summary.extend(promote_step(lake, ds, Stage::Trusted, opts).await?);
     }
     Ok(summary)
 }
@@ -92,9 +109,12 @@ pub async fn promote_step(
     lake: &Lake,
     ds: &Dataset,
     into: Stage,
-    dry_run: bool,
+    opts: PromoteOptions,
 ) -> Result<PromotionSummary> {
-    let step = StepOptions { dry_run };
+    let step = StepOptions {
+        dry_run: opts.dry_run,
+        accept_held: opts.accept_held,
+    };
     let mut summary = PromotionSummary::default();
     match into {
         Stage::Raw => summary.raw = retry_conflicts(ds.name(), || raw::run(lake, ds, step)).await?,
@@ -102,6 +122,9 @@ pub async fn promote_step(
             summary.trusted = retry_conflicts(ds.name(), || trusted::run(lake, ds, step)).await?
         }
         _ => {}
+    }
+    if !opts.dry_run {
+        lake.sync_catalog().await?;
     }
     Ok(summary)
 }

@@ -57,8 +57,9 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
             r.raw_rows,
             r.rejected,
             check(r.balanced()),
-            if r.committed { "" } else { "   (dry run: nothing written)" }
+            not_written(r.committed, r.held.is_some())
         );
+        held_text(&mut out, r.held.as_ref());
         if !r.rejects_by_kind.is_empty() {
             let kinds: Vec<String> = r
                 .rejects_by_kind
@@ -86,8 +87,9 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
             t.quarantined,
             t.duplicates_dropped,
             check(t.balanced()),
-            if t.committed { "" } else { "   (dry run: nothing written)" }
+            not_written(t.committed, t.held.is_some())
         );
+        held_text(&mut out, t.held.as_ref());
         let _ = writeln!(
             out,
             "  duplicates: {} within the batch, {} older records replaced by corrections, {} stale corrections ignored",
@@ -113,6 +115,21 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
         }
     }
     out
+}
+
+fn not_written(committed: bool, held: bool) -> &'static str {
+    match (committed, held) {
+        (true, _) => "",
+        (false, true) => "   (HELD: nothing written, the batch stays pending)",
+        (false, false) => "   (dry run: nothing written)",
+    }
+}
+
+fn held_text(out: &mut String, held: Option<&crate::stage::hold::Hold>) {
+    if let Some(h) = held {
+        let _ = writeln!(out, "  held because {}", h.reason);
+        let _ = writeln!(out, "  to go on: {}", h.advice);
+    }
 }
 
 /// The failing rules of a batch, worst first, then how many passed.

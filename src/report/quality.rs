@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::stage::hold::HoldRow;
 use crate::stage::ops::{History, PromotionRow, StoredResult};
 
 /// One rule in the report.
@@ -40,6 +41,9 @@ pub struct QualityReport {
     pub trusted: Option<PromotionRow>,
     /// Every rule, worst first.
     pub rules: Vec<RuleLine>,
+    /// Batches of the dataset held back and still pending (their latest hold), whatever batch
+    /// is reported: a held batch is the first thing to fix.
+    pub held: Vec<HoldRow>,
 }
 
 /// Errors building a report.
@@ -156,12 +160,44 @@ impl QualityReport {
             batch_id,
             previous_batch,
             rules,
+            held: Vec::new(),
         })
+    }
+
+    /// The report of a dataset whose only batches so far were held back.
+    pub fn held_only(dataset: &str, held: Vec<HoldRow>) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            batch_id: String::new(),
+            previous_batch: None,
+            raw: None,
+            trusted: None,
+            rules: Vec::new(),
+            held,
+        }
     }
 
     /// Compact terminal view.
     pub fn text(&self) -> String {
         let mut out = String::new();
+        for h in &self.held {
+            let _ = writeln!(
+                out,
+                "{}  HELD at {}: batch {} file {} ({} of {} rows bad), held at {}\n  because {}\n  to go on: {}",
+                self.dataset,
+                h.stage,
+                h.batch_id,
+                h.source_file,
+                h.bad_rows,
+                h.rows_in,
+                h.held_at,
+                h.hold.reason,
+                h.hold.advice
+            );
+        }
+        if self.batch_id.is_empty() {
+            return out;
+        }
         let _ = writeln!(
             out,
             "{}  batch {}{}",
@@ -231,6 +267,19 @@ th{{background:#f3f4f6}}.n{{text-align:right;font-variant-numeric:tabular-nums}}
 .books td{{border:none}}code{{font-size:.85rem}}details{{margin:.2rem 0}}</style></head><body>"
         );
         let _ = write!(h, "<h1>{title}</h1>");
+        for x in &self.held {
+            let _ = write!(
+                h,
+                "<p class=\"failed\">Held at {}: batch <code>{}</code> (file <code>{}</code>, {} of {} rows bad) because {}. To go on: {}.</p>",
+                esc(&x.stage),
+                esc(&x.batch_id),
+                esc(&x.source_file),
+                x.bad_rows,
+                x.rows_in,
+                esc(&x.hold.reason),
+                esc(&x.hold.advice)
+            );
+        }
         if let Some(p) = &self.previous_batch {
             let _ = write!(
                 h,

@@ -9,6 +9,7 @@
 //! - a `fail` rule stops the step before anything is written.
 
 pub mod cast;
+pub mod hold;
 pub mod ops;
 pub mod parse;
 pub mod raw;
@@ -267,6 +268,80 @@ impl Lake {
 }
 
 impl Lake {
+    /// Every catalog entry with its version, row count and columns read from the table's own
+    /// Delta log: the log is the truth, the catalog only keeps descriptions and comments. Reads
+    /// only; a table whose version has not moved costs one log read. The flag says whether the
+    /// entry was stale.
+    ///
+    /// # Errors
+    /// Storage or catalog errors.
+    pub async fn live_entries(&self) -> Result<Vec<(TableEntry, bool)>> {
+        let mut out = Vec::new();
+        for mut e in self.catalog.list().await? {
+            let Ok(url) = url::Url::parse(&e.location) else {
+                tracing::warn!(table = %e.table, location = %e.location, "Catalog entry with an unreadable location.");
+                out.push((e, false));
+                continue;
+            };
+            let loc = TableLoc {
+                url,
+                options: self.store.storage_options(),
+            };
+            let Some(table) = delta::open(&loc).await? else {
+                out.push((e, false));
+                continue;
+            };
+            let version = table.version().unwrap_or(0);
+            if version == e.version {
+                out.push((e, false));
+                continue;
+            }
+            e.version = version;
+            e.rows = delta::count_rows(&loc).await?;
+            if let Some((schema, _)) = delta::query(&loc, "SELECT * FROM t LIMIT 0").await? {
+                let old = std::mem::take(&mut e.schema);
+                e.schema = schema
+                    .fields()
+                    .iter()
+                    .map(|f| ColumnEntry {
+                        name: f.name().clone(),
+                        ty: sql_type(f.data_type()),
+                        comment: old
+                            .iter()
+                            .find(|c| &c.name == f.name())
+                            .map(|c| c.comment.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+            }
+            e.updated_at = self
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            out.push((e, true));
+        }
+        Ok(out)
+    }
+
+    /// Brings every catalog entry (local file or Glue) up to its table's Delta log, after the
+    /// last commit of a command: the one place that keeps versions and row counts current
+    /// whatever wrote the table (a step, a release, a purge, the ops tables written after a
+    /// step registered its tables). Returns the entries.
+    ///
+    /// # Errors
+    /// Storage or catalog errors.
+    pub async fn sync_catalog(&self) -> Result<Vec<TableEntry>> {
+        self.register_ops().await?;
+        let mut entries = Vec::new();
+        for (e, stale) in self.live_entries().await? {
+            if stale {
+                self.catalog.register(e.clone()).await?;
+            }
+            entries.push(e);
+        }
+        Ok(entries)
+    }
+
     /// Refreshes the catalog entries of the ops tables (`ops.promotions`, `ops.quality_results`).
     ///
     /// # Errors
@@ -275,6 +350,8 @@ impl Lake {
         for (table, description) in [
             (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates."),
             (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome."),
+            (crate::audit::AUDIT, "The audit trail: one row per command that changed the lake (time, actor, action, arguments with identifiers pseudonymised, table versions and row counts before and after, outcome). Append-only."),
+            (hold::HOLDS, "One row per batch held back instead of promoted (mostly rejected or quarantined, no data rows, a foreign header): stage, counts, reason and what to do."),
         ] {
             self.register(Registration {
                 dataset: "medallion",
@@ -398,4 +475,7 @@ impl Dataset {
 pub struct StepOptions {
     /// Compute and report, write nothing.
     pub dry_run: bool,
+    /// Promote batches that would be held (see [`hold`]): their bad rows go to rejects or
+    /// quarantine as the rules say.
+    pub accept_held: bool,
 }

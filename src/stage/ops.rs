@@ -384,7 +384,7 @@ pub struct History {
     pub results: Vec<StoredResult>,
 }
 
-fn strings_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<String>> {
+pub(crate) fn strings_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<String>> {
     Ok(df
         .column(c)?
         .str()?
@@ -393,7 +393,7 @@ fn strings_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-fn u64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<u64>> {
+pub(crate) fn u64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<u64>> {
     // Delta has no unsigned types: the counts come back as Int64.
     let s = df
         .column(c)?
@@ -402,7 +402,7 @@ fn u64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<u64>> {
     Ok(s.u64()?.iter().map(|v| v.unwrap_or_default()).collect())
 }
 
-fn f64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<Option<f64>>> {
+pub(crate) fn f64s_of(df: &polars::prelude::DataFrame, c: &str) -> Result<Vec<Option<f64>>> {
     Ok(df.column(c)?.f64()?.iter().collect())
 }
 

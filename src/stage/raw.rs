@@ -12,6 +12,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
 
+use super::hold;
 use super::parse::{Chunk, Parser, Reject};
 use super::raw_rules::RawJudge;
 use super::{
@@ -48,8 +49,11 @@ pub struct RawBatchReport {
     pub sample_rejects: Vec<String>,
     /// Raw-stage rule results (none without raw rules).
     pub rules: Vec<RuleResult>,
-    /// Whether anything was written (false on dry runs).
+    /// Whether anything was written (false on dry runs and held batches).
     pub committed: bool,
+    /// Why the batch was held back instead of promoted (nothing written; it stays pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<super::hold::Hold>,
 }
 
 impl RawBatchReport {
@@ -260,6 +264,18 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 history.entry(r.rule_id.clone()).or_default().push(m);
             }
         }
+        let expected: Vec<&str> = ds.contract.source.iter().map(|c| c.name.as_str()).collect();
+        let held = if opts.accept_held {
+            None
+        } else {
+            hold::at_raw(
+                &ds.pipeline.hold,
+                rows + rejected,
+                rejected,
+                chunks.delivered_columns(),
+                &expected,
+            )
+        };
         let report = RawBatchReport {
             dataset: name.to_string(),
             batch_id: batch.clone(),
@@ -270,9 +286,20 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             rejects_by_kind: by_kind,
             sample_rejects: sample,
             rules,
-            committed: !opts.dry_run,
+            committed: !opts.dry_run && held.is_none(),
+            held,
         };
         tracing::info!(dataset = name, batch = %batch, rows, rejected, "Parsed landed file.");
+        if let Some(h) = &report.held {
+            tracing::warn!(dataset = name, batch = %batch, reason = %h.reason, "Holding the batch back.");
+            if !opts.dry_run {
+                hold::record(lake, &hold::HoldRow::raw(&report, h)).await?;
+                lake.metrics.emit(&hold::metrics(name, "raw", h)).await?;
+            }
+            // The pending appenders are dropped uncommitted: nothing of this batch is written.
+            reports.push(report);
+            continue;
+        }
         let Some(data) = data else {
             reports.push(report);
             continue;
@@ -325,8 +352,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         lake.metrics.emit(&metrics).await?;
         reports.push(report);
     }
-    if !opts.dry_run && !reports.is_empty() {
-        let last = reports.last().map(|r| r.batch_id.clone());
+    if !opts.dry_run && reports.iter().any(|r| r.committed) {
+        let last = reports
+            .iter()
+            .rfind(|r| r.committed)
+            .map(|r| r.batch_id.clone());
         let contract = Some(&ds.contract);
         lake.register(Registration {
             dataset: name,

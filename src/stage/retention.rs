@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{ops, Dataset, Lake, Registration, Result, INGESTED_AT};
+use super::{ops, Dataset, Lake, Result, INGESTED_AT};
 use crate::metrics::{Metric, Unit};
 use crate::storage::delta;
 use crate::storage::Stage;
@@ -62,44 +62,36 @@ pub async fn purge_quarantine(
         remaining: total - old.min(total),
         committed: false,
     };
-    if dry_run || old == 0 {
+    if dry_run {
         return Ok(report);
     }
-    // Books first, with a batch id fixed by the cutoff day: a crash before the delete reruns
-    // into the same (already recorded) batch.
-    ops::record_purge(lake, &report).await?;
-    report.files_removed = delta::purge(&loc, &predicate).await?;
-    report.committed = true;
-    // The catalog shows the new version and row count; the last batch is unchanged.
-    let table = format!("{name}_quarantine");
-    let qualified = format!("trusted.{table}");
-    let last = lake
-        .catalog
-        .list()
-        .await?
-        .into_iter()
-        .find(|e| e.table == qualified)
-        .and_then(|e| e.last_batch);
-    lake.register(Registration {
-        dataset: name,
-        stage: Some(Stage::Trusted),
-        table: &table,
-        kind: "quarantine",
-        description: super::trusted::QUARANTINE_DESCRIPTION,
-        contract: Some(&ds.contract),
-        last_batch: last.as_deref(),
-        comments: None,
-    })
-    .await?;
-    lake.metrics
-        .emit(&[Metric::new(
-            "RowsPurged",
-            report.purged as f64,
-            Unit::Count,
-            name,
-            "trusted",
-        )])
-        .await?;
+    if old > 0 {
+        // Books first, with a batch id fixed by the cutoff day: a crash before the delete reruns
+        // into the same (already recorded) batch.
+        ops::record_purge(lake, &report).await?;
+        super::crash_point(STEP, "after-books");
+        delta::delete_where(&loc, &predicate).await?;
+        super::crash_point(STEP, "after-delete");
+    }
+    // Always, so a purge a crash cut off between the delete and the file removal is finished by
+    // the next run: the purged rows' files go, and no earlier version can bring them back.
+    report.files_removed = delta::vacuum_removed(&loc).await?;
+    report.committed = old > 0 || report.files_removed > 0;
+    if !report.committed {
+        return Ok(report);
+    }
+    lake.sync_catalog().await?;
+    if old > 0 {
+        lake.metrics
+            .emit(&[Metric::new(
+                "RowsPurged",
+                report.purged as f64,
+                Unit::Count,
+                name,
+                "trusted",
+            )])
+            .await?;
+    }
     tracing::info!(dataset = name, purged = report.purged, cutoff = %cut, "Purged old quarantined rows.");
     Ok(report)
 }

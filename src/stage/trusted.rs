@@ -62,6 +62,9 @@ pub struct TrustedBatchReport {
     pub rules: Vec<RuleResult>,
     /// Whether anything was written.
     pub committed: bool,
+    /// Why the batch was held back instead of promoted (nothing written; it stays pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<super::hold::Hold>,
 }
 
 impl TrustedBatchReport {
@@ -467,7 +470,24 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             duplicates_dropped: in_batch_duplicates,
             rules: results,
             committed: !opts.dry_run,
+            held: None,
         };
+        if !opts.accept_held {
+            report.held =
+                super::hold::at_trusted(&ds.pipeline.hold, raw_rows, quarantined, &report.rules);
+        }
+        if let Some(h) = &report.held {
+            report.committed = false;
+            tracing::warn!(dataset = name, batch = %batch, reason = %h.reason, "Holding the batch back.");
+            if !opts.dry_run {
+                super::hold::record(lake, &super::hold::HoldRow::trusted(&report, h)).await?;
+                lake.metrics
+                    .emit(&super::hold::metrics(name, "trusted", h))
+                    .await?;
+            }
+            reports.push(report);
+            continue;
+        }
         if opts.dry_run {
             reports.push(report);
             continue;
@@ -583,8 +603,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         tracing::info!(dataset = name, batch = %batch, inserted = report.inserted, quarantined, "Promoted batch to trusted.");
         reports.push(report);
     }
-    if !opts.dry_run && !reports.is_empty() {
-        let last = reports.last().map(|r| r.batch_id.clone());
+    if !opts.dry_run && reports.iter().any(|r| r.committed) {
+        let last = reports
+            .iter()
+            .rfind(|r| r.committed)
+            .map(|r| r.batch_id.clone());
         let contract = Some(&ds.contract);
         lake.register(Registration {
             dataset: name,
@@ -709,6 +732,8 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
     super::crash_point(RELEASE_STEP, "after-trusted");
     let (rs, rb) = frame::to_batches(&mut remaining)?;
     delta::overwrite(&q_loc, rs, rb, &app, &meta).await?;
+    super::crash_point(RELEASE_STEP, "after-quarantine");
     ops::record_release(lake, &report, &stamp).await?;
+    lake.sync_catalog().await?;
     Ok(report)
 }

@@ -519,23 +519,33 @@ pub async fn upsert(
     )))
 }
 
-/// Deletes the rows matching `predicate` in one commit, then physically removes the data
-/// files that held them (a *lite* vacuum with no retention: only files the log marks removed,
-/// never files a concurrent writer has not committed yet). Versions before the purge can no
-/// longer be read: that is the point of a retention purge. Returns the number of data files
-/// removed (0 when the table does not exist).
+/// Deletes the rows matching `predicate` in one commit (no-op without a table).
 ///
 /// # Errors
-/// delta-rs or DataFusion errors.
-pub async fn purge(loc: &TableLoc, predicate: &str) -> Result<u64> {
+/// delta-rs errors.
+pub async fn delete_where(loc: &TableLoc, predicate: &str) -> Result<()> {
     let Some(table) = open(loc).await? else {
-        return Ok(0);
+        return Ok(());
     };
-    let (table, _) = table
+    table
         .delete()
         .with_predicate(predicate.to_string())
         .await
         .map_err(|e| loc.err(e))?;
+    Ok(())
+}
+
+/// Removes the data files that earlier commits removed from the table (Delta's lite vacuum with
+/// no retention), so no earlier version can bring their rows back; returns how many. Files not
+/// yet committed by a concurrent writer are never touched (lite mode only removes files the log
+/// names).
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn vacuum_removed(loc: &TableLoc) -> Result<u64> {
+    let Some(table) = open(loc).await? else {
+        return Ok(0);
+    };
     let (_, vacuumed) = table
         .vacuum()
         .with_mode(deltalake::operations::vacuum::VacuumMode::Lite)

@@ -108,7 +108,11 @@ fn hostile_and_empty_files_are_handled() {
     let weird = p.path("..;rm -rf ~;attendance.csv");
     std::fs::write(&weird, "").unwrap();
     p.ok(&["land", "attendance", weird.to_str().unwrap()]);
-    let r = p.ok(&["promote", "attendance", "--to", "raw"]);
+    // A file without data rows is held (exit 1, nothing written) until accepted.
+    let held = p.run(&["promote", "attendance", "--to", "raw"]);
+    assert_eq!(held.code, 1, "{}\n{}", held.stdout, held.stderr);
+    assert!(held.stdout.contains("no data rows"), "{}", held.stdout);
+    let r = p.ok(&["promote", "attendance", "--to", "raw", "--accept-held"]);
     assert!(r.stdout.contains("landing rows        0"), "{}", r.stdout);
     let again = p.ok(&["promote", "attendance", "--to", "raw"]);
     assert!(
@@ -135,7 +139,9 @@ fn header_only_export_after_a_load_promotes_cleanly() {
     let empty = p.path("attendance_empty.csv");
     std::fs::write(&empty, "record_id,student_id,student_name,student_email,course_id,section,session_date,status,minutes_attended,recorded_by,recorded_at\n").unwrap();
     p.ok(&["land", "attendance", empty.to_str().unwrap()]);
-    let r = p.ok(&["promote", "attendance", "--to", "trusted"]);
+    // Held by default (no data rows); accepted, it flows through every step.
+    assert_eq!(p.run(&["promote", "attendance", "--to", "trusted"]).code, 1);
+    let r = p.ok(&["promote", "attendance", "--to", "trusted", "--accept-held"]);
     assert!(
         r.stdout
             .contains("raw rows        0 = new in trusted        0"),

@@ -10,6 +10,8 @@ mod curated;
 mod e2e;
 mod errors;
 mod idempotency;
+mod issue_15;
+mod privacy;
 mod quality;
 mod query;
 mod real_data;

@@ -1,5 +1,5 @@
-//! The public Open University Learning Analytics Dataset (OULAD, CC BY 4.0, in
-//! ../shared/data/oulad) turned into a gradebook export, promoted to curated, and checked:
+//! The public Open University Learning Analytics Dataset (OULAD, CC BY 4.0; the AAA 2013J slice
+//! shipped in tests/data/oulad, see its SOURCE.md) turned into a gradebook export, promoted to curated, and checked:
 //! the books balance, OULAD's real quirks land in quarantine under the right rule, and the
 //! curated average score of students matches a computation straight from the source CSV.
 
@@ -10,13 +10,9 @@ use medallion::crypto::{KeyProvider, LocalKeyRing};
 
 use crate::harness::TestProject;
 
-/// `../shared/data` beside the project's root (on every machine and in CI), or
-/// `MEDALLION_SHARED_DATA` when the clone sits elsewhere.
+/// The OULAD slice shipped with the tests (module AAA, presentation 2013J).
 fn oulad() -> PathBuf {
-    let shared = std::env::var_os("MEDALLION_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    shared.join("oulad/csv")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/oulad")
 }
 
 fn read_csv(name: &str) -> Vec<Vec<String>> {
