@@ -159,12 +159,23 @@ impl Out {
         Ok(self.line)
     }
 
-    fn finish(mut self) -> Result<(String, u64), GenerateError> {
+    /// Flushes the file; an export without data rows (a term too short for any assessment to
+    /// be due) is not written at all, as a source system would send nothing (and medallion
+    /// would hold an empty file).
+    fn finish(mut self) -> Result<Option<(String, u64)>, GenerateError> {
         self.w.flush().map_err(|source| GenerateError {
             path: self.path.clone(),
             source,
         })?;
-        Ok((self.name, self.rows))
+        if self.rows == 0 {
+            drop(self.w);
+            std::fs::remove_file(&self.path).map_err(|source| GenerateError {
+                path: self.path.clone(),
+                source,
+            })?;
+            return Ok(None);
+        }
+        Ok(Some((self.name, self.rows)))
     }
 }
 
@@ -232,7 +243,7 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
             instructor,
         });
     }
-    let mut files = vec![cf.finish()?];
+    let mut files: Vec<(String, u64)> = cf.finish()?.into_iter().collect();
 
     let mut sf = Out::create(
         dir,
@@ -313,7 +324,7 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
             courses: cs,
         });
     }
-    files.push(sf.finish()?);
+    files.extend(sf.finish()?);
 
     let mut defects: Vec<Defect> = Vec::new();
     let mut corrections = 0usize;
@@ -418,7 +429,7 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
             }
         }
     }
-    files.push(af.finish()?);
+    files.extend(af.finish()?);
 
     let grades_name = format!("grades_{end}.csv");
     let mut gf = Out::create(
@@ -512,7 +523,7 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
             }
         }
     }
-    files.push(gf.finish()?);
+    files.extend(gf.finish()?);
 
     let dpath = dir.join("defects.jsonl");
     let mut df = std::fs::File::create(&dpath).map_err(|source| GenerateError {

@@ -61,6 +61,12 @@ pub fn txn_id(step: &str, batch: &str) -> String {
 /// # Errors
 /// Any delta-rs error other than "not a table".
 pub async fn open(loc: &TableLoc) -> Result<Option<DeltaTable>> {
+    // A local table whose folder is gone (deleted by hand, never written) is no table.
+    if let Ok(path) = loc.url.to_file_path() {
+        if loc.url.scheme() == "file" && !path.exists() {
+            return Ok(None);
+        }
+    }
     match deltalake::open_table_with_storage_options(loc.url.clone(), loc.options.clone()).await {
         Ok(t) => Ok(Some(t)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
