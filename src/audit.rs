@@ -6,7 +6,8 @@
 //! Invariants:
 //! - append-only: rows are only ever added (each with its own txn), never updated;
 //! - never an identifier in clear: arguments are recorded after [`redact`], which replaces the
-//!   value of every identifier flag (`--student`) with its keyed pseudonym;
+//!   value of every identifier flag (`--student`) with a keyed one-way token (the tombstone of
+//!   its pseudonym, as `ops.forgotten` keeps it: an erased student's pseudonym is nowhere);
 //! - a command is audited whatever its outcome (ok, data stopped, error), after it ran.
 
 use std::collections::BTreeMap;

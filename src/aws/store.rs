@@ -58,6 +58,57 @@ impl S3TableStore {
         }
     }
 
+    /// Deletes object versions under `prefix` (exactly the key `prefix` when `exact`): every
+    /// version when `exact`, else the noncurrent versions and delete markers only (the current
+    /// objects of a live table stay). Returns how many were deleted.
+    async fn delete_all_versions(&self, bucket: &str, prefix: &str, exact: bool) -> Result<u64> {
+        let at = format!("s3://{bucket}/{prefix}");
+        let mut doomed: Vec<(String, Option<String>)> = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .aws
+                .s3
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .map_err(|e| err(&at, super::call("s3", "ListObjectVersions")(e)))?;
+            for v in page.versions() {
+                let key = v.key().unwrap_or_default();
+                if (exact && key == prefix) || (!exact && v.is_latest() != Some(true)) {
+                    doomed.push((key.to_string(), v.version_id().map(str::to_string)));
+                }
+            }
+            for m in page.delete_markers() {
+                let key = m.key().unwrap_or_default();
+                if !exact || key == prefix {
+                    doomed.push((key.to_string(), m.version_id().map(str::to_string)));
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        }
+        for (key, version) in &doomed {
+            self.aws
+                .s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.clone())
+                .send()
+                .await
+                .map_err(|e| err(&at, super::call("s3", "DeleteObject")(e)))?;
+        }
+        Ok(doomed.len() as u64)
+    }
+
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
         let at = format!("s3://{bucket}/{key}");
         let out = self
@@ -159,8 +210,40 @@ impl TableStore for S3TableStore {
             let bytes = self.get(&bucket, &k).await?;
             out.push(serde_json::from_slice::<LandedFile>(&bytes).map_err(|e| err(&k, e))?);
         }
-        LandedFile::sort(&mut out);
+        LandedFile::settle(&mut out);
         Ok(out)
+    }
+
+    async fn replace_landed(&self, old: &LandedFile, bytes: &[u8]) -> Result<LandedFile> {
+        let new = old.replaced_by(bytes);
+        if new.sha256 == old.sha256 {
+            return Ok(new);
+        }
+        let bucket = self.aws.bucket("landing");
+        let ds = &old.dataset;
+        self.put_new(
+            &bucket,
+            &format!("{ds}/{}.{}", new.sha256, new.format),
+            bytes.to_vec(),
+        )
+        .await?;
+        let meta = serde_json::to_vec_pretty(&new).map_err(|e| err(&new.sha256, e))?;
+        self.put_new(&bucket, &format!("{ds}/{}.meta.json", new.sha256), meta)
+            .await?;
+        // Every version of the old manifest and data goes: the bucket is versioned.
+        for key in [
+            format!("{ds}/{}.meta.json", old.sha256),
+            format!("{ds}/{}.{}", old.sha256, old.format),
+        ] {
+            self.delete_all_versions(&bucket, &key, true).await?;
+        }
+        Ok(new)
+    }
+
+    async fn purge_versions(&self, table: &Url) -> Result<u64> {
+        let bucket = table.host_str().unwrap_or_default().to_string();
+        let prefix = table.path().trim_start_matches('/').to_string();
+        self.delete_all_versions(&bucket, &prefix, false).await
     }
 
     async fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>> {

@@ -15,6 +15,7 @@ use crate::project::Project;
 pub fn action_of(cmd: &Command) -> Option<&'static str> {
     match cmd {
         Command::Land { .. } => Some("land"),
+        Command::Forget { dry_run: false, .. } => Some("forget"),
         Command::Promote(a) if !a.dry_run => Some("promote"),
         Command::Quarantine {
             action: Some(QuarantineAction::Release { dry_run: false, .. }),
@@ -80,7 +81,9 @@ async fn write(
         at: started.to_rfc3339(),
         actor: audit::actor(),
         action: action.to_string(),
-        arguments: audit::redact(&args, &|v| key.pseudonym(v)),
+        arguments: audit::redact(&args, &|v| {
+            crate::stage::forgotten::tombstone(&key.pseudonym(v))
+        }),
         changes: audit::changes(before, &after),
         outcome,
     };

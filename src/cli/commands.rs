@@ -199,6 +199,11 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         Command::Scan { stage, format } => {
             super::privacy::scan(&open(project).await?, stage, format, out).await
         }
+        Command::Forget {
+            student,
+            dry_run,
+            format,
+        } => super::privacy::forget(&open(project).await?, &student, dry_run, format, out).await,
         Command::Audit {
             since,
             action,

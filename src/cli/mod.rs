@@ -211,6 +211,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Erase one student from every stage, history included (landing files rewritten, old table
+    /// versions and files removed); later exports mentioning them are held in quarantine.
+    Forget {
+        /// The student's id as the exports deliver it.
+        #[arg(long)]
+        student: String,
+        /// List what would go; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// The audit trail: who changed the lake, when, how (`ops.audit`; identifiers pseudonymised).
     Audit {
         /// Only commands at most this old: `30d`, `12h`, `45m`, or an RFC 3339 time.

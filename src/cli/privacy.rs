@@ -80,3 +80,67 @@ pub async fn scan(
         Exit::Ok
     })
 }
+
+/// `medallion forget --student ID`.
+///
+/// # Errors
+/// Project, storage or output errors.
+pub async fn forget(
+    p: &Project,
+    student: &str,
+    dry_run: bool,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<Exit> {
+    if student.trim().is_empty() {
+        return Err(super::UsageError("--student needs the student's id".into()).into());
+    }
+    let mut datasets = Vec::new();
+    for name in p.datasets()? {
+        datasets.push(p.dataset(&name)?);
+    }
+    let r =
+        crate::privacy::forget::forget(&p.lake, &datasets, &p.curated()?, student, dry_run).await?;
+    match format {
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?,
+        OutputFormat::Text => {
+            let verb = if dry_run { "would erase" } else { "erased" };
+            if r.tables.is_empty() && r.landing.is_empty() {
+                writeln!(out, "Nothing in the lake mentions that student.")?;
+            }
+            for (table, n) in &r.tables {
+                writeln!(out, "{verb} {n:>6} rows from {table}")?;
+            }
+            for l in &r.landing {
+                writeln!(
+                    out,
+                    "{verb} {:>6} lines from landing/{} file {} (batch {})",
+                    l.lines.len(),
+                    l.dataset,
+                    l.source_file,
+                    l.batch_id
+                )?;
+            }
+            if !r.courses.is_empty() {
+                writeln!(
+                    out,
+                    "{} curated rows of {} course(s)",
+                    if dry_run {
+                        "would recompute"
+                    } else {
+                        "recomputed"
+                    },
+                    r.courses.len()
+                )?;
+            }
+            if r.committed {
+                writeln!(
+                    out,
+                    "removed {} superseded files and {} old object versions: no earlier version holds the student",
+                    r.files_removed, r.versions_removed
+                )?;
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}

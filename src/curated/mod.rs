@@ -198,11 +198,11 @@ type TrustedCommit = (String, Option<Vec<String>>);
 /// The trusted commits of `ds` curated consumes, oldest first: from the table's history (one
 /// read), plus landed batches whose commit the history no longer shows.
 async fn trusted_commits(lake: &Lake, ds: &str) -> Result<Vec<TrustedCommit>> {
-    use crate::stage::trusted::{RELEASE_STEP, STEP as TRUSTED};
+    use crate::stage::trusted::{FORGET_STEP, RELEASE_STEP, STEP as TRUSTED};
     let trusted = lake.loc(Stage::Trusted, ds)?;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for info in delta::step_commits(&trusted, &[TRUSTED, RELEASE_STEP]).await? {
+    for info in delta::step_commits(&trusted, &[TRUSTED, RELEASE_STEP, FORGET_STEP]).await? {
         let Some(label) = info.get("medallion.batch").and_then(|v| v.as_str()) else {
             continue;
         };

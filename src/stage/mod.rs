@@ -9,6 +9,7 @@
 //! - a `fail` rule stops the step before anything is written.
 
 pub mod cast;
+pub mod forgotten;
 pub mod hold;
 pub mod ops;
 pub mod parse;
@@ -351,6 +352,7 @@ impl Lake {
             (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates."),
             (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome."),
             (crate::audit::AUDIT, "The audit trail: one row per command that changed the lake (time, actor, action, arguments with identifiers pseudonymised, table versions and row counts before and after, outcome). Append-only."),
+            (forgotten::FORGOTTEN, "Tombstones of students erased with `medallion forget` (SHA-256 of the pseudonym, never the pseudonym): their rows in later exports are held in quarantine."),
             (hold::HOLDS, "One row per batch held back instead of promoted (mostly rejected or quarantined, no data rows, a foreign header): stage, counts, reason and what to do."),
         ] {
             self.register(Registration {

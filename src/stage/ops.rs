@@ -115,6 +115,14 @@ async fn record(lake: &Lake, row: PromotionRow) -> Result<()> {
     Ok(())
 }
 
+/// Records the books of an erasure (`medallion forget`) of one batch, once (by batch txn).
+///
+/// # Errors
+/// Storage errors.
+pub async fn record_erasure(lake: &Lake, row: PromotionRow) -> Result<()> {
+    record(lake, row).await
+}
+
 /// Records the books of a landing→raw batch.
 ///
 /// # Errors

@@ -539,7 +539,7 @@ mod tests {
         data.extend_from_slice(
             b"A3,S000003,Z\xE9,z@x.edu,MAT101,01,2026-11-02,absent,0,T0001,2026-11-02T10:00:00Z\n",
         );
-        data.extend_from_slice(b"A4,S12,\"Multi\nLine\",m@x.edu,MAT101,01,2026-11-02,late,,T0001,2026-11-02T10:00:00Z\n");
+        data.extend_from_slice(b"A4,<S12>,\"Multi\nLine\",m@x.edu,MAT101,01,2026-11-02,late,,T0001,2026-11-02T10:00:00Z\n");
         let chunks = parse(&data);
         let rows: usize = chunks.iter().map(Chunk::len).sum();
         let rejects: Vec<&Reject> = chunks.iter().flat_map(|c| &c.rejects).collect();

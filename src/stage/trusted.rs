@@ -34,6 +34,9 @@ pub const STEP: &str = "raw-to-trusted";
 
 /// Step name of a quarantine release (a trusted commit curated consumes like a batch).
 pub const RELEASE_STEP: &str = "quarantine-release";
+/// Step name of an erasure (`medallion forget`): its trusted commits carry the courses the
+/// student was in, so curated recomputes them like a batch.
+pub const FORGET_STEP: &str = "forget";
 
 /// What raw→trusted did with one batch.
 #[derive(Debug, Clone, Serialize)]
@@ -418,6 +421,9 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     // Read each table's history once, not the log once per landed file.
     let in_raw = delta::batches_in_history(&raw_loc, super::raw::STEP).await?;
     let done = settle_books(lake, ds, &data_loc).await?;
+    let raw_columns: Vec<String> = ds.contract.raw_columns().map(|r| r.name.clone()).collect();
+    // Read once, and only when a batch is pending.
+    let (mut forgotten, empty) = (None, std::collections::HashSet::new());
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
@@ -443,6 +449,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         };
         let raw = frame::from_batches(&schema, &batches)?;
         let raw_rows = raw.height() as u64;
+        if forgotten.is_none() {
+            forgotten = Some(super::forgotten::load(lake).await?);
+        }
+        let (raw, held_back) =
+            super::forgotten::split(raw, &raw_columns, forgotten.as_ref().unwrap_or(&empty))?;
         let cx = eval::Context {
             as_of: AsOf(lake.clock.now()),
             types: &types,
@@ -456,6 +467,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             in_batch_duplicates,
             results,
         } = judge(ds, raw, &ds.rules, &cx).map_err(|e| e.in_file(&file.original_name))?;
+        let mut results = results;
+        if let Some((rows, result)) = held_back {
+            quarantine.vstack_mut(&rows)?;
+            results.push(result);
+        }
         let quarantined = quarantine.height() as u64;
         let mut report = TrustedBatchReport {
             dataset: name.to_string(),

@@ -541,6 +541,64 @@ pub async fn delete_where(loc: &TableLoc, predicate: &str) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the rows matching `predicate` in one commit carrying `app_id` and `metadata`, unless
+/// the table already holds `app_id`; returns whether a commit was made. (The predicate is kept
+/// in the commit's history: never put an identifier in it.)
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn delete_with(
+    loc: &TableLoc,
+    predicate: &str,
+    app_id: &str,
+    metadata: &[(&str, serde_json::Value)],
+) -> Result<bool> {
+    let Some(table) = open(loc).await? else {
+        return Ok(false);
+    };
+    if holds_any(&table, loc, &[app_id]).await? {
+        return Ok(false);
+    }
+    table
+        .delete()
+        .with_predicate(predicate.to_string())
+        .with_commit_properties(commit_props(app_id, metadata))
+        .await
+        .map_err(|e| loc.err(e))?;
+    Ok(true)
+}
+
+/// Makes the table's past unreadable: removes the data files earlier commits removed (lite
+/// vacuum, no retention), writes a checkpoint at the current version and deletes every older
+/// commit and checkpoint file, so neither time travel nor the log (statistics, predicates)
+/// holds what was deleted. Transaction ids survive in the checkpoint, so every "done" check
+/// still holds. Returns the data files removed.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn forget_history(loc: &TableLoc) -> Result<u64> {
+    let removed = vacuum_removed(loc).await?;
+    let Some(table) = open(loc).await? else {
+        return Ok(removed);
+    };
+    let Some(version) = table.version() else {
+        return Ok(removed);
+    };
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .map_err(|e| loc.err(e))?;
+    let cutoff = chrono::Utc::now().timestamp_millis() + 60_000;
+    deltalake::checkpoints::cleanup_expired_logs_for(
+        version,
+        table.log_store().as_ref(),
+        cutoff,
+        None,
+    )
+    .await
+    .map_err(|e| loc.err(e))?;
+    Ok(removed)
+}
+
 /// Removes the data files that earlier commits removed from the table (Delta's lite vacuum with
 /// no retention), so no earlier version can bring their rows back; returns how many. Files not
 /// yet committed by a concurrent writer are never touched (lite mode only removes files the log

@@ -117,8 +117,39 @@ impl TableStore for LocalTableStore {
                 })?;
             out.push(f);
         }
-        LandedFile::sort(&mut out);
+        LandedFile::settle(&mut out);
         Ok(out)
+    }
+
+    async fn replace_landed(&self, old: &LandedFile, bytes: &[u8]) -> Result<LandedFile> {
+        let dir = self.landing_dir(&old.dataset);
+        let new = old.replaced_by(bytes);
+        let data = dir.join(format!("{}.{}", new.sha256, new.format));
+        let manifest = dir.join(format!("{}.meta.json", new.sha256));
+        if new.sha256 != old.sha256 {
+            if !data.exists() {
+                write_new(&data, bytes)?;
+            }
+            if !manifest.exists() {
+                let meta = serde_json::to_vec_pretty(&new).map_err(|e| StorageError::Corrupt {
+                    path: manifest.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                write_new(&manifest, &meta)?;
+            }
+            for stale in [
+                dir.join(format!("{}.meta.json", old.sha256)),
+                dir.join(format!("{}.{}", old.sha256, old.format)),
+            ] {
+                match std::fs::remove_file(&stale) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io(&stale, e))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(new)
     }
 
     async fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>> {

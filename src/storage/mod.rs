@@ -140,6 +140,11 @@ pub struct LandedFile {
     pub landed_at: String,
     /// Landing sequence number within the dataset (1, 2, ...), for a stable order.
     pub seq: u64,
+    /// The content hash of the file this one replaced when a student was erased from it
+    /// (`medallion forget`): the batch keeps that file's id, so nothing is promoted twice, and
+    /// landing the original bytes again is recognised as already landed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 impl LandedFile {
@@ -155,7 +160,10 @@ impl LandedFile {
     ) -> LandOutcome {
         use sha2::{Digest, Sha256};
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(f) = existing.iter().find(|f| f.sha256 == sha256) {
+        if let Some(f) = existing
+            .iter()
+            .find(|f| f.sha256 == sha256 || f.replaces.as_deref() == Some(sha256.as_str()))
+        {
             return LandOutcome::AlreadyLanded(f.clone());
         }
         LandOutcome::Landed(Self {
@@ -166,7 +174,33 @@ impl LandedFile {
             bytes: bytes.len() as u64,
             landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             seq: existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
+            replaces: None,
         })
+    }
+
+    /// The record of `bytes` replacing this file (same dataset, name, format, sequence and
+    /// batch id; new content hash).
+    pub fn replaced_by(&self, bytes: &[u8]) -> LandedFile {
+        use sha2::{Digest, Sha256};
+        LandedFile {
+            sha256: hex::encode(Sha256::digest(bytes)),
+            bytes: bytes.len() as u64,
+            replaces: Some(self.identity().to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// The content hash the batch was named after (the original delivery's).
+    pub fn identity(&self) -> &str {
+        self.replaces.as_deref().unwrap_or(&self.sha256)
+    }
+
+    /// Drops files a replacement supersedes (a crash between writing a replacement and
+    /// removing the original leaves both for a moment), then sorts into landing order.
+    pub fn settle(files: &mut Vec<LandedFile>) {
+        let replaced: Vec<String> = files.iter().filter_map(|f| f.replaces.clone()).collect();
+        files.retain(|f| !(f.replaces.is_none() && replaced.contains(&f.sha256)));
+        Self::sort(files);
     }
 
     /// Sorts files into landing order (sequence, then content hash: two landers that raced
@@ -177,7 +211,8 @@ impl LandedFile {
 
     /// The batch id of this file: every row derived from it carries it.
     pub fn batch_id(&self) -> String {
-        format!("b{:06}-{}", self.seq, &self.sha256[..12])
+        let id = self.identity();
+        format!("b{:06}-{}", self.seq, id.get(..12).unwrap_or(id))
     }
 }
 
@@ -231,4 +266,20 @@ pub trait TableStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// I/O errors.
     async fn open_landed(&self, file: &LandedFile) -> Result<Box<dyn Read + Send>>;
+    /// Replaces a landed file's content (erasure): writes `bytes` and the manifest of
+    /// [`LandedFile::replaced_by`], then removes the old file and manifest — on versioned
+    /// storage every version of them. Idempotent, and crash-safe by [`LandedFile::settle`].
+    ///
+    /// # Errors
+    /// I/O errors.
+    async fn replace_landed(&self, old: &LandedFile, bytes: &[u8]) -> Result<LandedFile>;
+    /// Removes every noncurrent object version and delete marker under a table's location, so
+    /// files a vacuum removed cannot be restored (a no-op where storage keeps no versions).
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn purge_versions(&self, _table: &Url) -> Result<u64> {
+        Ok(0)
+    }
 }
