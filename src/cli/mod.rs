@@ -2,6 +2,7 @@
 //! knows clap, and (with `main`) the only one that uses anyhow.
 
 mod commands;
+mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

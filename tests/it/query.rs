@@ -144,34 +144,37 @@ fn time_travel_and_csv_output() {
     assert!(bad.stderr.contains("nope"), "{}", bad.stderr);
 }
 
+/// Pipes `input` into `medallion query` (the shell) and returns its stdout.
+fn shell(p: &TestProject, input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "--project",
+            p.root.to_str().unwrap(),
+            "query",
+            "--format",
+            "csv",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
 #[test]
 fn shell_lists_tables_and_keeps_history() {
-    use std::io::Write as _;
     let p = TestProject::new();
     let inbox = p.generate(10, 3, 0.0);
     p.land_all(&inbox);
     p.ok(&["promote", "courses", "--to", "trusted"]);
-    let shell = |input: &str| {
-        let mut child = std::process::Command::new(crate::harness::BIN)
-            .args([
-                "--project",
-                p.root.to_str().unwrap(),
-                "query",
-                "--format",
-                "csv",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
-    };
+    let shell = |input: &str| shell(&p, input);
     let out = shell("\\tables\nSELECT count(*) AS n\n  FROM trusted.courses;\n\\describe trusted.courses\n\\q\n");
     assert!(
         out.contains("trusted.courses") && out.contains("n\n4\n"),
@@ -185,4 +188,25 @@ fn shell_lists_tables_and_keeps_history() {
         "{out}"
     );
     assert!(out.matches("n\n4\n").count() == 1, "{out}");
+}
+
+/// Issue 15.7: the rustyline shell reads the history file the old shell wrote (one statement a
+/// line), and a statement runs once a line ends it with `;` outside comments and strings.
+#[test]
+fn issue_15_shell_reads_old_history_and_multi_line_statements() {
+    let p = TestProject::new();
+    std::fs::create_dir_all(p.path(".medallion")).unwrap();
+    std::fs::write(p.path(".medallion/query_history"), "SELECT 41 AS old\n").unwrap();
+    let out = shell(
+        &p,
+        "SELECT 1\n  + 1 -- not the end;\n  AS two, ';' AS s\n;\n\\history\n\\1\n\\2\n\\q\n",
+    );
+    assert!(out.contains("two,s\n2,;\n"), "{out}");
+    assert!(out.contains("   1  SELECT 41 AS old\n"), "{out}");
+    assert!(
+        out.contains("   2  SELECT 1 + 1 -- not the end; AS two, ';' AS s\n"),
+        "{out}"
+    );
+    assert!(out.contains("old\n41\n"), "{out}");
+    assert_eq!(out.matches("two,s\n2,;\n").count(), 2, "{out}");
 }
