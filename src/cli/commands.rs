@@ -512,7 +512,7 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
     Ok(exit_of(&s))
 }
 
-fn render(
+pub(super) fn render(
     schema: &deltalake::arrow::datatypes::SchemaRef,
     batches: &[deltalake::arrow::array::RecordBatch],
     format: QueryFormat,
@@ -591,8 +591,9 @@ async fn query(p: &Project, a: &QueryArgs, out: &mut dyn Write) -> Result<Exit> 
     let entries = p.lake.catalog.list().await?;
     let engine = Engine::new(&entries, &p.lake.store.storage_options(), as_of).await?;
     let Some(sql) = sql else {
-        return shell(
+        return super::shell::run(
             &engine,
+            &entries,
             a.format,
             &p.config.root.join(".medallion/query_history"),
             out,
@@ -684,98 +685,6 @@ async fn athena_query(
     _out: &mut dyn Write,
 ) -> Result<Exit> {
     Err(UsageError("this medallion was built without the `aws` feature".into()).into())
-}
-
-/// A small SQL shell: statements end with `;`; `\tables`, `\describe TABLE`, `\q`.
-async fn shell(
-    engine: &crate::query::Engine,
-    format: QueryFormat,
-    history_file: &Path,
-    out: &mut dyn Write,
-) -> Result<Exit> {
-    use std::io::BufRead;
-    writeln!(out, "medallion SQL ({} tables). End statements with `;`. \\tables, \\describe TABLE, \\history, \\N (rerun N), \\q to quit.", engine.tables.len())?;
-    // History persists across sessions, one statement per line (newlines folded).
-    let mut history: Vec<String> = std::fs::read_to_string(history_file)
-        .map(|t| t.lines().map(str::to_string).collect())
-        .unwrap_or_default();
-    let stdin = std::io::stdin();
-    let mut buf = String::new();
-    for line in stdin.lock().lines() {
-        let line = line?;
-        let t = line.trim();
-        if buf.is_empty() && t.starts_with('\\') {
-            let mut words = t.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("\\q"), _) => break,
-                (Some("\\tables"), _) => {
-                    for name in &engine.tables {
-                        writeln!(out, "{name}")?;
-                    }
-                }
-                (Some("\\describe"), Some(table)) => {
-                    match engine.sql(&format!("SELECT * FROM {table} LIMIT 0")).await {
-                        Ok((schema, _)) => {
-                            for f in schema.fields() {
-                                writeln!(out, "{:<28} {}", f.name(), f.data_type())?;
-                            }
-                        }
-                        Err(e) => writeln!(out, "error: {e}")?,
-                    }
-                }
-                (Some("\\history"), _) => {
-                    for (i, h) in history.iter().enumerate() {
-                        writeln!(out, "{:>4}  {h}", i + 1)?;
-                    }
-                }
-                (Some(cmd), _)
-                    if cmd[1..]
-                        .parse::<usize>()
-                        .is_ok_and(|n| n >= 1 && n <= history.len()) =>
-                {
-                    let n = cmd[1..].parse::<usize>().unwrap_or(1);
-                    let sql = history[n - 1].clone();
-                    writeln!(out, "{sql}")?;
-                    match engine.sql(&sql).await {
-                        Ok((schema, batches)) => render(&schema, &batches, format, out)?,
-                        Err(e) => writeln!(out, "error: {e}")?,
-                    }
-                }
-                _ => writeln!(
-                    out,
-                    "unknown command; try \\tables, \\describe TABLE, \\history, \\N, \\q"
-                )?,
-            }
-            continue;
-        }
-        buf.push_str(&line);
-        buf.push('\n');
-        if t.ends_with(';') {
-            let sql = buf
-                .trim()
-                .trim_end_matches(';')
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            buf.clear();
-            history.push(sql.clone());
-            if let Some(dir) = history_file.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(history_file)
-            {
-                let _ = writeln!(f, "{sql}");
-            }
-            match engine.sql(&sql).await {
-                Ok((schema, batches)) => render(&schema, &batches, format, out)?,
-                Err(e) => writeln!(out, "error: {e}")?,
-            }
-        }
-    }
-    Ok(Exit::Ok)
 }
 
 async fn load_profile(

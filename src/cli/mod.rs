@@ -4,6 +4,7 @@
 mod audit;
 mod commands;
 mod privacy;
+mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

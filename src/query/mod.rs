@@ -1,7 +1,11 @@
 //! SQL over the lake. Locally: DataFusion (through delta-rs's integration) over every table in
 //! the catalog, named `<stage>.<table>` as the catalog names them. DataFusion was chosen over
-//! polars SQL because its dialect (window functions, `corr`, `approx_percentile_cont`, CTEs,
-//! `date_trunc`) is closest to Athena/Trino, so one named query runs on both engines.
+//! polars SQL because its dialect (window functions, `corr`, CTEs, `date_trunc`) is closest to
+//! Athena/Trino. Named queries are written in Trino SQL; the few Trino functions they use that
+//! DataFusion lacks are registered on the session (see `trino`), so one named query runs on
+//! both engines.
+
+mod trino;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,6 +94,7 @@ impl Engine {
         as_of: AsOf,
     ) -> Result<Self, QueryError> {
         let ctx = SessionContext::new();
+        trino::register(&ctx);
         let catalog = ctx
             .catalog("datafusion")
             .ok_or_else(|| QueryError::Sql("no default catalog".into()))?;

@@ -144,34 +144,37 @@ fn time_travel_and_csv_output() {
     assert!(bad.stderr.contains("nope"), "{}", bad.stderr);
 }
 
+/// Pipes `input` into `medallion query` (the shell) and returns its stdout.
+fn shell(p: &TestProject, input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "--project",
+            p.root.to_str().unwrap(),
+            "query",
+            "--format",
+            "csv",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
 #[test]
 fn shell_lists_tables_and_keeps_history() {
-    use std::io::Write as _;
     let p = TestProject::new();
     let inbox = p.generate(10, 3, 0.0);
     p.land_all(&inbox);
     p.ok(&["promote", "courses", "--to", "trusted"]);
-    let shell = |input: &str| {
-        let mut child = std::process::Command::new(crate::harness::BIN)
-            .args([
-                "--project",
-                p.root.to_str().unwrap(),
-                "query",
-                "--format",
-                "csv",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
-    };
+    let shell = |input: &str| shell(&p, input);
     let out = shell("\\tables\nSELECT count(*) AS n\n  FROM trusted.courses;\n\\describe trusted.courses\n\\q\n");
     assert!(
         out.contains("trusted.courses") && out.contains("n\n4\n"),
@@ -185,4 +188,234 @@ fn shell_lists_tables_and_keeps_history() {
         "{out}"
     );
     assert!(out.matches("n\n4\n").count() == 1, "{out}");
+}
+
+/// Issue 15.7: the rustyline shell reads the history file the old shell wrote (one statement a
+/// line), and a statement runs once a line ends it with `;` outside comments and strings.
+#[test]
+fn issue_15_shell_reads_old_history_and_multi_line_statements() {
+    let p = TestProject::new();
+    std::fs::create_dir_all(p.path(".medallion")).unwrap();
+    std::fs::write(p.path(".medallion/query_history"), "SELECT 41 AS old\n").unwrap();
+    let out = shell(
+        &p,
+        "SELECT 1\n  + 1 -- not the end;\n  AS two, ';' AS s\n;\n\\history\n\\1\n\\2\n\\q\n",
+    );
+    assert!(out.contains("two,s\n2,;\n"), "{out}");
+    assert!(out.contains("   1  SELECT 41 AS old\n"), "{out}");
+    assert!(
+        out.contains("   2  SELECT 1 + 1 -- not the end; AS two, ';' AS s\n"),
+        "{out}"
+    );
+    assert!(out.contains("old\n41\n"), "{out}");
+    assert_eq!(out.matches("two,s\n2,;\n").count(), 2, "{out}");
+}
+
+/// Functions of Athena engine v3, which runs Trino: the part of Trino's function list
+/// (<https://trino.io/docs/current/functions/list.html>) that queries over these tables reach
+/// for. A named query may call only these. Add a function only after finding it in that list
+/// (and, for Athena's few differences, in
+/// <https://docs.aws.amazon.com/athena/latest/ug/functions-env3.html>); if DataFusion lacks it,
+/// give the local engine the function too (`src/query/trino.rs`).
+const TRINO_FUNCTIONS: &[&str] = &[
+    // Aggregate.
+    "approx_distinct",
+    "approx_percentile",
+    "arbitrary",
+    "array_agg",
+    "avg",
+    "bool_and",
+    "bool_or",
+    "corr",
+    "count",
+    "count_if",
+    "covar_pop",
+    "covar_samp",
+    "every",
+    "max",
+    "max_by",
+    "min",
+    "min_by",
+    "regr_intercept",
+    "regr_slope",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "sum",
+    "var_pop",
+    "var_samp",
+    "variance",
+    // Window.
+    "cume_dist",
+    "dense_rank",
+    "first_value",
+    "lag",
+    "last_value",
+    "lead",
+    "nth_value",
+    "ntile",
+    "percent_rank",
+    "rank",
+    "row_number",
+    // Conditional and conversion.
+    "coalesce",
+    "if",
+    "nullif",
+    "try",
+    "typeof",
+    // Mathematical.
+    "abs",
+    "ceil",
+    "ceiling",
+    "exp",
+    "floor",
+    "greatest",
+    "least",
+    "ln",
+    "log10",
+    "mod",
+    "power",
+    "round",
+    "sign",
+    "sqrt",
+    "truncate",
+    "width_bucket",
+    // String.
+    "concat",
+    "length",
+    "lower",
+    "lpad",
+    "ltrim",
+    "regexp_like",
+    "replace",
+    "rpad",
+    "rtrim",
+    "split_part",
+    "starts_with",
+    "strpos",
+    "substr",
+    "trim",
+    "upper",
+    // Date and time.
+    "current_date",
+    "current_timestamp",
+    "date",
+    "date_add",
+    "date_diff",
+    "date_format",
+    "date_trunc",
+    "day",
+    "day_of_week",
+    "from_iso8601_date",
+    "hour",
+    "month",
+    "now",
+    "quarter",
+    "week",
+    "year",
+];
+
+/// A named query with its placeholders filled.
+struct Named {
+    name: String,
+    /// `--param` values given.
+    params: BTreeMap<String, String>,
+    sql: String,
+}
+
+/// The named queries of `dir`, placeholders filled with `samples` (every placeholder needs one).
+fn named_queries(dir: &std::path::Path, samples: &BTreeMap<&str, String>) -> Vec<Named> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().is_none_or(|e| e != "sql") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let params: BTreeMap<String, String> = text
+            .split("${")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}'))
+            .map(|(key, _)| {
+                let v = samples.get(key).unwrap_or_else(|| {
+                    panic!("{name}: no sample value for `${{{key}}}`; add one to the test")
+                });
+                (key.to_string(), v.clone())
+            })
+            .collect();
+        let sql = medallion::query::fill(&text, &params).unwrap();
+        out.push(Named { name, params, sql });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(!out.is_empty(), "no named queries in {}", dir.display());
+    out
+}
+
+/// Issue 15.8: every named query is Trino SQL calling only functions Athena has.
+#[test]
+fn issue_15_named_queries_are_trino_sql() {
+    use deltalake::datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
+    // sqlparser has no Trino dialect. Trino follows ANSI SQL closely (double-quoted identifiers,
+    // no `::` casts or backticks), so the ANSI dialect is the closest and stricter than Generic.
+    use deltalake::datafusion::sql::sqlparser::dialect::AnsiDialect;
+    use deltalake::datafusion::sql::sqlparser::parser::Parser;
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/queries");
+    let samples = BTreeMap::from([("course", "MAT101".to_string())]);
+    let mut problems = Vec::new();
+    let mut calls = 0;
+    for Named { name, sql, .. } in named_queries(&dir, &samples) {
+        let statements = match Parser::parse_sql(&AnsiDialect {}, &sql) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("{name}: does not parse as ANSI/Trino SQL: {e}"));
+                continue;
+            }
+        };
+        let mut called = std::collections::BTreeSet::new();
+        let _ = visit_expressions(&statements, |e| {
+            if let Expr::Function(f) = e {
+                called.insert(f.name.to_string().to_ascii_lowercase());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        calls += called.len();
+        for f in called {
+            if !TRINO_FUNCTIONS.contains(&f.as_str()) {
+                problems.push(format!("{name}: calls `{f}`, which Athena (Trino) lacks"));
+            }
+        }
+    }
+    assert!(calls > 0, "the walk found no function calls at all");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Issue 15.8: every named query shipped to a project runs on the local engine.
+#[test]
+fn issue_15_named_queries_run_locally() {
+    let p = TestProject::new();
+    let inbox = p.generate(10, 14, 0.0);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all"]);
+    let course = p
+        .read(
+            "curated",
+            "student_course_performance",
+            "SELECT course_id FROM t WHERE weighted_grade IS NOT NULL ORDER BY course_id LIMIT 1",
+        )
+        .unwrap();
+    let course = course.column("course_id").unwrap().str().unwrap().get(0);
+    let samples = BTreeMap::from([("course", course.unwrap().to_string())]);
+    for Named { name, params, .. } in named_queries(&p.path("catalog/queries"), &samples) {
+        let params: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["query", "--format", "json", "--named", name.as_str()];
+        for kv in &params {
+            args.extend(["--param", kv.as_str()]);
+        }
+        let r = p.run(&args);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+        assert!(!rows.is_empty(), "{name} returned no rows");
+    }
 }
