@@ -314,9 +314,9 @@ impl Lake {
     /// # Errors
     /// Storage or catalog errors.
     pub async fn register_ops(&self) -> Result<()> {
-        for (table, description) in [
-            (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates."),
-            (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome."),
+        for (table, description, comments) in [
+            (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates.", ops::PROMOTIONS_COLUMNS),
+            (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome.", ops::QUALITY_RESULTS_COLUMNS),
         ] {
             self.register(Registration {
                 dataset: "medallion",
@@ -326,7 +326,7 @@ impl Lake {
                 description,
                 contract: None,
                 last_batch: None,
-                comments: None,
+                comments: Some(comments),
             })
             .await?;
         }
