@@ -24,6 +24,16 @@ use crate::storage::delta::{self, txn_id};
 /// The ops table name.
 pub const AUDIT: &str = "audit";
 
+/// Columns of `ops.audit` with their catalog comments, in table order.
+pub const AUDIT_COLUMNS: crate::stage::ColumnComments = &[
+    ("at", "When the command started (UTC)"),
+    ("actor", "Who ran it: $MEDALLION_ACTOR when a scheduler sets it, else the OS user"),
+    ("action", "The verb: land, promote, landing-to-raw, raw-to-trusted, trusted-to-curated, quarantine release, quarantine purge, forget, aws bootstrap"),
+    ("arguments", "The command line as a JSON list, the value of --student replaced by a one-way token (SHA-256 of its pseudonym)"),
+    ("changes", "JSON list of every table (and landing folder, as file counts) whose version or row count moved: table, before {version, rows}, after {version, rows}"),
+    ("outcome", "ok, data stopped (exit 1), exit N, or error: the first line of the error"),
+];
+
 /// Flags whose value identifies a person: recorded as a pseudonym.
 pub const IDENTIFIER_FLAGS: &[&str] = &["--student"];
 

@@ -31,6 +31,19 @@ const P_CONTRACT: &str = "medallion.contract_version";
 const P_BATCH: &str = "medallion.last_batch";
 const P_UPDATED: &str = "medallion.updated_at";
 
+/// Glue keeps at most this many characters of a column comment (longer ones fail the call).
+const COMMENT_MAX: usize = 255;
+
+/// A column comment as Glue takes it: cut to [`COMMENT_MAX`] characters, marked with `…`.
+fn glue_comment(text: &str) -> String {
+    if text.chars().count() <= COMMENT_MAX {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(COMMENT_MAX - 1).collect();
+    cut.push('…');
+    cut
+}
+
 impl GlueCatalog {
     /// A Glue catalog; `owner` goes into every table's parameters.
     pub fn new(aws: Aws, owner: &str) -> Self {
@@ -85,7 +98,7 @@ impl GlueCatalog {
                 Column::builder()
                     .name(&c.name)
                     .r#type(&c.ty)
-                    .comment(&c.comment)
+                    .comment(glue_comment(&c.comment))
                     .build()
                     .map_err(fail)?,
             );
@@ -212,5 +225,20 @@ impl Catalog for GlueCatalog {
         }
         out.sort_by(|a, b| (&a.dataset, &a.stage, &a.kind).cmp(&(&b.dataset, &b.stage, &b.kind)));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_fit_glue() {
+        assert_eq!(glue_comment("Date of the session."), "Date of the session.");
+        let long = "é".repeat(300);
+        let cut = glue_comment(&long);
+        assert_eq!(cut.chars().count(), COMMENT_MAX);
+        assert!(cut.ends_with('…'));
+        assert_eq!(glue_comment(&"a".repeat(255)), "a".repeat(255));
     }
 }

@@ -376,7 +376,7 @@ pub async fn run(
             description: products::description(product),
             contract: None,
             last_batch: report.batches.last().map(String::as_str),
-            comments: Some(products::column_comment),
+            comments: Some(products::column_comments(product)),
         })
         .await?;
         let mut metrics = vec![

@@ -5,7 +5,7 @@ use polars::prelude::*;
 
 use super::{CuratedConfig, Indicator};
 use crate::rules::eval::none_if_empty;
-use crate::stage::{Result, StepError};
+use crate::stage::{ColumnComments, Result, StepError};
 use crate::storage::Stage;
 
 const S: &str = "student_id";
@@ -35,29 +35,123 @@ pub fn description(product: &str) -> &'static str {
     }
 }
 
-/// Column comments for the catalog.
-pub fn column_comment(column: &str) -> &'static str {
-    match column {
-        "student_id" => "Pseudonymised student id (keyed HMAC); joins across products",
-        "attendance_rate" => "(present + late) / sessions",
-        "absence_rate" => "(absent + excused) / sessions",
-        "chronic_absence" => "absence_rate >= the chronic-absence threshold (0.10)",
-        "longest_absence_streak" => "Most consecutive sessions absent or excused",
-        "recent_rate" => "Attendance rate over the course's last 21 days",
-        "earlier_rate" => "Attendance rate before the course's last 21 days",
-        "completion_rate" => "submitted / due (due: due_at <= the course's as_of)",
-        "on_time_rate" => "on time / submitted",
-        "late_rate" => "late / submitted",
-        "weighted_grade" => "sum(weight * score_pct) / sum(weight) over graded assessments",
-        "grade_trend" => "Least-squares slope of score_pct against days since the course's first due date, x30; null under 3 graded",
-        "learning_gain" => "score_pct of the last graded assessment minus the first (by due date)",
-        "risk_score" => "Sum of the weights of the indicators that fired",
-        "risk_level" => "low, medium or high by the risk score cut-offs",
-        "reasons" => "Why the student is at risk, in words",
-        "actions" => "Recommended action per reason",
-        "suppressed" => "True when the row describes fewer students than small_cell_min",
-        "as_of" => "The course's newest timestamp: what 'due' and 'recent' are measured from",
-        _ => "",
+/// Comment of the student key, the same in every per-student product.
+const STUDENT_KEY: &str =
+    "Pseudonymised student id (keyed HMAC of the SIS id, never in clear); joins across products";
+/// Comment of the course key, the same in every product.
+const COURSE_KEY: &str = "Course id as exported by the SIS; joins trusted.courses";
+/// A count a small-cell product may hide, described.
+macro_rules! small_count {
+    ($what:literal) => {
+        concat!(
+            $what,
+            "; null when suppressed or between 1 and small_cell_min - 1 (small-cell suppression)"
+        )
+    };
+}
+
+/// `student_course_attendance` columns with their catalog comments, in table order.
+pub const STUDENT_COURSE_ATTENDANCE_COLUMNS: ColumnComments = &[
+    (S, STUDENT_KEY),
+    (C, COURSE_KEY),
+    ("sessions", "Sessions of the student in the course: one per session date, the newest correction (recorded_at) wins"),
+    ("present", "Sessions with status present"),
+    ("absent", "Sessions with status absent"),
+    ("late", "Sessions with status late (count as attended)"),
+    ("excused", "Sessions with status excused (count as sessions, not as attended)"),
+    ("attendance_rate", "(present + late) / sessions, in 0..1; null when sessions = 0"),
+    ("absence_rate", "(absent + excused) / sessions, in 0..1; null when sessions = 0"),
+    ("minutes_attended", "Sum of minutes_attended over the sessions (minutes; each session 0..240)"),
+    ("longest_absence_streak", "Most consecutive sessions (by date) absent or excused; 0 when none"),
+    ("last_attended_date", "Date of the last session present or late; null when never attended"),
+    ("chronic_absence", "True when absence_rate >= the chronic-absence threshold (default 0.10: missed 10% or more of sessions; pipelines/curated/products.yaml)"),
+    ("recent_rate", "Attendance rate over the sessions of the course's last 21 days (to its newest session date), in 0..1; null without such sessions"),
+    ("earlier_rate", "Attendance rate over the sessions before the course's last 21 days, in 0..1; null without such sessions"),
+];
+
+/// `attendance_weekly` columns with their catalog comments, in table order.
+pub const ATTENDANCE_WEEKLY_COLUMNS: ColumnComments = &[
+    (C, COURSE_KEY),
+    ("week_start", "Monday of the ISO week"),
+    ("iso_week", "ISO week as YYYY-Www (e.g. 2026-W37)"),
+    ("student_sessions", "Student-sessions in the week (one per student and session date, newest correction wins); null when suppressed"),
+    ("students", "Distinct students with a session in the week; null when suppressed"),
+    ("attendance_rate", "(present + late) / student_sessions in the week, in 0..1; null when suppressed"),
+    ("absent_students", small_count!("Distinct students absent (not excused) at least once in the week")),
+    ("suppressed", "True when the week describes fewer than small_cell_min (default 5) students: its numbers are shown empty"),
+];
+
+/// `student_course_performance` columns with their catalog comments, in table order.
+pub const STUDENT_COURSE_PERFORMANCE_COLUMNS: ColumnComments = &[
+    (S, STUDENT_KEY),
+    (C, COURSE_KEY),
+    ("due", "Assessments due by the course's as_of (due_at <= as_of)"),
+    ("submitted", "Due assessments submitted (submitted_at present)"),
+    ("on_time", "Submitted due assessments with submitted_at <= due_at"),
+    ("late", "Submitted due assessments with submitted_at after due_at"),
+    ("missing", "Due assessments not submitted"),
+    ("graded", "Assessments with a score (graded), due or not"),
+    ("completion_rate", "submitted / due, in 0..1; null when nothing is due"),
+    ("on_time_rate", "on_time / submitted (over submitted, not due), in 0..1; null when nothing is submitted"),
+    ("late_rate", "late / submitted (over submitted, not due), in 0..1; null when nothing is submitted"),
+    ("average_score_pct", "Mean of score_pct = 100 * score / max_score over graded assessments, in 0..100; null when none graded"),
+    ("median_score_pct", "Median score_pct over graded assessments, in 0..100; null when none graded"),
+    ("stddev_score_pct", "Sample standard deviation (n - 1) of score_pct over graded assessments, in percentage points; null under 2 graded"),
+    ("weighted_grade", "sum(weight * score_pct) / sum(weight) over graded assessments, in 0..100; null when none graded or the weights sum to 0"),
+    ("grade_trend", "Least-squares slope of score_pct against days since the course's first due date, x30 (points per 30 days); null under 3 graded"),
+    ("learning_gain", "score_pct of the last graded assessment minus the first, by due_at (points, -100..100); null under 2 graded"),
+    ("assessments_below_70", "Graded assessments with score_pct under 70"),
+    ("as_of", "The course's as_of (UTC): its newest submitted_at or graded_at. Due is measured from it, so a course's numbers depend on its own rows only"),
+];
+
+/// `at_risk_students` columns with their catalog comments, in table order.
+pub const AT_RISK_STUDENTS_COLUMNS: ColumnComments = &[
+    (S, STUDENT_KEY),
+    (C, COURSE_KEY),
+    ("risk_score", "Sum of the weights of the indicators that fired (weights in pipelines/curated/products.yaml)"),
+    ("risk_level", "low, medium or high: risk_score against the medium (default 2) and high (default 5) cut-offs of pipelines/curated/products.yaml"),
+    ("reasons", "The indicators that fired, in words, separated by '; '; null when none fired"),
+    ("actions", "A recommended action for the educator per reason, in the same order, separated by '; '; null when none fired"),
+    ("low_grade", "Indicator: weighted_grade under the low-grade threshold (default 70); false when there is no weighted grade"),
+    ("declining_trend", "Indicator: grade_trend under the declining-trend threshold (default -5 points per 30 days); false when there is no trend"),
+    ("low_completion", "Indicator: completion_rate under the low-completion threshold (default 0.8); false when nothing is due"),
+    ("chronic_absence", "Indicator: absence_rate >= the chronic-absence threshold (default 0.10); false without attendance"),
+    ("falling_attendance", "Indicator (low engagement): earlier_rate - recent_rate >= the threshold (default 0.15): attendance fell over the last 21 days"),
+    ("weighted_grade", "As in student_course_performance: sum(weight * score_pct) / sum(weight) over graded assessments, in 0..100; null without grades"),
+    ("grade_trend", "As in student_course_performance: score_pct slope in points per 30 days; null under 3 graded assessments"),
+    ("completion_rate", "As in student_course_performance: submitted / due, in 0..1; null when nothing is due"),
+    ("attendance_rate", "As in student_course_attendance: (present + late) / sessions, in 0..1; null without attendance"),
+    ("absence_rate", "As in student_course_attendance: (absent + excused) / sessions, in 0..1; null without attendance"),
+];
+
+/// `course_summary` columns with their catalog comments, in table order.
+pub const COURSE_SUMMARY_COLUMNS: ColumnComments = &[
+    (C, COURSE_KEY),
+    ("enrolled", "Students with attendance or grades in the course (its at_risk_students rows); null when suppressed"),
+    ("active", small_count!("Enrolled students whose trusted.students status is active")),
+    ("average_grade", "Mean of the students' weighted_grade (students with one), in 0..100; null when suppressed"),
+    ("grade_a", small_count!("Students with weighted_grade >= 90")),
+    ("grade_b", small_count!("Students with 80 <= weighted_grade < 90")),
+    ("grade_c", small_count!("Students with 70 <= weighted_grade < 80")),
+    ("grade_d", small_count!("Students with 60 <= weighted_grade < 70")),
+    ("grade_f", small_count!("Students with weighted_grade < 60")),
+    ("pass_rate", "Students with weighted_grade >= 60 / students with a weighted_grade, in 0..1; null when suppressed or none graded"),
+    ("average_attendance_rate", "Mean of the students' attendance_rate (each student weighs the same), in 0..1; null when suppressed"),
+    ("at_risk_high", small_count!("Students at risk level high (at_risk_students)")),
+    ("at_risk_medium", small_count!("Students at risk level medium")),
+    ("at_risk_low", small_count!("Students at risk level low")),
+    ("suppressed", "True when the course has fewer than small_cell_min (default 5) students: every number is shown empty"),
+];
+
+/// A product's columns with their catalog comments (empty for an unknown product).
+pub fn column_comments(product: &str) -> ColumnComments {
+    match product {
+        "student_course_attendance" => STUDENT_COURSE_ATTENDANCE_COLUMNS,
+        "attendance_weekly" => ATTENDANCE_WEEKLY_COLUMNS,
+        "student_course_performance" => STUDENT_COURSE_PERFORMANCE_COLUMNS,
+        "at_risk_students" => AT_RISK_STUDENTS_COLUMNS,
+        "course_summary" => COURSE_SUMMARY_COLUMNS,
+        _ => &[],
     }
 }
 
@@ -816,5 +910,50 @@ pub fn check(product: &str, df: &DataFrame, inp: &Inputs) -> Result<()> {
             rules: failed,
             file: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::stage::comment_in;
+
+    #[test]
+    fn every_product_column_has_a_comment() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let contract = |ds: &str| {
+            crate::contract::load(&root.join(format!("contracts/{ds}.yaml"))).expect("contract")
+        };
+        let (att, gr, st) = (
+            contract("attendance"),
+            contract("grades"),
+            contract("students"),
+        );
+        let cfg =
+            CuratedConfig::load(&root.join("pipelines/curated/products.yaml")).expect("config");
+        for product in super::super::PRODUCTS {
+            let built: Vec<String> =
+                super::super::rules::product_columns(product, &cfg, &att, &gr, &st)
+                    .expect("columns")
+                    .into_iter()
+                    .map(|(c, _)| c)
+                    .collect();
+            let comments = column_comments(product);
+            let listed: Vec<&str> = comments.iter().map(|(c, _)| *c).collect();
+            assert_eq!(
+                built, listed,
+                "{product}: the comment list follows the product's columns"
+            );
+            for c in listed {
+                let text = comment_in(comments, c).unwrap_or_default();
+                assert!(!text.is_empty(), "{product}.{c} has no comment");
+                assert!(
+                    text.len() <= 255,
+                    "{product}.{c}: Glue keeps 255 characters"
+                );
+            }
+        }
     }
 }

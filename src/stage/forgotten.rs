@@ -28,6 +28,15 @@ pub const RULE_ID: &str = "forgotten_student";
 /// The column that names a student in every dataset that has one.
 pub const STUDENT_ID: &str = "student_id";
 
+/// Columns of `ops.forgotten` with their catalog comments, in table order.
+pub const FORGOTTEN_COLUMNS: super::ColumnComments = &[
+    (
+        "tombstone",
+        "SHA-256 (hex) of an erased student's pseudonym; the pseudonym itself is kept nowhere",
+    ),
+    ("forgotten_at", "When the student was erased (UTC)"),
+];
+
 /// The tombstone of a pseudonym: hex SHA-256 (64 characters).
 pub fn tombstone(pseudonym: &str) -> String {
     hex::encode(Sha256::digest(pseudonym.as_bytes()))

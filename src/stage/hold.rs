@@ -154,6 +154,20 @@ pub fn metrics(dataset: &str, stage: &str, h: &Hold) -> Vec<Metric> {
 /// hold of every batch still pending).
 pub const HOLDS: &str = "holds";
 
+/// Columns of `ops.holds` with their catalog comments, in table order.
+pub const HOLDS_COLUMNS: super::ColumnComments = &[
+    ("dataset", "Dataset the held batch belongs to"),
+    ("stage", "Stage the batch was held at: raw (parsing) or trusted (rules)"),
+    ("batch_id", "Batch id of the landed file (it stays pending until promoted)"),
+    ("source_file", "Landing file name as delivered"),
+    ("rows_in", "Lines (raw) or rows (trusted) the step read from the batch"),
+    ("bad_rows", "Of those, rejected (raw) or to be quarantined (trusted)"),
+    ("bad_share", "bad_rows / rows_in, 0..1 (1 for a file without data rows or a usable header)"),
+    ("reason", "Why the batch was held, in words, with the limit and the rules that failed most"),
+    ("advice", "What to do: fix the contract or rules and promote again, land a corrected file, or promote --accept-held"),
+    ("held_at", "When the hold was recorded (UTC); a batch held on several runs has one row per run"),
+];
+
 /// One row of `_ops/holds`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HoldRow {

@@ -43,6 +43,48 @@ pub const INGESTED_AT: &str = "_ingested_at";
 /// The lineage columns, in table order.
 pub const LINEAGE: [&str; 5] = [SOURCE_FILE, SOURCE_LINE, SOURCE_HASH, BATCH_ID, INGESTED_AT];
 
+/// A table's columns with their catalog comments, `(column, comment)`, in table order. Each
+/// table family keeps its list beside the code that defines its columns; Glue takes at most
+/// 255 characters per comment.
+pub type ColumnComments = &'static [(&'static str, &'static str)];
+
+/// Comments of the columns medallion adds to every dataset's tables (lineage, identifier
+/// checks, quarantine reasons), whatever the contract says.
+pub const SHARED_COMMENTS: ColumnComments = &[
+    (SOURCE_FILE, "Lineage: landing file name as delivered"),
+    (
+        SOURCE_LINE,
+        "Lineage: line in the landing file (1-based, where the record starts)",
+    ),
+    (SOURCE_HASH, "Lineage: SHA-256 of the landing file (hex)"),
+    (
+        BATCH_ID,
+        "Lineage: batch id (one batch per landed file); joins ops.promotions and ops.quality_results",
+    ),
+    (INGESTED_AT, "Lineage: when the file was landed (UTC)"),
+    (
+        crate::rules::eval::ID_ISSUES,
+        "Identifier checks that failed before pseudonymisation (contract.<column>.pattern, comma-separated); null when none",
+    ),
+    (
+        crate::rules::eval::RULE_IDS,
+        "Every rule the row failed (rule ids, comma-separated)",
+    ),
+    (
+        crate::rules::eval::FAILURES,
+        "Each failure as rule: column=value (identifiers pseudonymised)",
+    ),
+];
+
+/// The comment of `column` in `comments`, if it has a non-empty one.
+pub fn comment_in(comments: ColumnComments, column: &str) -> Option<&'static str> {
+    comments
+        .iter()
+        .find(|(name, _)| *name == column)
+        .map(|(_, text)| *text)
+        .filter(|t| !t.trim().is_empty())
+}
+
 /// Result alias for steps.
 pub type Result<T, E = StepError> = std::result::Result<T, E>;
 
@@ -348,12 +390,12 @@ impl Lake {
     /// # Errors
     /// Storage or catalog errors.
     pub async fn register_ops(&self) -> Result<()> {
-        for (table, description) in [
-            (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates."),
-            (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome."),
-            (crate::audit::AUDIT, "The audit trail: one row per command that changed the lake (time, actor, action, arguments with identifiers pseudonymised, table versions and row counts before and after, outcome). Append-only."),
-            (forgotten::FORGOTTEN, "Tombstones of students erased with `medallion forget` (SHA-256 of the pseudonym, never the pseudonym): their rows in later exports are held in quarantine."),
-            (hold::HOLDS, "One row per batch held back instead of promoted (mostly rejected or quarantined, no data rows, a foreign header): stage, counts, reason and what to do."),
+        for (table, description, comments) in [
+            (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates.", ops::PROMOTIONS_COLUMNS),
+            (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome.", ops::QUALITY_RESULTS_COLUMNS),
+            (crate::audit::AUDIT, "The audit trail: one row per command that changed the lake (time, actor, action, arguments with identifiers replaced by one-way tokens, table versions and row counts before and after, outcome). Append-only.", crate::audit::AUDIT_COLUMNS),
+            (forgotten::FORGOTTEN, "Tombstones of students erased with `medallion forget` (SHA-256 of the pseudonym, never the pseudonym): their rows in later exports are held in quarantine.", forgotten::FORGOTTEN_COLUMNS),
+            (hold::HOLDS, "One row per batch held back instead of promoted (mostly rejected or quarantined, no data rows, a foreign header): stage, counts, reason and what to do.", hold::HOLDS_COLUMNS),
         ] {
             self.register(Registration {
                 dataset: "medallion",
@@ -363,7 +405,7 @@ impl Lake {
                 description,
                 contract: None,
                 last_batch: None,
-                comments: None,
+                comments: Some(comments),
             })
             .await?;
         }
@@ -388,31 +430,21 @@ pub struct Registration<'a> {
     pub contract: Option<&'a Contract>,
     /// Last batch written.
     pub last_batch: Option<&'a str>,
-    /// Column comments for tables without a contract (curated products).
-    pub comments: Option<fn(&str) -> &'static str>,
+    /// Column comments of columns a contract does not describe (curated products, ops tables,
+    /// rejects); they win over the contract's descriptions.
+    pub comments: Option<ColumnComments>,
 }
 
 impl Registration<'_> {
+    /// The catalog comment of `column`: the shared lineage/quarantine comments, then the
+    /// table's own list, then the contract's description. A column with none is logged (a
+    /// test asserts every shipped table has none missing) and registered with an empty comment.
     fn comment(&self, column: &str) -> String {
-        let lineage = match column {
-            SOURCE_FILE => "Lineage: landing file name as delivered",
-            SOURCE_LINE => "Lineage: line in the landing file",
-            SOURCE_HASH => "Lineage: SHA-256 of the landing file",
-            BATCH_ID => "Lineage: batch id",
-            INGESTED_AT => "Lineage: when the file was landed (UTC)",
-            "_id_issues" => "Identifier checks that failed before pseudonymisation",
-            "_rule_ids" => "Every rule the row failed",
-            "_failures" => "Each failure as rule: column=value (identifiers pseudonymised)",
-            _ => "",
-        };
-        if !lineage.is_empty() {
-            return lineage.to_string();
-        }
-        if let Some(f) = self.comments {
-            return f(column).to_string();
-        }
-        self.contract
-            .and_then(|c| {
+        let described = comment_in(SHARED_COMMENTS, column)
+            .or_else(|| self.comments.and_then(|c| comment_in(c, column)))
+            .map(str::to_string)
+            .or_else(|| {
+                let c = self.contract?;
                 c.column(column)
                     .map(|col| col.description.clone())
                     .or_else(|| {
@@ -421,8 +453,16 @@ impl Registration<'_> {
                             .find(|s| s.name == column)
                             .map(|s| s.description.clone())
                     })
-            })
-            .unwrap_or_default()
+                    .filter(|d| !d.trim().is_empty())
+            });
+        described.unwrap_or_else(|| {
+            tracing::warn!(
+                table = self.table,
+                column,
+                "Catalog column has no comment: describe it in the contract or the table's column comments."
+            );
+            String::new()
+        })
     }
 }
 
@@ -480,4 +520,77 @@ pub struct StepOptions {
     /// Promote batches that would be held (see [`hold`]): their bad rows go to rejects or
     /// quarantine as the rules say.
     pub accept_held: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn every_shared_column_has_a_comment() {
+        let shared = LINEAGE.iter().copied().chain([
+            crate::rules::eval::ID_ISSUES,
+            crate::rules::eval::RULE_IDS,
+            crate::rules::eval::FAILURES,
+        ]);
+        for c in shared {
+            let text = comment_in(SHARED_COMMENTS, c).unwrap_or_default();
+            assert!(!text.is_empty(), "{c} has no comment");
+            assert!(text.len() <= 255, "{c}: Glue keeps 255 characters");
+        }
+    }
+
+    #[test]
+    fn every_shipped_contract_column_has_a_description() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for ds in ["attendance", "grades", "students", "courses"] {
+            let c = crate::contract::load(&root.join(format!("contracts/{ds}.yaml")))
+                .expect("contract");
+            let reg = Registration {
+                dataset: ds,
+                stage: Some(Stage::Trusted),
+                table: ds,
+                kind: "data",
+                description: "",
+                contract: Some(&c),
+                last_batch: None,
+                comments: None,
+            };
+            let columns = c
+                .source
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(c.trusted.iter().map(|t| t.name.as_str()));
+            for col in columns {
+                assert!(
+                    !reg.comment(col).is_empty(),
+                    "{ds}.{col} has no description"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_list_wins_and_an_empty_entry_falls_through() {
+        const LIST: ColumnComments = &[("a", "Listed"), ("b", " ")];
+        let reg = Registration {
+            dataset: "d",
+            stage: None,
+            table: "t",
+            kind: "data",
+            description: "",
+            contract: None,
+            last_batch: None,
+            comments: Some(LIST),
+        };
+        assert_eq!(reg.comment("a"), "Listed");
+        assert_eq!(reg.comment("b"), "");
+        assert_eq!(reg.comment("c"), "");
+        assert_eq!(
+            reg.comment(SOURCE_LINE),
+            "Lineage: line in the landing file (1-based, where the record starts)"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::raw::RawBatchReport;
 use super::trusted::TrustedBatchReport;
-use super::{Lake, Result, StepError};
+use super::{ColumnComments, Lake, Result, StepError};
 use crate::rules::eval::RuleResult;
 use crate::storage::delta::{self, txn_id};
 
@@ -20,6 +20,95 @@ use crate::storage::delta::{self, txn_id};
 pub const PROMOTIONS: &str = "promotions";
 /// Ops table with one row per rule per batch.
 pub const QUALITY_RESULTS: &str = "quality_results";
+
+/// Columns of `ops.promotions` with their catalog comments, in table order.
+pub const PROMOTIONS_COLUMNS: ColumnComments = &[
+    ("dataset", "Dataset the batch belongs to (attendance, grades, students, courses)"),
+    (
+        "step",
+        "Step that wrote the batch: landing-to-raw, raw-to-trusted, quarantine-release, quarantine-purge or forget (an erasure: rows_in landing lines erased = rows_promoted raw rows + rejected rejects erased; quarantined = quarantine rows erased)",
+    ),
+    (
+        "batch_id",
+        "Batch id: one per landed file; release-<stamp> for a quarantine release, purge-before-<date> for a purge",
+    ),
+    (
+        "source_file",
+        "Landing file name as delivered; empty for releases and purges",
+    ),
+    (
+        "rows_in",
+        "Rows the step read: landing data lines (raw), raw rows (trusted), rows released (release) or purged (purge)",
+    ),
+    (
+        "rows_promoted",
+        "Rows that reached the target table; for trusted and releases, new record keys only",
+    ),
+    (
+        "rejected",
+        "Landing lines rejected as unparseable, to raw.<dataset>_rejects (raw step; 0 otherwise). Raw books: rows_in = rows_promoted + rejected",
+    ),
+    (
+        "quarantined",
+        "Rows moved to trusted.<dataset>_quarantine (trusted); rows left in quarantine (release, purge)",
+    ),
+    (
+        "duplicates_dropped",
+        "Rows dropped as duplicates or older than the record trusted holds. Trusted books: rows_in = rows_promoted + quarantined + duplicates_dropped",
+    ),
+    (
+        "updated",
+        "Existing trusted rows replaced by a newer correction of the same record",
+    ),
+    (
+        "warned_rules",
+        "Rules of severity warn that failed on the batch (counted; the rows still promote)",
+    ),
+    (
+        "contract_version",
+        "Contract version the batch was judged under (raw-to-trusted; empty for other steps)",
+    ),
+    ("recorded_at", "When these books were recorded (UTC)"),
+];
+
+/// Columns of `ops.quality_results` with their catalog comments, in table order.
+pub const QUALITY_RESULTS_COLUMNS: ColumnComments = &[
+    ("dataset", "Dataset or curated product the rule judged"),
+    ("stage", "Stage judged: raw, trusted or curated"),
+    (
+        "batch_id",
+        "Batch judged; for curated, the last trusted batch the build consumed (<dataset>/<batch>)",
+    ),
+    (
+        "rule_id",
+        "Rule id from quality_rules/<dataset>.yaml, or contract.<column>.<check> for the contract's own checks",
+    ),
+    ("description", "What the rule protects, from its rule file"),
+    (
+        "severity",
+        "warn (failures counted), quarantine (failing rows moved aside) or fail (stops the promotion, nothing committed)",
+    ),
+    (
+        "level",
+        "row (judged on every row) or dataset (one check on the whole batch)",
+    ),
+    ("evaluated", "Rows judged (1 for a dataset-level check)"),
+    ("passed", "Rows passing: evaluated - failed"),
+    ("failed", "Rows failing (1 or 0 for a dataset-level check)"),
+    (
+        "failure_rate",
+        "failed / evaluated, in 0..1 (0 when nothing was evaluated)",
+    ),
+    (
+        "metric",
+        "Measured value of a dataset-level check (e.g. completeness share in 0..1, row count); null for row-level rules",
+    ),
+    (
+        "outcome",
+        "passed, warned, quarantined, failed, or skipped (could not be judged: a referenced table does not exist yet, no history)",
+    ),
+    ("evaluated_at", "When the rules were evaluated (UTC)"),
+];
 
 /// One row of `_ops/promotions`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -562,4 +651,30 @@ pub async fn rule_history(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::comment_in;
+
+    fn assert_described(schema: &SchemaRef, comments: ColumnComments) {
+        let fields: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let listed: Vec<&str> = comments.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            fields, listed,
+            "the comment list follows the table's columns"
+        );
+        for c in fields {
+            let text = comment_in(comments, c).unwrap_or_default();
+            assert!(!text.is_empty(), "{c} has no comment");
+            assert!(text.len() <= 255, "{c}: Glue keeps 255 characters");
+        }
+    }
+
+    #[test]
+    fn every_ops_column_has_a_comment() {
+        assert_described(&promotions_schema(), PROMOTIONS_COLUMNS);
+        assert_described(&quality_schema(), QUALITY_RESULTS_COLUMNS);
+    }
 }

@@ -16,8 +16,8 @@ use super::hold;
 use super::parse::{Chunk, Parser, Reject};
 use super::raw_rules::RawJudge;
 use super::{
-    ops, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID, INGESTED_AT,
-    SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
+    ops, ColumnComments, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID,
+    INGESTED_AT, SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
 };
 use crate::metrics::io::IoSnapshot;
 use crate::metrics::{Metric, Unit};
@@ -89,12 +89,35 @@ pub fn data_schema(ds: &Dataset) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// `raw.<dataset>_rejects`: why the line was rejected ([`super::parse::RejectKind`]).
+pub const ERROR_KIND: &str = "error_kind";
+/// `raw.<dataset>_rejects`: the column concerned, when one is.
+pub const ERROR_COLUMN: &str = "error_column";
+/// `raw.<dataset>_rejects`: the error in words.
+pub const ERROR_MESSAGE: &str = "error_message";
+
+/// Comments of the rejects' own columns (the lineage columns are described for every table).
+pub const REJECTS_COLUMNS: ColumnComments = &[
+    (
+        ERROR_KIND,
+        "Why the line was rejected: ragged_line (field count differs from the header), invalid_utf8, schema_drift (header does not match the contract), invalid_json, unexpected_field (JSON key not in the contract)",
+    ),
+    (
+        ERROR_COLUMN,
+        "Column the error concerns, as named in the contract; null when the error is about the whole line",
+    ),
+    (
+        ERROR_MESSAGE,
+        "The parse error in words; never the line's content, which may hold identifiers in clear",
+    ),
+];
+
 /// Schema of `raw.<dataset>_rejects`.
 pub fn rejects_schema() -> SchemaRef {
     let mut fields = lineage_fields();
-    fields.push(Field::new("error_kind", DataType::Utf8, false));
-    fields.push(Field::new("error_column", DataType::Utf8, true));
-    fields.push(Field::new("error_message", DataType::Utf8, false));
+    fields.push(Field::new(ERROR_KIND, DataType::Utf8, false));
+    fields.push(Field::new(ERROR_COLUMN, DataType::Utf8, true));
+    fields.push(Field::new(ERROR_MESSAGE, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -379,10 +402,43 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 "Landing lines that could not be parsed, with file, line, column and error.",
             contract,
             last_batch: last.as_deref(),
-            comments: None,
+            comments: Some(REJECTS_COLUMNS),
         })
         .await?;
         lake.register_ops().await?;
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::{comment_in, SHARED_COMMENTS};
+
+    #[test]
+    fn every_rejects_column_has_a_comment() {
+        for f in rejects_schema().fields() {
+            let c = f.name().as_str();
+            let text = comment_in(SHARED_COMMENTS, c)
+                .or_else(|| comment_in(REJECTS_COLUMNS, c))
+                .unwrap_or_default();
+            assert!(!text.is_empty(), "{c} has no comment");
+            assert!(text.len() <= 255, "{c}: Glue keeps 255 characters");
+        }
+    }
+
+    #[test]
+    fn the_error_kind_comment_names_every_kind() {
+        use super::super::parse::RejectKind as K;
+        let text = comment_in(REJECTS_COLUMNS, ERROR_KIND).unwrap_or_default();
+        for k in [
+            K::RaggedLine,
+            K::InvalidUtf8,
+            K::SchemaDrift,
+            K::InvalidJson,
+            K::UnexpectedField,
+        ] {
+            assert!(text.contains(k.as_str()), "{}", k.as_str());
+        }
+    }
 }

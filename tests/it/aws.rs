@@ -220,6 +220,45 @@ fn promotion_on_s3_is_encrypted_registered_and_measured() {
             .send()
             .await
             .is_ok());
+        // Issue 15.5: every column of every Glue table carries a comment (Athena and
+        // QuickSight show them to the analyst).
+        let (mut columns, mut missing, mut tables) = (0, Vec::new(), Vec::new());
+        for stage in ["raw", "trusted", "curated", "ops"] {
+            let database = aws.database(stage);
+            let listed = aws
+                .glue
+                .get_tables()
+                .database_name(&database)
+                .send()
+                .await
+                .unwrap();
+            for t in listed.table_list() {
+                tables.push(format!("{database}.{}", t.name()));
+                for c in t
+                    .storage_descriptor()
+                    .map(|s| s.columns())
+                    .unwrap_or_default()
+                {
+                    columns += 1;
+                    if c.comment().unwrap_or_default().trim().is_empty() {
+                        missing.push(format!("{database}.{}.{}", t.name(), c.name()));
+                    }
+                }
+            }
+        }
+        for t in [
+            "medallion_curated.course_summary",
+            "medallion_ops.promotions",
+            "medallion_ops.quality_results",
+        ] {
+            assert!(tables.iter().any(|x| x == t), "{t} not in Glue: {tables:?}");
+        }
+        assert!(
+            missing.is_empty(),
+            "{} of {columns} Glue columns have no comment:\n  {}",
+            missing.len(),
+            missing.join("\n  ")
+        );
 
         // Lifecycle: landing expires; in the stage buckets only deleted (vacuumed) files do.
         let lc = aws

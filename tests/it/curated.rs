@@ -410,3 +410,57 @@ fn a_correction_moving_a_record_to_another_course_recomputes_both_courses() {
         );
     }
 }
+
+/// Issue 15.5: every column of every catalog table (raw, rejects, trusted, quarantine, curated,
+/// ops) carries a comment, so an analyst reading the catalog (or Glue, in Athena) knows what it
+/// holds.
+#[test]
+fn issue_15_every_catalog_column_has_a_comment() {
+    let p = TestProject::new();
+    let inbox = p.generate(30, 7, 0.05);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all", "--to", "curated"]);
+    let json = p.ok(&["catalog", "--format", "json"]).stdout;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let tables: Vec<&str> = entries
+        .iter()
+        .map(|e| e["table"].as_str().unwrap())
+        .collect();
+    let mut expected = vec![
+        "ops.promotions".to_string(),
+        "ops.quality_results".to_string(),
+        "raw.attendance_rejects".to_string(),
+        "trusted.attendance_quarantine".to_string(),
+    ];
+    expected.extend(
+        crate::harness::PRODUCTS
+            .iter()
+            .map(|t| format!("curated.{t}")),
+    );
+    for t in &expected {
+        assert!(
+            tables.contains(&t.as_str()),
+            "{t} not in the catalog: {tables:?}"
+        );
+    }
+    let mut missing = Vec::new();
+    let mut columns = 0;
+    for e in &entries {
+        for c in e["schema"].as_array().unwrap() {
+            columns += 1;
+            if c["comment"].as_str().unwrap_or_default().trim().is_empty() {
+                missing.push(format!(
+                    "{}.{}",
+                    e["table"].as_str().unwrap(),
+                    c["name"].as_str().unwrap()
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {columns} catalog columns have no comment:\n  {}",
+        missing.len(),
+        missing.join("\n  ")
+    );
+}
