@@ -33,7 +33,8 @@ pub fn action_of(cmd: &Command) -> Option<&'static str> {
     }
 }
 
-/// Runs `command` and appends its audit row: versions before and after, outcome. An audit
+/// Runs `command` and appends its audit row (unless it succeeded without changing anything):
+/// versions before and after, outcome. An audit
 /// that cannot be written is logged, never turned into the command's failure (the command's
 /// own result is what the user needs to see).
 pub async fn audited(
@@ -75,6 +76,12 @@ async fn write(
     outcome: String,
 ) -> Result<()> {
     let after = audit::snapshot(&p.lake, datasets).await?;
+    let changes = audit::changes(before, &after);
+    // A command that changed nothing and succeeded (a no-op promote) leaves no trace: promoting
+    // twice writes nothing. Failures are recorded even when they changed nothing.
+    if changes.is_empty() && outcome == "ok" {
+        return Ok(());
+    }
     let key = p.lake.keys.pseudonymization_key().await?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let row = AuditRow {
@@ -84,7 +91,7 @@ async fn write(
         arguments: audit::redact(&args, &|v| {
             crate::stage::forgotten::tombstone(&key.pseudonym(v))
         }),
-        changes: audit::changes(before, &after),
+        changes,
         outcome,
     };
     audit::record(&p.lake, started, &row).await?;

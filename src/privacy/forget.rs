@@ -290,19 +290,38 @@ pub fn without_lines_mentioning(bytes: &[u8], needles: &[String]) -> (Vec<u64>, 
             Ok(false) => break,
             // An unreadable rest of file is kept as delivered.
             Err(_) => {
-                kept.extend_from_slice(&bytes[start.byte() as usize..]);
+                kept.extend_from_slice(&bytes[(start.byte() as usize).min(bytes.len())..]);
                 return (lines, kept);
             }
         }
-        let end = rdr.position().byte() as usize;
-        let chunk = &bytes[start.byte() as usize..end.min(bytes.len())];
+        // The csv reader stops a CRLF terminator between `\r` and `\n`: a record's bytes run
+        // from after its predecessor's terminator to after its own.
+        let whole = |b: usize| {
+            let b = b.min(bytes.len());
+            if b > 0 && b < bytes.len() && bytes[b] == b'\n' && bytes[b - 1] == b'\r' {
+                b + 1
+            } else {
+                b
+            }
+        };
+        let (from, to) = (
+            whole(start.byte() as usize),
+            whole(rdr.position().byte() as usize),
+        );
+        let chunk = &bytes[from..to];
         let hit = !first
             && rec.iter().any(|f| {
                 let v = String::from_utf8_lossy(f).trim().to_lowercase();
                 needles.contains(&v)
             });
         if hit {
-            lines.push(start.line());
+            // Exact line of the record's first byte (as the parser counts `_source_line`).
+            let at = rec.position().map_or(start.byte(), |p| p.byte()) as usize;
+            let newlines = bytes[..=at.min(bytes.len().saturating_sub(1))]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            lines.push(newlines as u64 + 1);
         } else {
             kept.extend_from_slice(chunk);
         }
@@ -384,7 +403,7 @@ mod tests {
     fn only_the_students_records_go_and_every_other_byte_stays() {
         let text = "student_id,name\r\nS1,\"Ann\nLee\"\r\nS2,Bo\r\nS10,Cy\r\n s1 ,Di\r\n";
         let (lines, kept) = without_lines_mentioning(text.as_bytes(), &["s1".to_string()]);
-        assert_eq!(lines, [2, 5]);
+        assert_eq!(lines, [2, 6]);
         assert_eq!(
             String::from_utf8(kept).unwrap(),
             "student_id,name\r\nS2,Bo\r\nS10,Cy\r\n"

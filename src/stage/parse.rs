@@ -160,13 +160,18 @@ impl<'a> Parser<'a> {
 
     /// Starts parsing a CSV file; chunks come from [`Chunks::next_chunk`].
     pub fn csv<R: Read>(&'a self, reader: R) -> Chunks<'a, R> {
+        let (reader, lines) = NewlineIndex::new(reader);
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .from_reader(reader);
         Chunks {
             parser: self,
-            source: Source::Csv { rdr, header: None },
+            source: Source::Csv {
+                rdr,
+                header: None,
+                lines,
+            },
             done: false,
             delivered: None,
         }
@@ -390,11 +395,77 @@ fn header_names(header: &csv::ByteRecord) -> Vec<String> {
         .collect()
 }
 
+/// Offsets of the newlines a reader has passed on, so a record's line can be told exactly.
+/// (The csv crate's own line count lags by one after a CRLF terminator: in a Windows export
+/// every record after the header would be named one line too early.)
+struct NewlineIndex<R> {
+    inner: R,
+    offset: u64,
+    seen: std::sync::Arc<std::sync::Mutex<LineCursor>>,
+}
+
+/// Newline offsets not yet passed by a record, and how many were passed.
+#[derive(Default)]
+struct LineCursor {
+    ahead: std::collections::VecDeque<u64>,
+    passed: u64,
+}
+
+impl LineCursor {
+    /// The 1-based line of a record starting at byte `start` (records come in file order).
+    fn line_at(&mut self, start: u64) -> u64 {
+        while self.ahead.front().is_some_and(|&o| o <= start) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+impl<R: Read> NewlineIndex<R> {
+    fn new(inner: R) -> (Self, std::sync::Arc<std::sync::Mutex<LineCursor>>) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(LineCursor::default()));
+        (
+            Self {
+                inner,
+                offset: 0,
+                seen: seen.clone(),
+            },
+            seen,
+        )
+    }
+}
+
+impl<R: Read> Read for NewlineIndex<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut seen) = self.seen.lock() {
+            for (i, b) in buf[..n].iter().enumerate() {
+                if *b == b'\n' {
+                    seen.ahead.push_back(self.offset + i as u64);
+                }
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+fn line_of(lines: &std::sync::Mutex<LineCursor>, pos: Option<&csv::Position>) -> u64 {
+    match (pos, lines.lock()) {
+        (Some(p), Ok(mut c)) => c.line_at(p.byte()),
+        (Some(p), Err(_)) => p.line(),
+        (None, _) => 0,
+    }
+}
+
 enum Source<R: Read> {
     Csv {
-        rdr: csv::Reader<R>,
+        rdr: csv::Reader<NewlineIndex<R>>,
         /// Field count and column mapping (or the drift message), once the header is read.
         header: Option<(usize, Result<Vec<usize>, String>)>,
+        /// Newlines read so far (exact line numbers).
+        lines: std::sync::Arc<std::sync::Mutex<LineCursor>>,
     },
     Jsonl {
         rdr: std::io::BufReader<R>,
@@ -429,7 +500,7 @@ impl<R: Read> Chunks<'_, R> {
         let mut chunk = Chunk::new(p.width());
         let full = |c: &Chunk| c.len() + c.rejects.len() >= p.chunk_rows;
         match &mut self.source {
-            Source::Csv { rdr, header } => {
+            Source::Csv { rdr, header, lines } => {
                 let mut rec = csv::ByteRecord::new();
                 if header.is_none() {
                     match rdr.read_byte_record(&mut rec) {
@@ -458,7 +529,7 @@ impl<R: Read> Chunks<'_, R> {
                             if let csv::ErrorKind::Io(_) = e.kind() {
                                 return Err(ParseError(std::io::Error::other(e)));
                             }
-                            let line = e.position().map_or(0, |p| p.line());
+                            let line = line_of(lines, e.position());
                             chunk.rejects.push(Reject {
                                 line,
                                 kind: RejectKind::RaggedLine,
@@ -468,7 +539,7 @@ impl<R: Read> Chunks<'_, R> {
                             continue;
                         }
                     }
-                    let line = rec.position().map_or(0, |p| p.line());
+                    let line = line_of(lines, rec.position());
                     match mapping {
                         Err(message) => chunk.rejects.push(Reject {
                             line,
@@ -529,6 +600,25 @@ mod tests {
             out.push(ch);
         }
         out
+    }
+
+    #[test]
+    fn crlf_exports_name_the_right_lines() {
+        // Regression: the csv crate's line count lags by one after a CRLF terminator.
+        let mut data = HEADER.replace('\n', "\r\n").into_bytes();
+        data.extend_from_slice(b"A1,S000001,Ann Lee,ann@x.edu,MAT101,01,2026-11-02,present,50,T0001,2026-11-02T10:00:00Z\r\n");
+        data.extend_from_slice(b"A2,S000002,Bo,bo@x.edu,MAT101,01,2026-11-02,absent,0,T0001\r\n");
+        data.extend_from_slice(b"A3,S000003,\"Two\r\nLines\",c@x.edu,MAT101,01,2026-11-02,absent,0,T0001,2026-11-02T10:00:00Z\r\n");
+        data.extend_from_slice(b"A4,S000004,Di\r\n");
+        let chunks = parse(&data);
+        let rejects: Vec<u64> = chunks
+            .iter()
+            .flat_map(|c| &c.rejects)
+            .map(|r| r.line)
+            .collect();
+        assert_eq!(rejects, [3, 6]);
+        let lines: Vec<i64> = chunks.iter().flat_map(|c| c.lines.clone()).collect();
+        assert_eq!(lines, [2, 4]);
     }
 
     #[test]

@@ -266,7 +266,10 @@ fn hand_worked_metrics_match() {
 }
 
 fn sorted_csv(p: &TestProject, table: &str) -> String {
-    let mut df = p.read("curated", table, "SELECT * FROM t").unwrap();
+    // A product without input (no grades yet) has no table in either build.
+    let Some(mut df) = p.read("curated", table, "SELECT * FROM t") else {
+        return String::new();
+    };
     let key: Vec<String> = df
         .get_column_names()
         .iter()

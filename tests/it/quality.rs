@@ -403,7 +403,13 @@ fn raw_and_curated_rules_warn_or_stop_before_any_commit() {
     );
     assert_eq!(versions(&p), before);
     std::fs::write(&rules_path, &warn).unwrap();
-    let r = p.ok(&["promote", "attendance"]);
+    // At `warn`, every line is a reject: the batch is held (exit 1, nothing written) until
+    // accepted, and then its lines are kept as rejects.
+    let held = p.run(&["promote", "attendance"]);
+    assert_eq!(held.code, 1, "{}\n{}", held.stdout, held.stderr);
+    assert!(held.stdout.contains("HELD"), "{}", held.stdout);
+    assert_eq!(versions(&p), before);
+    let r = p.ok(&["promote", "attendance", "--accept-held"]);
     assert!(
         r.stdout.contains("attendance.header_matches_contract") && r.stdout.contains("warned"),
         "{}",
