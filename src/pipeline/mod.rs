@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use validator::Validate;
 
-pub use run::{promote, promote_curated, PromoteOptions, PromotionSummary};
+pub use run::{promote, promote_curated, promote_step, PromoteOptions, PromotionSummary};
 
 use crate::yaml::{self, YamlError};
 
