@@ -13,6 +13,7 @@ pub mod config;
 pub mod contract;
 pub mod crypto;
 pub mod curated;
+pub mod dashboard;
 pub mod frame;
 pub mod generate;
 pub mod metrics;

@@ -187,6 +187,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         #[cfg(feature = "aws")]
         Command::Aws { action } => aws_cmd(&project_root(project)?, action, out).await,
         Command::Query(args) => query(&open(project).await?, &args, out).await,
+        Command::Dashboard { action } => {
+            super::dashboard::dashboard(&open(project).await?, action, out).await
+        }
+        Command::Serve(args) => super::dashboard::serve(&open(project).await?, &args, out).await,
         Command::Catalog { table, format } => {
             catalog(&open(project).await?, table.as_deref(), format, out).await
         }
