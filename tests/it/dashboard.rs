@@ -204,6 +204,55 @@ fn shipped_dashboards_build_and_draw_offline_and_filters_link_charts() {
         mark(&all, "trend_boxplot"),
         "not a target"
     );
+    // The same through the charts themselves: a click on a bar (real pointer events, as Vega
+    // receives them) and a brush drawn on the histogram (its pixel signal set).
+    let page = std::fs::read_to_string(site.join("performance.html")).unwrap();
+    let probe = r#"<script>
+(async function () {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  while (document.body.getAttribute('data-ready') !== '1') await sleep(50);
+  const m = () => JSON.parse(document.getElementById('medallion-marks').textContent).marks;
+  const out = {};
+  const b = window.medallion.views['grade_bands'];
+  const el = b.container().querySelector('.mark-rect path');
+  const r = el.getBoundingClientRect();
+  const o = {bubbles: true, cancelable: true, clientX: r.x + r.width / 2, clientY: r.y + r.height / 2, pointerId: 1, isPrimary: true};
+  for (const t of ['pointerdown', 'mousedown', 'pointerup', 'mouseup', 'click'])
+    el.dispatchEvent(t.startsWith('pointer') ? new PointerEvent(t, o) : new MouseEvent(t, o));
+  await sleep(300);
+  out.clicked = m();
+  document.getElementById('clear').click();
+  await sleep(300);
+  const h = window.medallion.views['grade_histogram'];
+  h.signal('sel_x', [0, 60]); await h.runAsync(); await sleep(300);
+  out.brushed = m();
+  document.title = 'PROBE ' + JSON.stringify(out);
+})();
+</script></body>"#;
+    std::fs::write(site.join("probe.html"), page.replace("</body>", probe)).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let dom = Command::new(bin)
+        .args(FLAGS)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url("probe.html"))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let title = &dom[dom.find("<title>PROBE ").expect("probe ran") + 13..];
+    let probe: Value = serde_json::from_str(&title[..title.find("</title>").unwrap()]).unwrap();
+    assert_ne!(
+        probe["clicked"]["grade_histogram"], all["marks"]["grade_histogram"],
+        "{probe}"
+    );
+    assert_eq!(
+        probe["clicked"]["student_table"], all["marks"]["student_table"],
+        "not a target"
+    );
+    assert!(
+        probe["brushed"]["student_table"].as_u64().unwrap() < mark(&all, "student_table"),
+        "{probe}"
+    );
     // A week range narrows the attendance trend.
     let att = marks(bin, &url("attendance.html"));
     let week = marks(bin, &url("attendance.html?week=2026-09-07,2026-09-20"));
