@@ -26,7 +26,7 @@ async fn load_with_data(
     p: &Project,
     names: &[String],
 ) -> Result<Vec<(dashboard::Dashboard, data::DashboardData)>> {
-    let entries = p.lake.catalog.list().await?;
+    let entries = readable_entries(p).await?;
     let engine = data::engine(&entries, &p.lake.store.storage_options()).await?;
     let queries = p.config.catalog.join("queries");
     let ds = dashboard::load(&p.config.dashboards, &queries, names, &engine)
@@ -39,6 +39,19 @@ async fn load_with_data(
         out.push((d, data));
     }
     Ok(out)
+}
+
+/// The catalog's entries, or a usage error when no curated table exists yet.
+async fn readable_entries(p: &Project) -> Result<Vec<crate::catalog::TableEntry>> {
+    let entries = p.lake.catalog.list().await?;
+    if !entries.iter().any(|e| e.stage == "curated") {
+        return Err(UsageError(format!(
+            "the lake in {} has no curated tables yet: dashboards read curated data, so run `medallion promote --all` first",
+            p.config.lake.display()
+        ))
+        .into());
+    }
+    Ok(entries)
 }
 
 fn built_at(p: &Project) -> String {
@@ -201,7 +214,7 @@ async fn deploy(
         glue_prefix: cfg.glue_database_prefix.clone(),
         role_arn: q.role_arn.clone(),
     };
-    let entries = p.lake.catalog.list().await?;
+    let entries = readable_entries(p).await?;
     let engine = data::engine(&entries, &p.lake.store.storage_options()).await?;
     let queries = p.config.catalog.join("queries");
     let ds = dashboard::load(&p.config.dashboards, &queries, names, &engine)

@@ -629,4 +629,19 @@ fn deploy_sends_data_source_data_sets_and_dashboards_to_quicksight() {
     assert!(def["ParameterDeclarations"]
         .to_string()
         .contains("\"course\""));
+
+    // `aws policies` states what QuickSight's role needs.
+    let pol: Value =
+        serde_json::from_str(&p.run_env(&["aws", "policies"], &crate::aws::ENV).stdout).unwrap();
+    let role = pol["quicksight_service_role"].to_string();
+    for need in [
+        "kms:Decrypt",
+        "school-curated/*",
+        "school-ops/athena-results/*",
+        "athena:StartQueryExecution",
+        "workgroup/medallion",
+        "medallion_curated",
+    ] {
+        assert!(role.contains(need), "{need} missing from {role}");
+    }
 }
