@@ -1192,6 +1192,31 @@ mod typed {
     }
 }
 
+/// The publish options of the generated JSON (ad-hoc filtering and CSV export on, controls shown).
+fn publish_options() -> aws_sdk_quicksight::types::DashboardPublishOptions {
+    use aws_sdk_quicksight::types::{
+        AdHocFilteringOption, DashboardBehavior, DashboardPublishOptions, DashboardUiState,
+        ExportToCsvOption, SheetControlsOption,
+    };
+    DashboardPublishOptions::builder()
+        .ad_hoc_filtering_option(
+            AdHocFilteringOption::builder()
+                .availability_status(DashboardBehavior::Enabled)
+                .build(),
+        )
+        .export_to_csv_option(
+            ExportToCsvOption::builder()
+                .availability_status(DashboardBehavior::Enabled)
+                .build(),
+        )
+        .sheet_controls_option(
+            SheetControlsOption::builder()
+                .visibility_state(DashboardUiState::Expanded)
+                .build(),
+        )
+        .build()
+}
+
 /// A QuickSight client on the project's settings (endpoint and retries as the other clients).
 async fn client(aws: &crate::aws::Aws) -> aws_sdk_quicksight::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -1345,6 +1370,7 @@ pub async fn deploy(
                 .dashboard_id(id)
                 .name(title)
                 .definition(definition.clone())
+                .dashboard_publish_options(publish_options())
                 .set_permissions(Some(typed::permissions(&d["Permissions"])?))
                 .send()
                 .await,
@@ -1357,6 +1383,7 @@ pub async fn deploy(
                     .dashboard_id(id)
                     .name(title)
                     .definition(definition)
+                    .dashboard_publish_options(publish_options())
                     .send()
                     .await,
             ) {

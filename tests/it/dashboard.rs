@@ -609,6 +609,10 @@ fn deploy_sends_data_source_data_sets_and_dashboards_to_quicksight() {
         .iter()
         .find(|d| d["dashboard_id"] == "medallion-performance")
         .unwrap();
+    assert_eq!(
+        perf["dashboard_publish_options"]["AdHocFilteringOption"]["AvailabilityStatus"], "ENABLED",
+        "{perf}"
+    );
     let def = &perf["definition"];
     let sheet0 = def["Sheets"][0]["Visuals"].to_string();
     for id in [
