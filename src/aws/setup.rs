@@ -135,6 +135,8 @@ pub fn role_policies(aws: &Aws, key_arn: &str) -> serde_json::Value {
         .iter()
         .flat_map(|s| glue(s))
         .collect();
+    let curated_and_ops_glue: Vec<String> =
+        ["curated", "ops"].iter().flat_map(|s| glue(s)).collect();
     json!({
         "lander": {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": objects("landing")},
@@ -158,6 +160,20 @@ pub fn role_policies(aws: &Aws, key_arn: &str) -> serde_json::Value {
             {"Effect": "Allow", "Action": ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "athena:GetWorkGroup"],
              "Resource": "arn:aws:athena:*:*:workgroup/medallion"},
             {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": key_arn}
+        ]},
+        // The role QuickSight assumes for the Athena data source of `dashboard deploy`: reads
+        // curated (and the ops run history the data-quality dashboard shows), runs queries in
+        // the medallion workgroup, writes and reads that workgroup's encrypted results.
+        "quicksight_service_role": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+             "Resource": [b("curated"), objects("curated"), b("ops"), format!("{}/quality_results/*", b("ops")), format!("{}/promotions/*", b("ops"))]},
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:GetBucketLocation", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+             "Resource": [b("ops"), format!("{}/athena-results/*", b("ops"))]},
+            {"Effect": "Allow", "Action": ["glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"],
+             "Resource": curated_and_ops_glue},
+            {"Effect": "Allow", "Action": ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:ListWorkGroups"],
+             "Resource": "arn:aws:athena:*:*:workgroup/medallion"},
+            {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": key_arn}
         ]},
         "auditor": {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": [b("ops"), objects("ops")]},

@@ -16,6 +16,9 @@ pub fn action_of(cmd: &Command) -> Option<&'static str> {
     match cmd {
         Command::Land { .. } => Some("land"),
         Command::Forget { dry_run: false, .. } => Some("forget"),
+        Command::Dashboard {
+            action: super::DashboardAction::Deploy { dry_run: None, .. },
+        } => Some("dashboard deploy"),
         Command::Promote(a) if !a.dry_run => Some("promote"),
         Command::Quarantine {
             action: Some(QuarantineAction::Release { dry_run: false, .. }),

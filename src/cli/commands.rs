@@ -218,6 +218,10 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             )
             .await
         }
+        Command::Dashboard { action } => {
+            super::dashboard::dashboard(&open(project).await?, action, out).await
+        }
+        Command::Serve(args) => super::dashboard::serve(&open(project).await?, &args, out).await,
         Command::Catalog { table, format } => {
             catalog(&open(project).await?, table.as_deref(), format, out).await
         }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod commands;
+mod dashboard;
 mod privacy;
 mod shell;
 
@@ -237,6 +238,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Dashboards over curated tables: list them, build the HTML site, deploy to QuickSight.
+    Dashboard {
+        /// What to do.
+        #[command(subcommand)]
+        action: DashboardAction,
+    },
+    /// Serve the dashboard site and a read-only JSON API over curated tables.
+    Serve(ServeArgs),
     /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
     Catalog {
         /// A table name from `medallion status`.
@@ -310,6 +319,44 @@ pub enum AwsAction {
     Doctor,
     /// Print least-privilege IAM policies per role and the bucket policy.
     Policies,
+}
+
+/// `medallion dashboard` actions.
+#[derive(Debug, Subcommand)]
+pub enum DashboardAction {
+    /// The dashboards in dashboards/ and what each reads.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Build a self-contained HTML site (opens from the file system, no network).
+    Build {
+        /// Dashboards to build (default: all).
+        names: Vec<String>,
+        /// Folder to write the site into.
+        #[arg(long, default_value = "site")]
+        out: PathBuf,
+    },
+    /// Create or update the QuickSight data source, datasets and dashboards (AWS backend).
+    Deploy {
+        /// Dashboards to deploy (default: all).
+        names: Vec<String>,
+        /// Write the requests as JSON for `aws quicksight ... --cli-input-json` into DIR; call nothing.
+        #[arg(long, value_name = "DIR")]
+        dry_run: Option<PathBuf>,
+    },
+}
+
+/// `medallion serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to bind; anything but loopback needs MEDALLION_API_TOKEN.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
 }
 
 /// `medallion rules` actions.

@@ -85,6 +85,23 @@ pub struct AwsConfig {
     /// in the versioned stage buckets before they expire.
     #[serde(default = "default_deleted_retention")]
     pub deleted_object_retention_days: i32,
+    /// Where `medallion dashboard deploy` publishes (absent: deploy refuses, dry-run included).
+    #[serde(default)]
+    pub quicksight: Option<QuickSightConfig>,
+}
+
+/// The `aws.quicksight:` section: the account and the QuickSight user or group given access.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuickSightConfig {
+    /// 12-digit AWS account id of the QuickSight subscription.
+    pub account_id: String,
+    /// ARN of the QuickSight user or group granted the data source, data sets and dashboards
+    /// (`arn:aws:quicksight:eu-west-1:111122223333:group/default/analysts`).
+    pub principal: String,
+    /// ARN of the IAM role QuickSight uses for Athena (documented by `aws policies`).
+    #[serde(default)]
+    pub role_arn: Option<String>,
 }
 
 fn default_deleted_retention() -> i32 {

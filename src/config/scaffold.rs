@@ -109,6 +109,22 @@ const FILES: &[(&str, &str)] = &[
         "dashboards/README.md",
         include_str!("../../dashboards/README.md"),
     ),
+    (
+        "dashboards/attendance.yaml",
+        include_str!("../../dashboards/attendance.yaml"),
+    ),
+    (
+        "dashboards/performance.yaml",
+        include_str!("../../dashboards/performance.yaml"),
+    ),
+    (
+        "dashboards/at_risk.yaml",
+        include_str!("../../dashboards/at_risk.yaml"),
+    ),
+    (
+        "dashboards/data_quality.yaml",
+        include_str!("../../dashboards/data_quality.yaml"),
+    ),
 ];
 
 /// Writes the shipped project files into `dir`, never overwriting an existing file.

@@ -11,9 +11,9 @@ use medallion::config::AwsConfig;
 
 use crate::harness::{Run, TestProject};
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Moto {
@@ -23,7 +23,7 @@ impl Drop for Moto {
     }
 }
 
-fn moto() -> Option<Moto> {
+pub(crate) fn moto() -> Option<Moto> {
     let Ok(child) = (|| {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new("moto_server")
@@ -55,7 +55,7 @@ fn moto() -> Option<Moto> {
     })
 }
 
-const ENV: [(&str, &str); 3] = [
+pub(crate) const ENV: [(&str, &str); 3] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_REGION", "us-east-1"),
@@ -72,6 +72,7 @@ fn aws_cfg(m: &Moto) -> AwsConfig {
         apply_bucket_policies: false,
         landing_retention_days: 400,
         deleted_object_retention_days: 30,
+        quicksight: None,
     }
 }
 

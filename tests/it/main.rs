@@ -7,6 +7,7 @@ mod harness;
 mod aws;
 mod crash;
 mod curated;
+mod dashboard;
 mod e2e;
 mod errors;
 mod idempotency;
