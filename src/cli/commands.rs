@@ -213,6 +213,23 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             )
             .await
         }
+        Command::Watch(args) => {
+            super::watch::run(&open(project).await?, &args, cli.quiet, out).await
+        }
+        Command::Alerts {
+            since,
+            open: only_open,
+            format,
+        } => {
+            super::alerts::show(
+                &open(project).await?,
+                since.as_deref(),
+                only_open,
+                format,
+                out,
+            )
+            .await
+        }
         Command::Catalog { table, format } => {
             catalog(&open(project).await?, table.as_deref(), format, out).await
         }
@@ -351,7 +368,11 @@ async fn promote_all(
     Ok(summary)
 }
 
-fn print_summary(s: &PromotionSummary, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+pub(super) fn print_summary(
+    s: &PromotionSummary,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
     match format {
         OutputFormat::Text => write!(out, "{}", report::promotion_text(s))?,
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(s)?)?,
