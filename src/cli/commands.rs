@@ -1043,7 +1043,14 @@ async fn aws_cmd(root: &Path, action: super::AwsAction, out: &mut dyn Write) -> 
     let aws = Aws::new(&cfg).await;
     match action {
         super::AwsAction::Bootstrap { dry_run } => {
-            for c in setup::bootstrap(&aws, &config.catalog.join("alarms.yaml"), dry_run).await? {
+            for c in setup::bootstrap(
+                &aws,
+                &config.catalog.join("alarms.yaml"),
+                &config.pipelines.join(crate::alerts::FILE),
+                dry_run,
+            )
+            .await?
+            {
                 writeln!(out, "{c}")?;
             }
             Ok(Exit::Ok)

@@ -15,3 +15,4 @@ mod privacy;
 mod quality;
 mod query;
 mod real_data;
+mod watch;
