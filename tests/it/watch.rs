@@ -158,12 +158,16 @@ fn files_dropped_while_watching_are_promoted_exactly_once() {
     assert_eq!(landed, 2, "the real export and the hostile file");
     assert!(inbox.join(".unmatched/notes.txt").is_file());
     assert!(inbox.join(".landed/attendance_again.csv").is_file());
+    // Only the held file is still pending: a rerun holds it again and promotes nothing twice.
+    let raw = p.rows("raw", "attendance");
     let again = p.run_env(&["promote", "--all"], &[NOW]);
+    assert_eq!(again.code, 1, "{}", again.stdout);
     assert!(
-        again.stdout.contains("Nothing to promote"),
+        !again.stdout.contains("attendance_monday"),
         "{}",
         again.stdout
     );
+    assert_eq!(p.rows("raw", "attendance"), raw);
     let audit = p.ok(&["audit", "--action", "watch"]).stdout;
     assert!(audit.contains("watch"), "{audit}");
 }
