@@ -5,6 +5,7 @@
 //! quality rules, with every table in a catalog and every batch's books balanced.
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;

@@ -43,6 +43,9 @@ pub enum ProjectError {
     /// The AWS backend could not be reached or is not bootstrapped.
     #[error("aws: {0}")]
     Aws(String),
+    /// The alert rules.
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertsError),
     /// Datasets' dependencies are inconsistent.
     #[error("pipelines: {0}")]
     Dependencies(String),
@@ -109,6 +112,9 @@ impl Project {
                     keys: Arc::new(LocalKeyRing::new(config.keyring.clone())),
                     clock,
                     prices: None,
+                    notifier: Arc::new(crate::metrics::LogNotifier::new(
+                        root.join("_metrics").join("alerts.jsonl"),
+                    )),
                 }
             }
             Backend::Aws => Self::aws_lake(&config, clock).await?,
@@ -136,6 +142,7 @@ impl Project {
             store: Arc::new(S3TableStore::new(aws.clone(), key_arn.clone())),
             catalog: Arc::new(GlueCatalog::new(aws.clone(), "academics-data")),
             metrics: Arc::new(CloudWatchSink::new(aws.clone())),
+            notifier: Arc::new(crate::aws::notify::SnsNotifier::new(aws.clone())),
             keys: Arc::new(KmsKeyProvider::new(aws, key_arn)),
             clock,
             prices: None,
@@ -172,7 +179,9 @@ impl Project {
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for p in paths {
-            if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            // alerts.yaml holds the alert rules, not a dataset's pipeline.
+            let alerts = p.file_stem().is_some_and(|s| s == "alerts");
+            if p.extension().is_some_and(|e| e == "yaml" || e == "yml") && !alerts {
                 out.push(Pipeline::load(&p)?);
             }
         }
@@ -187,7 +196,20 @@ impl Project {
         let path = self.config.pipelines.join("curated").join("products.yaml");
         let mut cfg = crate::curated::CuratedConfig::load(&path).map_err(ConfigError::from)?;
         cfg.rules_dir = Some(self.config.quality_rules.clone());
+        cfg.alerts = self.alerts()?;
         Ok(cfg)
+    }
+
+    /// The alert rules (`pipelines/alerts.yaml`), or `None` when the project has none.
+    ///
+    /// # Errors
+    /// YAML errors with file:line:column, or invalid values.
+    pub fn alerts(&self) -> Result<Option<crate::alerts::AlertsConfig>, ProjectError> {
+        let path = self.config.pipelines.join(crate::alerts::FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(crate::alerts::AlertsConfig::load(&path)?))
     }
 
     /// Loads a dataset's contract, rules and pipeline.
@@ -196,7 +218,7 @@ impl Project {
     /// [`ProjectError::UnknownDataset`] for names without a pipeline; YAML errors otherwise.
     pub fn dataset(&self, name: &str) -> Result<Dataset, ProjectError> {
         let pipeline_path = self.config.pipeline_path(name);
-        if !crate::config::is_valid_name(name) || !pipeline_path.is_file() {
+        if !crate::config::is_valid_name(name) || !pipeline_path.is_file() || name == "alerts" {
             let known = self.datasets().map(|d| d.join(", ")).unwrap_or_default();
             return Err(ProjectError::UnknownDataset {
                 name: name.to_string(),

@@ -8,8 +8,10 @@
 
 pub mod athena;
 pub mod catalog;
+pub mod inbox;
 pub mod keys;
 pub mod metrics;
+pub mod notify;
 pub mod setup;
 pub mod store;
 
@@ -75,6 +77,10 @@ pub struct Aws {
     pub cw: aws_sdk_cloudwatch::Client,
     /// Athena.
     pub athena: aws_sdk_athena::Client,
+    /// SNS (the alerts topic).
+    pub sns: aws_sdk_sns::Client,
+    /// SQS (the inbox queue `medallion watch` reads).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 /// The lake's buckets, by purpose.
@@ -124,12 +130,45 @@ impl Aws {
                     .build(),
             ),
             athena: aws_sdk_athena::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
         }
     }
 
     /// Bucket name for a purpose (`landing`, `raw`, ...).
     pub fn bucket(&self, purpose: &str) -> String {
         format!("{}-{purpose}", self.cfg.bucket_prefix)
+    }
+
+    /// The SNS topic alerts are published to.
+    pub fn alerts_topic(&self) -> String {
+        format!("{}-alerts", self.cfg.bucket_prefix)
+    }
+
+    /// The SQS queue the landing bucket's `inbox/` notifications go to.
+    pub fn inbox_queue(&self) -> String {
+        format!("{}-inbox", self.cfg.bucket_prefix)
+    }
+
+    /// ARN of the alerts topic, if bootstrap created it.
+    ///
+    /// # Errors
+    /// SNS errors.
+    pub async fn alerts_topic_arn(&self) -> Result<Option<String>, AwsError> {
+        let suffix = format!(":{}", self.alerts_topic());
+        let mut pages = self.sns.list_topics().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(call("sns", "ListTopics"))?;
+            if let Some(arn) = page
+                .topics()
+                .iter()
+                .filter_map(|t| t.topic_arn())
+                .find(|a| a.ends_with(&suffix))
+            {
+                return Ok(Some(arn.to_string()));
+            }
+        }
+        Ok(None)
     }
 
     /// Glue database for a stage.

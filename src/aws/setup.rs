@@ -486,12 +486,19 @@ async fn bucket_drift(aws: &Aws, bucket: &str, key_arn: &str) -> Result<Vec<Stri
 ///
 /// # Errors
 /// AWS errors.
-pub async fn bootstrap(aws: &Aws, alarms: &Path, dry: bool) -> Result<Vec<Check>, AwsError> {
+pub async fn bootstrap(
+    aws: &Aws,
+    alarms: &Path,
+    alert_rules: &Path,
+    dry: bool,
+) -> Result<Vec<Check>, AwsError> {
     let mut out = Vec::new();
     let arn = ensure_key(aws, dry, &mut out).await?;
     for purpose in BUCKETS {
         ensure_bucket(aws, purpose, arn.as_deref(), dry, &mut out).await?;
     }
+    ensure_inbox_queue(aws, dry, &mut out).await?;
+    ensure_alerts(aws, arn.as_deref(), alert_rules, dry, &mut out).await?;
     for stage in ["raw", "trusted", "curated", "ops"] {
         let db = aws.database(stage);
         if aws.glue.get_database().name(&db).send().await.is_ok() {
@@ -573,6 +580,194 @@ pub async fn bootstrap(aws: &Aws, alarms: &Path, dry: bool) -> Result<Vec<Check>
         }
     }
     Ok(out)
+}
+
+/// The SQS queue `medallion watch` reads (SSE-SQS encrypted; S3 can deliver to it) and the
+/// landing bucket's object-created notifications for `inbox/` wired to it.
+async fn ensure_inbox_queue(aws: &Aws, dry: bool, out: &mut Vec<Check>) -> Result<(), AwsError> {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let name = aws.inbox_queue();
+    if dry {
+        out.push(Check::Planned(format!(
+            "SQS queue {name} (encrypted) receiving the landing bucket's inbox/ object-created events"
+        )));
+        return Ok(());
+    }
+    let bucket = aws.bucket("landing");
+    let existed = aws
+        .sqs
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await
+        .is_ok();
+    let url = aws
+        .sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(call("sqs", "CreateQueue"))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let qarn = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(call("sqs", "GetQueueAttributes"))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "LandingBucketInboxEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": qarn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
+        }]
+    });
+    aws.sqs
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .map_err(call("sqs", "SetQueueAttributes"))?;
+    out.push(if existed {
+        Check::Ok(format!("SQS queue {name}"))
+    } else {
+        Check::Changed(format!("SQS queue {name}"))
+    });
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Prefix)
+                        .value(super::inbox::PREFIX)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let queue = QueueConfiguration::builder()
+        .id("medallion-inbox")
+        .queue_arn(&qarn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(filter)
+        .build()
+        .map_err(call("s3", "PutBucketNotificationConfiguration"))?;
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(call("s3", "PutBucketNotificationConfiguration"))?;
+    out.push(Check::Ok(format!(
+        "bucket {bucket}: inbox/ object-created events go to {name}"
+    )));
+    Ok(())
+}
+
+/// The alerts topic (SSE-KMS with the project key) and one CloudWatch alarm per alert rule
+/// (fires on `AlertsFired`, notifies the topic).
+async fn ensure_alerts(
+    aws: &Aws,
+    key_arn: Option<&str>,
+    rules: &Path,
+    dry: bool,
+    out: &mut Vec<Check>,
+) -> Result<(), AwsError> {
+    let name = aws.alerts_topic();
+    let ids: Vec<String> = if rules.is_file() {
+        crate::alerts::AlertsConfig::load(rules)
+            .map_err(|e| AwsError::NotBootstrapped(e.to_string()))?
+            .rules
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (Some(key_arn), false) = (key_arn, dry) else {
+        out.push(Check::Planned(format!("SNS topic {name} (SSE-KMS)")));
+        for id in &ids {
+            out.push(Check::Planned(format!("alarm medallion-alert-{id}")));
+        }
+        return Ok(());
+    };
+    let existed = aws.alerts_topic_arn().await?;
+    let topic = aws
+        .sns
+        .create_topic()
+        .name(&name)
+        .attributes("KmsMasterKeyId", key_arn)
+        .send()
+        .await
+        .map_err(call("sns", "CreateTopic"))?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_string();
+    aws.sns
+        .set_topic_attributes()
+        .topic_arn(&topic)
+        .attribute_name("KmsMasterKeyId")
+        .attribute_value(key_arn)
+        .send()
+        .await
+        .map_err(call("sns", "SetTopicAttributes"))?;
+    out.push(if existed.is_some() {
+        Check::Ok(format!("SNS topic {name} (SSE-KMS)"))
+    } else {
+        Check::Changed(format!("SNS topic {name} (SSE-KMS)"))
+    });
+    for id in ids {
+        let alarm = format!("medallion-alert-{id}");
+        aws.cw
+            .put_metric_alarm()
+            .alarm_name(&alarm)
+            .alarm_description(format!("Alert rule `{id}` fired (pipelines/alerts.yaml)"))
+            .namespace(&aws.cfg.cloudwatch_namespace)
+            .metric_name("AlertsFired")
+            .dimensions(
+                Dimension::builder()
+                    .name("Dataset")
+                    .value(crate::alerts::TABLE)
+                    .build(),
+            )
+            .dimensions(Dimension::builder().name("Stage").value("curated").build())
+            .dimensions(Dimension::builder().name("Rule").value(&id).build())
+            .statistic(Statistic::Sum)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .threshold(0.0)
+            .period(300)
+            .evaluation_periods(1)
+            .treat_missing_data("notBreaching")
+            .alarm_actions(&topic)
+            .send()
+            .await
+            .map_err(call("cloudwatch", "PutMetricAlarm"))?;
+        out.push(Check::Ok(format!("alarm {alarm}")));
+    }
+    Ok(())
 }
 
 /// Reads the live set-up and reports every drift from what bootstrap creates, plus Glue tables

@@ -20,6 +20,7 @@ pub fn action_of(cmd: &Command) -> Option<&'static str> {
             action: super::DashboardAction::Deploy { dry_run: None, .. },
         } => Some("dashboard deploy"),
         Command::Promote(a) if !a.dry_run => Some("promote"),
+        Command::Watch(_) => Some("watch"),
         Command::Quarantine {
             action: Some(QuarantineAction::Release { dry_run: false, .. }),
             ..
@@ -103,7 +104,10 @@ async fn write(
 }
 
 /// `--since 30d | 12h | 45m | <RFC 3339>` as an instant.
-fn since(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>> {
+pub(super) fn since(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&chrono::Utc));
     }

@@ -222,6 +222,23 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
             super::dashboard::dashboard(&open(project).await?, action, out).await
         }
         Command::Serve(args) => super::dashboard::serve(&open(project).await?, &args, out).await,
+        Command::Watch(args) => {
+            super::watch::run(&open(project).await?, &args, cli.quiet, out).await
+        }
+        Command::Alerts {
+            since,
+            open: only_open,
+            format,
+        } => {
+            super::alerts::show(
+                &open(project).await?,
+                since.as_deref(),
+                only_open,
+                format,
+                out,
+            )
+            .await
+        }
         Command::Catalog { table, format } => {
             catalog(&open(project).await?, table.as_deref(), format, out).await
         }
@@ -360,7 +377,11 @@ async fn promote_all(
     Ok(summary)
 }
 
-fn print_summary(s: &PromotionSummary, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+pub(super) fn print_summary(
+    s: &PromotionSummary,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
     match format {
         OutputFormat::Text => write!(out, "{}", report::promotion_text(s))?,
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(s)?)?,
@@ -940,7 +961,14 @@ async fn aws_cmd(root: &Path, action: super::AwsAction, out: &mut dyn Write) -> 
     let aws = Aws::new(&cfg).await;
     match action {
         super::AwsAction::Bootstrap { dry_run } => {
-            for c in setup::bootstrap(&aws, &config.catalog.join("alarms.yaml"), dry_run).await? {
+            for c in setup::bootstrap(
+                &aws,
+                &config.catalog.join("alarms.yaml"),
+                &config.pipelines.join(crate::alerts::FILE),
+                dry_run,
+            )
+            .await?
+            {
                 writeln!(out, "{c}")?;
             }
             Ok(Exit::Ok)

@@ -1,11 +1,14 @@
 //! The command line: clap arguments turned into calls on the library. The only module that
 //! knows clap, and (with `main`) the only one that uses anyhow.
 
+mod alerts;
 mod audit;
 mod commands;
 mod dashboard;
 mod privacy;
+mod progress;
 mod shell;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -246,6 +249,21 @@ pub enum Command {
     },
     /// Serve the dashboard site and a read-only JSON API over curated tables.
     Serve(ServeArgs),
+    /// Land and promote every export dropped into the inbox as it arrives, through curated and
+    /// the alert rules (SIGINT/SIGTERM: finish the current step, then stop; a second one stops now).
+    Watch(WatchArgs),
+    /// The alerts for educators: what fired, for whom (pseudonym), why, what to do.
+    Alerts {
+        /// Only alerts fired or resolved at most this long ago: `7d`, `12h`, `45m`, or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only open alerts.
+        #[arg(long)]
+        open: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
     Catalog {
         /// A table name from `medallion status`.
@@ -278,6 +296,28 @@ pub struct PromoteArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+/// `medallion watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Folder to watch (default: `inbox/` in the project; on the AWS backend the landing
+    /// bucket's `inbox/` prefix, through the SQS queue bootstrap wires, or polled).
+    #[arg(long)]
+    pub inbox: Option<PathBuf>,
+    /// Process what is in the inbox (once every file is complete), then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// A file is complete when its size and modification time have not changed for this long.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub settle_ms: u64,
+    /// Poll the inbox this often (always as a safety net; the only way when file-system
+    /// notifications are unavailable or --poll is given).
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub poll_ms: u64,
+    /// Poll instead of using file-system notifications (or, on AWS, instead of the SQS queue).
+    #[arg(long)]
+    pub poll: bool,
 }
 
 /// `medallion quarantine` actions.

@@ -54,6 +54,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../quality_rules/course_summary.yaml"),
     ),
     (
+        "pipelines/alerts.yaml",
+        include_str!("../../pipelines/alerts.yaml"),
+    ),
+    (
         "pipelines/attendance.yaml",
         include_str!("../../pipelines/attendance.yaml"),
     ),

@@ -88,6 +88,9 @@ pub struct CuratedConfig {
     /// Folder of the products' rule files (`<product>.yaml`); set by the project.
     #[serde(skip)]
     pub rules_dir: Option<std::path::PathBuf>,
+    /// The alert rules evaluated after every build (`pipelines/alerts.yaml`); set by the project.
+    #[serde(skip)]
+    pub alerts: Option<crate::alerts::AlertsConfig>,
 }
 
 impl CuratedConfig {

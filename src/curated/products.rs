@@ -180,7 +180,7 @@ fn missing_input(product: &str, input: &str) -> StepError {
 }
 
 /// One row per student × course × session date (the newest correction wins).
-fn sessions(att: &DataFrame) -> Result<DataFrame> {
+pub fn sessions(att: &DataFrame) -> Result<DataFrame> {
     let sorted = att.sort(
         [S, C, "session_date", "recorded_at"],
         SortMultipleOptions::default(),

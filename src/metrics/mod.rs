@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod io;
+pub mod notify;
 
 use std::fmt;
 use std::io::Write;
@@ -10,6 +11,8 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde::Serialize;
+
+pub use notify::{LogNotifier, Notifier};
 
 /// Errors emitting metrics.
 #[derive(Debug, thiserror::Error)]

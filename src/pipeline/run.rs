@@ -28,6 +28,9 @@ pub struct PromotionSummary {
     pub trusted: Vec<TrustedBatchReport>,
     /// trusted→curated products rebuilt.
     pub curated: Vec<CuratedReport>,
+    /// What the alert rules changed after the curated build (none without rules or on a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::alerts::AlertsReport>,
 }
 
 impl PromotionSummary {
@@ -52,6 +55,9 @@ impl PromotionSummary {
         self.raw.extend(other.raw);
         self.trusted.extend(other.trusted);
         self.curated.extend(other.curated);
+        if other.alerts.is_some() {
+            self.alerts = other.alerts;
+        }
     }
 }
 
@@ -75,11 +81,18 @@ pub async fn promote_curated(
         )
     })
     .await?;
+    // Alerts are evaluated after every curated run, built or not: a rerun after a crash
+    // catches up, time-based rules move on, and an unchanged state writes nothing.
+    let alerts = match (&cfg.alerts, dry_run) {
+        (Some(rules), false) => Some(crate::alerts::evaluate(lake, rules).await?),
+        _ => None,
+    };
     if !dry_run {
         lake.sync_catalog().await?;
     }
     Ok(PromotionSummary {
         curated,
+        alerts,
         ..PromotionSummary::default()
     })
 }

@@ -44,6 +44,7 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
     let mut out = String::new();
     if s.is_empty() {
         out.push_str("Nothing to promote: every landed file is already in the target stage.\n");
+        alerts_text(&mut out, s.alerts.as_ref());
         return out;
     }
     for r in &s.raw {
@@ -114,7 +115,33 @@ pub fn promotion_text(s: &PromotionSummary) -> String {
             rules_text(&mut out, &c.rules);
         }
     }
+    alerts_text(&mut out, s.alerts.as_ref());
     out
+}
+
+/// Alerts fired and resolved by a run (nothing when nothing changed).
+fn alerts_text(out: &mut String, alerts: Option<&crate::alerts::AlertsReport>) {
+    let Some(a) = alerts else { return };
+    for r in &a.fired {
+        let _ = writeln!(
+            out,
+            "alert fired     {}\n  action: {}",
+            r.summary(),
+            r.action
+        );
+    }
+    for r in &a.resolved {
+        let _ = writeln!(out, "alert resolved  {}", r.summary());
+    }
+    if !a.fired.is_empty() || !a.resolved.is_empty() {
+        let _ = writeln!(
+            out,
+            "alerts: {} fired, {} resolved, {} open (medallion alerts)",
+            a.fired.len(),
+            a.resolved.len(),
+            a.open
+        );
+    }
 }
 
 fn not_written(committed: bool, held: bool) -> &'static str {

@@ -221,6 +221,8 @@ pub struct Lake {
     pub clock: Arc<dyn Clock>,
     /// Price table for the cost metrics (`None`: no cost metrics).
     pub prices: Option<Arc<crate::metrics::cost::Prices>>,
+    /// Where alert changes are sent (a local log, or SNS on AWS).
+    pub notifier: Arc<dyn crate::metrics::Notifier>,
 }
 
 impl Lake {

@@ -16,3 +16,4 @@ mod privacy;
 mod quality;
 mod query;
 mod real_data;
+mod watch;
