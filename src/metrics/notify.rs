@@ -22,6 +22,15 @@ pub trait Notifier: Send + Sync + fmt::Debug {
     /// # Errors
     /// When the destination cannot be reached.
     async fn notify(&self, subject: &str, message: &serde_json::Value) -> Result<(), MetricsError>;
+    /// Erases what the destination still keeps about a student (`medallion forget`), given
+    /// their pseudonym; returns how many messages went. Messages already delivered to people
+    /// (an SNS e-mail) cannot be recalled: the default keeps nothing and removes nothing.
+    ///
+    /// # Errors
+    /// When the destination cannot be rewritten.
+    async fn forget(&self, _pseudonym: &str) -> Result<u64, MetricsError> {
+        Ok(0)
+    }
 }
 
 /// Alert changes appended to a local JSON-lines file (`lake/_metrics/alerts.jsonl`); the
@@ -59,5 +68,29 @@ impl Notifier for LogNotifier {
             .open(&self.path)
             .map_err(err)?;
         writeln!(f, "{line}").map_err(err)
+    }
+
+    async fn forget(&self, pseudonym: &str) -> Result<u64, MetricsError> {
+        let err = |source| MetricsError {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(err(e)),
+        };
+        let kept: Vec<&str> = text.lines().filter(|l| !l.contains(pseudonym)).collect();
+        let removed = (text.lines().count() - kept.len()) as u64;
+        if removed > 0 {
+            let tmp = self.path.with_extension("jsonl.tmp");
+            let mut body = kept.join("\n");
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            std::fs::write(&tmp, body).map_err(err)?;
+            std::fs::rename(&tmp, &self.path).map_err(err)?;
+        }
+        Ok(removed)
     }
 }

@@ -159,6 +159,12 @@ pub async fn forget(
             });
         }
     }
+    // The educators' alerts name students by pseudonym too.
+    targets.push(Target {
+        name: format!("curated.{}", crate::alerts::TABLE),
+        loc: lake.loc(Stage::Curated, crate::alerts::TABLE)?,
+        predicate: by_student.clone(),
+    });
     for t in &targets {
         let n = delta::count_where(&t.loc, Some(&t.predicate)).await?;
         if n > 0 {
@@ -212,6 +218,10 @@ pub async fn forget(
     for t in targets.iter().filter(|t| t.name.starts_with("curated.")) {
         delta::delete_with(&t.loc, &t.predicate, &app, &meta).await?;
     }
+    lake.notifier
+        .forget(&key.pseudonym(student_id))
+        .await
+        .map_err(StepError::Metrics)?;
     crash_point(STEP, "after-curated");
 
     for (file, kept) in &rewrites {
