@@ -646,6 +646,7 @@ pub const COLUMNS: crate::stage::ColumnComments = &[
 /// # Errors
 /// Storage, frame, metrics or notifier errors.
 pub async fn evaluate(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
+    let io_start = crate::metrics::io::IoSnapshot::now();
     let now = lake
         .clock
         .now()
@@ -770,6 +771,10 @@ pub async fn evaluate(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
             .with_rule(id),
         );
         metrics.push(Metric::new("AlertsOpen", open, Unit::Count, TABLE, "curated").with_rule(id));
+    }
+    // What the evaluation read and wrote is priced like every step's (measured, not guessed).
+    if !report.fired.is_empty() || !report.resolved.is_empty() {
+        metrics.extend(lake.cost_metrics(&io_start, TABLE, "curated"));
     }
     if !metrics.is_empty() {
         lake.metrics.emit(&metrics).await?;

@@ -355,7 +355,13 @@ fn cost_metrics_measure_what_was_written() {
             m["name"] == "EstimatedCostUSD" && m["dimensions"].as_array().unwrap().is_empty()
         })
         .count();
-    assert_eq!(steps, 4 * 2 + 5, "4 datasets × (raw, trusted) + 5 products");
+    // The alert rules' evaluation is priced too when it wrote the alerts table.
+    let alerts = u64::from(p.version("curated", "alerts").is_some()) as usize;
+    assert_eq!(
+        steps,
+        4 * 2 + 5 + alerts,
+        "4 datasets × (raw, trusted) + 5 products (+ alerts)"
+    );
     let usd = total("EstimatedCostUSD");
     assert!(usd > 0.0 && usd < 0.01, "{usd}");
     // Without a price table there are no cost metrics (and no error).

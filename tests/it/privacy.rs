@@ -71,7 +71,7 @@ fn scan_names_a_column_left_in_clear_and_never_prints_values() {
 #[test]
 fn every_change_is_audited_with_versions_and_outcome() {
     let p = TestProject::new();
-    let inbox = p.generate(15, 3, 0.02);
+    let inbox = p.generate(15, 12, 0.02);
     p.land_all(&inbox);
     p.ok(&["promote", "attendance", "--to", "trusted"]);
     p.ok(&["promote", "attendance", "--to", "trusted", "--dry-run"]);
