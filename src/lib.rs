@@ -14,6 +14,7 @@ pub mod config;
 pub mod contract;
 pub mod crypto;
 pub mod curated;
+pub mod evaluate;
 pub mod frame;
 pub mod generate;
 pub mod metrics;

@@ -111,14 +111,33 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The project templates `medallion init --template` knows.
+pub const TEMPLATES: &[&str] = &["school", "oulad"];
+
+/// The curated settings of an OULAD project: the shipped ones with OULAD's pass mark (40).
+pub const OULAD_PRODUCTS: &str = include_str!("../../templates/oulad/products.yaml");
+
 /// Writes the shipped project files into `dir`, never overwriting an existing file.
 /// Returns the files written.
 ///
 /// # Errors
 /// [`ConfigError::Io`] naming the path that could not be written.
 pub fn scaffold(dir: &Path) -> Result<Vec<String>, ConfigError> {
+    scaffold_template(dir, "school")
+}
+
+/// [`scaffold`] for a template of [`TEMPLATES`]: `school` (the default) or `oulad` (the Open
+/// University Learning Analytics Dataset's pass mark in the curated settings).
+///
+/// # Errors
+/// [`ConfigError::Io`] naming the path that could not be written.
+pub fn scaffold_template(dir: &Path, template: &str) -> Result<Vec<String>, ConfigError> {
     let mut written = Vec::new();
     for (rel, text) in FILES {
+        let text = match (template, *rel) {
+            ("oulad", "pipelines/curated/products.yaml") => OULAD_PRODUCTS,
+            _ => *text,
+        };
         let path = dir.join(rel);
         if path.exists() {
             continue;

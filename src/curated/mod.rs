@@ -28,32 +28,53 @@ use crate::yaml::{self, YamlError};
 pub const STEP: &str = "trusted-to-curated";
 
 /// One at-risk indicator's settings.
+///
+/// An indicator adds `weight × severity` points to the risk score, where severity is in 0..1
+/// (what it measures is documented per indicator in [`Indicators`]), and *fires* (its flag,
+/// reason and action appear) when its threshold is crossed. An indicator with weight 0 still
+/// shows its flag column but adds no points and no reason.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Indicator {
     /// Threshold (meaning per indicator, see the YAML comments).
     pub threshold: f64,
-    /// Points added to the risk score when the indicator fires.
+    /// Points added to the risk score at full severity.
     pub weight: f64,
+    /// For graded indicators, the value at which severity reaches 1 (missed assessments,
+    /// days without activity); ignored by the others.
+    #[serde(default)]
+    pub full: Option<f64>,
     /// The reason in words; `{name}` placeholders are filled from the row.
     pub reason: String,
     /// The recommended action for the educator; placeholders as in `reason`.
     pub action: String,
 }
 
-/// The five indicators.
+/// The indicators. "Percentile" is the student's mid-rank share in the course (the share of
+/// the course's students below them, plus half of those equal), over students with a value.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Indicators {
-    /// Weighted grade below threshold (%).
+    /// Grade below the course's pass mark (severity 1). The grade is the weighted grade, or the
+    /// unweighted mean when the graded assessments' weights sum to 0.
     pub low_grade: Indicator,
-    /// Grade trend below threshold (points per 30 days).
+    /// Grade low for the course: severity `1 - grade percentile`; fires below `threshold`.
+    pub low_grade_for_course: Indicator,
+    /// Grade trend below threshold (points per 30 days; severity 1).
     pub declining_trend: Indicator,
-    /// Completion rate below threshold.
+    /// Missed work: fires from `threshold` missing assessments; severity
+    /// `min(missing, full) / full`.
     pub low_completion: Indicator,
-    /// Absence rate at or above threshold.
+    /// Absence rate at or above threshold (DESIGN's chronic absence; severity 1).
     pub chronic_absence: Indicator,
-    /// Recent attendance rate this much below the earlier one.
+    /// Attendance low for the course: severity `1 - attendance percentile`; fires below
+    /// `threshold`.
+    pub low_attendance_for_course: Indicator,
+    /// Days since the student last attended (or was active), counted to the course's last
+    /// session: fires at `threshold` days; severity `min(days, full) / full`.
+    pub no_recent_activity: Indicator,
+    /// The student's drop from earlier to recent attendance, minus the course's median drop, at
+    /// or above threshold (severity 1): a break everyone takes does not fire it.
     pub falling_attendance: Indicator,
 }
 
@@ -67,10 +88,23 @@ pub struct Levels {
     pub high: f64,
 }
 
+/// The pass mark (grade %) of each course.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassMark {
+    /// For courses not listed.
+    pub default: f64,
+    /// Per course id.
+    #[serde(default)]
+    pub courses: std::collections::BTreeMap<String, f64>,
+}
+
 /// At-risk settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AtRiskConfig {
+    /// Pass marks.
+    pub pass_mark: PassMark,
     /// Level cut-offs.
     pub levels: Levels,
     /// Indicators.

@@ -51,12 +51,23 @@ pub fn column_comment(column: &str) -> &'static str {
         "weighted_grade" => "sum(weight * score_pct) / sum(weight) over graded assessments",
         "grade_trend" => "Least-squares slope of score_pct against days since the course's first due date, x30; null under 3 graded",
         "learning_gain" => "score_pct of the last graded assessment minus the first (by due date)",
-        "risk_score" => "Sum of the weights of the indicators that fired",
+        "risk_score" => "Sum over the indicators of weight x severity (0..1), see score_breakdown and README",
         "risk_level" => "low, medium or high by the risk score cut-offs",
         "reasons" => "Why the student is at risk, in words",
         "actions" => "Recommended action per reason",
         "suppressed" => "True when the row describes fewer students than small_cell_min",
         "as_of" => "The course's newest timestamp: what 'due' and 'recent' are measured from",
+        "days_since_attended" => "Days from the student's last attended session to the course's last session (never attended: from the day before the course's first session)",
+        "grade" => "weighted_grade, or the unweighted mean score when the graded assessments' weights sum to 0",
+        "grade_basis" => "weighted, or unweighted (the assessments' weights are 0)",
+        "pass_mark" => "The course's pass mark (%) from pipelines/curated/products.yaml",
+        "grade_percentile" => "Share of the course's graded students with a lower grade (mid-rank, 0..1)",
+        "attendance_percentile" => "Share of the course's students with a lower attendance rate (mid-rank, 0..1)",
+        "missing" => "Assessments due and not submitted",
+        "low_grade_for_course" => "grade_percentile below the indicator's threshold",
+        "low_attendance_for_course" => "attendance_percentile below the indicator's threshold",
+        "no_recent_activity" => "days_since_attended at or above the indicator's threshold",
+        "score_breakdown" => "The points each indicator added to risk_score",
         _ => "",
     }
 }
@@ -119,6 +130,10 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
                 .max()
                 .over([col(C)])?
                 .alias("__course_last"),
+            col("session_date")
+                .min()
+                .over([col(C)])?
+                .alias("__course_first"),
         ])
         .with_column(
             (col("session_date")
@@ -173,6 +188,8 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
             count_if(col("__recent").and(col("__attended"))).alias("__ra"),
             count_if(col("__recent").not()).alias("__en"),
             count_if(col("__recent").not().and(col("__attended"))).alias("__ea"),
+            col("__course_last").first().alias("__course_last"),
+            col("__course_first").first().alias("__course_first"),
         ])
         .join(
             streaks,
@@ -186,6 +203,12 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
             ratio(col("absent") + col("excused"), col("sessions")).alias("absence_rate"),
             ratio(col("__ra"), col("__rn")).alias("recent_rate"),
             ratio(col("__ea"), col("__en")).alias("earlier_rate"),
+            // Never attended: counted from the day before the course's first session.
+            (col("__course_last").cast(DataType::Int64)
+                - col("last_attended_date")
+                    .cast(DataType::Int64)
+                    .fill_null(col("__course_first").cast(DataType::Int64) - lit(1i64)))
+            .alias("days_since_attended"),
         ])
         .with_column(
             col("absence_rate")
@@ -208,6 +231,7 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
             col("chronic_absence"),
             col("recent_rate"),
             col("earlier_rate"),
+            col("days_since_attended"),
         ])
         .sort([C, S], SortMultipleOptions::default())
         .collect()?;
@@ -428,22 +452,47 @@ pub fn student_course_performance(grades: &DataFrame) -> Result<DataFrame> {
 }
 
 /// Placeholders a reason or action may use, and the expression each one shows.
+const PLACEHOLDERS: &[&str] = &[
+    "grade",
+    "grade_note",
+    "pass_mark",
+    "grade_percentile",
+    "weighted_grade",
+    "grade_trend",
+    "missing",
+    "due",
+    "absences",
+    "sessions",
+    "attendance_rate",
+    "attendance_percentile",
+    "recent_rate",
+    "days_since_attended",
+];
+
 fn placeholder(name: &str) -> Option<Expr> {
     let int = |e: Expr| e.cast(DataType::Int64).cast(DataType::String);
     let one = |e: Expr| {
         e.round(1, RoundMode::HalfAwayFromZero)
             .cast(DataType::String)
     };
+    let pct = |e: Expr| int((e * lit(100.0)).round(0, RoundMode::HalfAwayFromZero));
     Some(match name {
+        "grade" => one(col("grade")),
+        "grade_note" => when(col("grade_basis").eq(lit("unweighted")))
+            .then(lit(" (unweighted mean: the assessments' weights are 0)"))
+            .otherwise(lit("")),
+        "pass_mark" => one(col("pass_mark")),
+        "grade_percentile" => pct(col("grade_percentile")),
         "weighted_grade" => one(col("weighted_grade")),
         "grade_trend" => one(col("grade_trend")),
         "missing" => int(col("missing")),
         "due" => int(col("due")),
         "absences" => int(col("absent") + col("excused")),
         "sessions" => int(col("sessions")),
-        "recent_rate" => {
-            int((col("recent_rate") * lit(100.0)).round(0, RoundMode::HalfAwayFromZero))
-        }
+        "attendance_rate" => pct(col("attendance_rate")),
+        "attendance_percentile" => pct(col("attendance_percentile")),
+        "recent_rate" => pct(col("recent_rate")),
+        "days_since_attended" => int(col("days_since_attended")),
         _ => return None,
     })
 }
@@ -468,17 +517,132 @@ fn template(text: &str) -> Result<Expr> {
 
 fn bad_template(text: &str) -> StepError {
     StepError::Polars(PolarsError::ComputeError(
-        format!("pipelines/curated/products.yaml: `{text}` uses an unknown placeholder; known: weighted_grade, grade_trend, missing, due, absences, sessions, recent_rate").into(),
+        format!(
+            "pipelines/curated/products.yaml: `{text}` uses an unknown placeholder; known: {}",
+            PLACEHOLDERS.join(", ")
+        )
+        .into(),
     ))
 }
 
-/// `at_risk_students`: one row per student × course seen in attendance or grades.
-pub fn at_risk_students(
+/// Mid-rank percentile of `e` within the course: (students below + half of those equal) / n,
+/// over students with a value; null without one.
+fn course_percentile(e: Expr) -> Result<Expr> {
+    let rank = e.clone().rank(
+        RankOptions {
+            method: RankMethod::Average,
+            descending: false,
+        },
+        None,
+    );
+    Ok(
+        ((rank.cast(DataType::Float64) - lit(0.5)) / e.count().cast(DataType::Float64))
+            .over([col(C)])?,
+    )
+}
+
+/// The course's pass mark from the settings.
+fn pass_mark(cfg: &CuratedConfig) -> Expr {
+    let pm = &cfg.at_risk.pass_mark;
+    pm.courses.iter().fold(lit(pm.default), |e, (c, v)| {
+        when(col(C).eq(lit(c.clone()))).then(lit(*v)).otherwise(e)
+    })
+}
+
+/// The indicators in score order: name, settings, when it fires, its severity (0..1).
+fn indicators(cfg: &CuratedConfig) -> Result<Vec<(&'static str, &Indicator, Expr, Expr)>> {
+    let i = &cfg.at_risk.indicators;
+    let b = |e: Expr| e.cast(DataType::Float64);
+    let lower_half = |p: &str| ((lit(0.5) - col(p)) / lit(0.5)).clip(lit(0.0), lit(1.0));
+    let graded = |c: &str, ind: &Indicator, default: f64| {
+        let full = ind.full.unwrap_or(default).max(1e-9);
+        (b(col(c)) / lit(full)).clip(lit(0.0), lit(1.0))
+    };
+    let drop = col("earlier_rate") - col("recent_rate");
+    let rel_drop = drop.clone() - drop.median().over([col(C)])?;
+    Ok(vec![
+        (
+            "low_grade",
+            &i.low_grade,
+            col("grade").lt(col("pass_mark")),
+            b(col("grade").lt(col("pass_mark"))),
+        ),
+        (
+            "low_grade_for_course",
+            &i.low_grade_for_course,
+            col("grade_percentile").lt(lit(i.low_grade_for_course.threshold)),
+            lower_half("grade_percentile"),
+        ),
+        (
+            "declining_trend",
+            &i.declining_trend,
+            col("grade_trend").lt(lit(i.declining_trend.threshold)),
+            b(col("grade_trend").lt(lit(i.declining_trend.threshold))),
+        ),
+        (
+            "low_completion",
+            &i.low_completion,
+            col("missing").gt_eq(lit(i.low_completion.threshold)),
+            graded("missing", &i.low_completion, 3.0),
+        ),
+        (
+            "chronic_absence",
+            &i.chronic_absence,
+            col("absence_rate").gt_eq(lit(i.chronic_absence.threshold)),
+            b(col("absence_rate").gt_eq(lit(i.chronic_absence.threshold))),
+        ),
+        (
+            "low_attendance_for_course",
+            &i.low_attendance_for_course,
+            col("attendance_percentile").lt(lit(i.low_attendance_for_course.threshold)),
+            lower_half("attendance_percentile"),
+        ),
+        (
+            "no_recent_activity",
+            &i.no_recent_activity,
+            col("days_since_attended").gt_eq(lit(i.no_recent_activity.threshold)),
+            graded("days_since_attended", &i.no_recent_activity, 28.0),
+        ),
+        (
+            "falling_attendance",
+            &i.falling_attendance,
+            rel_drop.clone().gt_eq(lit(i.falling_attendance.threshold)),
+            b(rel_drop.gt_eq(lit(i.falling_attendance.threshold))),
+        ),
+    ])
+}
+
+/// Names of the indicators, in score order (the flag columns of `at_risk_students`).
+pub const INDICATORS: &[&str] = &[
+    "low_grade",
+    "low_grade_for_course",
+    "declining_trend",
+    "low_completion",
+    "chronic_absence",
+    "low_attendance_for_course",
+    "no_recent_activity",
+    "falling_attendance",
+];
+
+/// The per-student inputs of the at-risk model (attendance and performance joined), with the
+/// course-relative columns: `grade`, `grade_basis`, `pass_mark`, `grade_percentile`,
+/// `attendance_percentile`.
+fn at_risk_inputs(
     attendance: Option<DataFrame>,
     performance: Option<DataFrame>,
     cfg: &CuratedConfig,
-) -> Result<DataFrame> {
+) -> Result<LazyFrame> {
     let key = [col(S), col(C)];
+    let no_grades = || {
+        [
+            null_f64().alias("weighted_grade"),
+            null_f64().alias("average_score_pct"),
+            null_f64().alias("grade_trend"),
+            null_f64().alias("completion_rate"),
+            lit(NULL).cast(DataType::Int64).alias("missing"),
+            lit(NULL).cast(DataType::Int64).alias("due"),
+        ]
+    };
     let joined = match (attendance, performance) {
         (Some(a), Some(p)) => a.lazy().join(
             p.lazy(),
@@ -486,13 +650,7 @@ pub fn at_risk_students(
             key.clone(),
             JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
         ),
-        (Some(a), None) => a.lazy().with_columns([
-            null_f64().alias("weighted_grade"),
-            null_f64().alias("grade_trend"),
-            null_f64().alias("completion_rate"),
-            lit(NULL).cast(DataType::Int64).alias("missing"),
-            lit(NULL).cast(DataType::Int64).alias("due"),
-        ]),
+        (Some(a), None) => a.lazy().with_columns(no_grades()),
         (None, Some(p)) => p.lazy().with_columns([
             null_f64().alias("absence_rate"),
             null_f64().alias("attendance_rate"),
@@ -501,6 +659,7 @@ pub fn at_risk_students(
             lit(NULL).cast(DataType::Int64).alias("absent"),
             lit(NULL).cast(DataType::Int64).alias("excused"),
             lit(NULL).cast(DataType::Int64).alias("sessions"),
+            lit(NULL).cast(DataType::Int64).alias("days_since_attended"),
         ]),
         (None, None) => {
             return Err(missing_input(
@@ -509,61 +668,88 @@ pub fn at_risk_students(
             ))
         }
     };
-    let i = &cfg.at_risk.indicators;
-    let fired: Vec<(&Indicator, Expr, &str)> = vec![
-        (
-            &i.low_grade,
-            col("weighted_grade").lt(lit(i.low_grade.threshold)),
-            "low_grade",
-        ),
-        (
-            &i.declining_trend,
-            col("grade_trend").lt(lit(i.declining_trend.threshold)),
-            "declining_trend",
-        ),
-        (
-            &i.low_completion,
-            col("completion_rate").lt(lit(i.low_completion.threshold)),
-            "low_completion",
-        ),
-        (
-            &i.chronic_absence,
-            col("absence_rate").gt_eq(lit(i.chronic_absence.threshold)),
-            "chronic_absence",
-        ),
-        (
-            &i.falling_attendance,
-            (col("earlier_rate") - col("recent_rate")).gt_eq(lit(i.falling_attendance.threshold)),
-            "falling_attendance",
-        ),
-    ];
+    Ok(joined
+        .sort([C, S], SortMultipleOptions::default())
+        .with_columns([
+            col("weighted_grade")
+                .fill_null(col("average_score_pct"))
+                .alias("grade"),
+            when(col("weighted_grade").is_not_null())
+                .then(lit("weighted"))
+                .when(col("average_score_pct").is_not_null())
+                .then(lit("unweighted"))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias("grade_basis"),
+            pass_mark(cfg).alias("pass_mark"),
+        ])
+        .with_columns([
+            course_percentile(col("grade"))?.alias("grade_percentile"),
+            course_percentile(col("attendance_rate"))?.alias("attendance_percentile"),
+        ]))
+}
+
+/// `at_risk_students`: one row per student × course seen in attendance or grades. The risk
+/// score is the sum over the indicators of `weight × severity`; `score_breakdown` lists each
+/// indicator's points, and every indicator that fires (with a weight) gives a reason and an
+/// action.
+pub fn at_risk_students(
+    attendance: Option<DataFrame>,
+    performance: Option<DataFrame>,
+    cfg: &CuratedConfig,
+) -> Result<DataFrame> {
+    let base = at_risk_inputs(attendance, performance, cfg)?;
     let mut flags = Vec::new();
+    let mut points = Vec::new();
     let mut score = lit(0.0);
     let mut reasons = Vec::new();
     let mut actions = Vec::new();
-    for (ind, e, name) in &fired {
-        let flag = e.clone().fill_null(lit(false));
-        flags.push(flag.clone().alias(*name));
-        score = score + when(flag.clone()).then(lit(ind.weight)).otherwise(lit(0.0));
+    let mut breakdown = Vec::new();
+    for (name, ind, fires, severity) in indicators(cfg)? {
+        let flag = fires.fill_null(lit(false));
+        flags.push(flag.clone().alias(name));
+        let pts = (lit(ind.weight) * severity.fill_null(lit(0.0))).alias(format!("__pts_{name}"));
+        points.push(pts);
+        let p = col(format!("__pts_{name}"));
+        score = score + p.clone();
+        let counts = flag.clone().and(lit(ind.weight > 0.0));
         reasons.push(
-            when(flag.clone())
+            when(counts.clone())
                 .then(template(&ind.reason)?)
                 .otherwise(lit(NULL).cast(DataType::String)),
         );
         actions.push(
-            when(flag)
+            when(counts)
                 .then(template(&ind.action)?)
+                .otherwise(lit(NULL).cast(DataType::String)),
+        );
+        let shown = p.clone().round(1, RoundMode::HalfAwayFromZero);
+        breakdown.push(
+            when(shown.clone().gt(lit(0.0)))
+                .then(concat_str(
+                    [lit(format!("{name} +")), shown.cast(DataType::String)],
+                    "",
+                    false,
+                ))
                 .otherwise(lit(NULL).cast(DataType::String)),
         );
     }
     let lv = &cfg.at_risk.levels;
-    let out = joined
+    let out = base
         .with_columns(flags)
+        .with_columns(points)
         .with_columns([
             score.alias("risk_score"),
             none_if_empty(concat_str(reasons, "; ", true)).alias("reasons"),
             none_if_empty(concat_str(actions, "; ", true)).alias("actions"),
+            none_if_empty(concat_str(breakdown, ", ", true)).alias("score_breakdown"),
         ])
+        .with_column(
+            // The score is rounded as published before it is cut, so a level never depends
+            // on the last bits of a sum.
+            col("risk_score")
+                .round(PUBLISHED_DECIMALS, RoundMode::HalfAwayFromZero)
+                .alias("risk_score"),
+        )
         .with_column(
             when(col("risk_score").gt_eq(lit(lv.high)))
                 .then(lit("high"))
@@ -589,10 +775,43 @@ pub fn at_risk_students(
             col("completion_rate"),
             col("attendance_rate"),
             col("absence_rate"),
+            col("low_grade_for_course"),
+            col("low_attendance_for_course"),
+            col("no_recent_activity"),
+            col("grade"),
+            col("grade_basis"),
+            col("pass_mark"),
+            col("grade_percentile"),
+            col("attendance_percentile"),
+            col("missing"),
+            col("days_since_attended"),
+            col("score_breakdown"),
         ])
         .sort([C, S], SortMultipleOptions::default())
         .collect()?;
     Ok(out)
+}
+
+/// The severity (0..1) of every indicator per student × course, before weights: what
+/// `evaluate at-risk --fit` fits the weights on. Columns: student_id, course_id, then one per
+/// [`INDICATORS`] entry.
+///
+/// # Errors
+/// A missing input, polars errors.
+pub fn at_risk_severities(
+    attendance: Option<DataFrame>,
+    performance: Option<DataFrame>,
+    cfg: &CuratedConfig,
+) -> Result<DataFrame> {
+    let base = at_risk_inputs(attendance, performance, cfg)?;
+    let mut cols = vec![col(S), col(C)];
+    for (name, _, _, severity) in indicators(cfg)? {
+        cols.push(severity.fill_null(lit(0.0)).alias(name));
+    }
+    Ok(base
+        .select(cols)
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?)
 }
 
 /// `course_summary`.
@@ -816,5 +1035,206 @@ pub fn check(product: &str, df: &DataFrame, inp: &Inputs) -> Result<()> {
             rules: failed,
             file: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CuratedConfig {
+        let mut cfg: CuratedConfig =
+            serde_yaml::from_str(include_str!("../../pipelines/curated/products.yaml")).unwrap();
+        let a = &mut cfg.at_risk;
+        a.pass_mark.courses.insert("C1".into(), 40.0);
+        a.levels.medium = 1.0;
+        a.levels.high = 3.0;
+        let i = &mut a.indicators;
+        for ind in [
+            &mut i.low_grade,
+            &mut i.low_grade_for_course,
+            &mut i.declining_trend,
+            &mut i.low_completion,
+            &mut i.low_attendance_for_course,
+            &mut i.no_recent_activity,
+            &mut i.falling_attendance,
+        ] {
+            ind.weight = 1.0;
+        }
+        i.chronic_absence.weight = 0.0;
+        cfg
+    }
+
+    /// C1: five students, d disengaging, c failing with unweighted grades; C2: three students
+    /// whose attendance all fell over a break.
+    fn inputs() -> (DataFrame, DataFrame) {
+        let f = |v: &[f64]| v.to_vec();
+        let att = DataFrame::new(
+            8,
+            vec![
+                Column::new(S.into(), ["a", "b", "c", "d", "e", "x", "y", "z"]),
+                Column::new(C.into(), ["C1", "C1", "C1", "C1", "C1", "C2", "C2", "C2"]),
+                Column::new("sessions".into(), [10i64, 10, 10, 10, 10, 10, 10, 10]),
+                Column::new("absent".into(), [0i64, 0, 1, 5, 2, 4, 4, 4]),
+                Column::new("excused".into(), [0i64; 8]),
+                Column::new(
+                    "attendance_rate".into(),
+                    f(&[1.0, 1.0, 0.9, 0.5, 0.8, 0.6, 0.6, 0.6]),
+                ),
+                Column::new(
+                    "absence_rate".into(),
+                    f(&[0.0, 0.0, 0.1, 0.5, 0.2, 0.4, 0.4, 0.4]),
+                ),
+                Column::new(
+                    "recent_rate".into(),
+                    f(&[1.0, 1.0, 0.9, 0.2, 0.8, 0.3, 0.3, 0.3]),
+                ),
+                Column::new(
+                    "earlier_rate".into(),
+                    f(&[1.0, 1.0, 0.9, 0.8, 0.8, 0.9, 0.9, 0.9]),
+                ),
+                Column::new("days_since_attended".into(), [0i64, 0, 0, 20, 2, 3, 3, 3]),
+            ],
+        )
+        .unwrap();
+        let perf = DataFrame::new(
+            5,
+            vec![
+                Column::new(S.into(), ["a", "b", "c", "d", "e"]),
+                Column::new(C.into(), ["C1"; 5]),
+                Column::new(
+                    "weighted_grade".into(),
+                    [Some(80.0), Some(75.0), None, Some(50.0), Some(90.0)],
+                ),
+                Column::new(
+                    "average_score_pct".into(),
+                    f(&[80.0, 75.0, 35.0, 50.0, 90.0]),
+                ),
+                Column::new("grade_trend".into(), [None::<f64>; 5]),
+                Column::new("completion_rate".into(), f(&[1.0, 1.0, 1.0, 0.5, 1.0])),
+                Column::new("missing".into(), [0i64, 0, 0, 2, 0]),
+                Column::new("due".into(), [4i64; 5]),
+            ],
+        )
+        .unwrap();
+        (att, perf)
+    }
+
+    fn one(df: &DataFrame, student: &str) -> DataFrame {
+        let m = df.column(S).unwrap().str().unwrap().equal(student);
+        df.filter(&m).unwrap()
+    }
+
+    fn num(df: &DataFrame, c: &str) -> Option<f64> {
+        df.column(c)
+            .unwrap()
+            .cast(&DataType::Float64)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+    }
+
+    fn text(df: &DataFrame, c: &str) -> String {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn flag(df: &DataFrame, c: &str) -> bool {
+        df.column(c).unwrap().bool().unwrap().get(0).unwrap()
+    }
+
+    #[test]
+    fn at_risk_indicators_by_hand() {
+        let (att, perf) = inputs();
+        let out = publish(at_risk_students(Some(att), Some(perf), &settings()).unwrap()).unwrap();
+        // d: grade at percentile 0.3 (severity 0.4, does not fire at 0.2), 2 of 3 missed work
+        // (2/3), attendance at percentile 0.1 (0.8), 20 of 28 days inactive, attendance fell
+        // 0.6 while the course's median drop is 0, chronic absence at weight 0.
+        let d = one(&out, "d");
+        let want = 0.4 + 2.0 / 3.0 + 0.8 + 20.0 / 28.0 + 1.0;
+        assert!((num(&d, "risk_score").unwrap() - want).abs() < 1e-9, "{d}");
+        assert_eq!(text(&d, "risk_level"), "high");
+        for (c, v) in [
+            ("low_grade", false),
+            ("low_grade_for_course", false),
+            ("low_completion", true),
+            ("chronic_absence", true),
+            ("low_attendance_for_course", true),
+            ("no_recent_activity", true),
+            ("falling_attendance", true),
+        ] {
+            assert_eq!(flag(&d, c), v, "{c}");
+        }
+        assert_eq!(
+            text(&d, "reasons"),
+            "2 of 4 assessments not submitted; attended 50% of sessions, percentile 10 of the course; \
+             no attendance or activity for 20 days; attendance fell to 20% over the last 3 weeks, more than the course's"
+        );
+        assert!(
+            !text(&d, "reasons").contains("absences in"),
+            "weight 0: no reason"
+        );
+        assert_eq!(
+            text(&d, "score_breakdown"),
+            "low_grade_for_course +0.4, low_completion +0.7, low_attendance_for_course +0.8, no_recent_activity +0.7, falling_attendance +1.0"
+        );
+        // c: weights are 0, so the unweighted mean (35) counts, against C1's pass mark of 40.
+        let c = one(&out, "c");
+        assert_eq!(text(&c, "grade_basis"), "unweighted");
+        assert_eq!(num(&c, "grade"), Some(35.0));
+        assert_eq!(num(&c, "pass_mark"), Some(40.0));
+        assert!((num(&c, "grade_percentile").unwrap() - 0.1).abs() < 1e-9);
+        assert!((num(&c, "risk_score").unwrap() - 1.8).abs() < 1e-9);
+        assert_eq!(text(&c, "risk_level"), "medium");
+        assert!(
+            text(&c, "reasons").starts_with(
+                "grade 35.0% (unweighted mean: the assessments' weights are 0) is below the pass mark 40.0%; \
+                 grade 35.0% (unweighted mean: the assessments' weights are 0) is at percentile 10 of the course"
+            ),
+            "{}",
+            text(&c, "reasons")
+        );
+        // e: below the course's median attendance (percentile 0.3) and 2 days since last
+        // attended: points, no reason.
+        let e = one(&out, "e");
+        assert!(
+            (num(&e, "risk_score").unwrap() - (0.4 + 2.0 / 28.0)).abs() < 1e-9,
+            "{}",
+            text(&e, "score_breakdown")
+        );
+        assert_eq!(text(&e, "risk_level"), "low");
+        assert_eq!(e.column("reasons").unwrap().null_count(), 1);
+        // a and b: nothing.
+        assert_eq!(num(&one(&out, "a"), "risk_score"), Some(0.0));
+        // C2: everyone's attendance fell over a break and nobody has grades: only the 3 days
+        // since each last attended count.
+        for s in ["x", "y", "z"] {
+            let r = one(&out, s);
+            assert!(
+                (num(&r, "risk_score").unwrap() - 3.0 / 28.0).abs() < 1e-9,
+                "{s}"
+            );
+            assert_eq!(text(&r, "risk_level"), "low");
+            assert!(!flag(&r, "falling_attendance"), "{s}");
+            assert!((num(&r, "attendance_percentile").unwrap() - 0.5).abs() < 1e-9);
+            assert_eq!(num(&r, "pass_mark"), Some(60.0), "the default pass mark");
+        }
+    }
+
+    #[test]
+    fn at_risk_severities_before_weights() {
+        let (att, perf) = inputs();
+        let sev = at_risk_severities(Some(att), Some(perf), &settings()).unwrap();
+        let d = one(&sev, "d");
+        assert_eq!(sev.width(), 2 + INDICATORS.len());
+        assert!((num(&d, "low_completion").unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert!((num(&d, "no_recent_activity").unwrap() - 20.0 / 28.0).abs() < 1e-9);
+        assert_eq!(num(&d, "chronic_absence"), Some(1.0), "before its weight 0");
     }
 }
