@@ -196,7 +196,8 @@ impl Oulad {
         for r in read_csv(dir, "studentInfo.csv")? {
             if let Some(c) = course_of(&r) {
                 let s = id(get(&r, "id_student"));
-                o.results.insert((c, s), get(&r, "final_result").to_string());
+                o.results
+                    .insert((c, s), get(&r, "final_result").to_string());
             }
         }
         if find(dir, "studentRegistration.csv").is_some() {
@@ -246,7 +247,8 @@ impl Oulad {
                 continue;
             }
             let score = get(&r, "score").trim().parse::<f64>().ok();
-            o.submissions.insert((a, id(get(&r, "id_student"))), (sub, score));
+            o.submissions
+                .insert((a, id(get(&r, "id_student"))), (sub, score));
         }
         o.load_activity(dir, as_of_day).await?;
         for days in o.activity.values_mut() {
@@ -279,11 +281,15 @@ impl Oulad {
         let mut csvs = Vec::new();
         for d in [dir.to_path_buf(), dir.join("csv")] {
             if let Ok(entries) = std::fs::read_dir(&d) {
-                csvs.extend(entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| {
-                    f.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("studentVle") && n.ends_with(".csv"))
-                }));
+                csvs.extend(
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|f| {
+                            f.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with("studentVle") && n.ends_with(".csv"))
+                        }),
+                );
             }
         }
         csvs.sort();
@@ -341,7 +347,10 @@ impl Oulad {
                 cast(c, &ArrowType::Float64).map_err(|e| err(e.to_string()))
             };
             let (s, d) = (column("id_student")?, column("date")?);
-            let (s, d) = (s.as_primitive::<Float64Type>(), d.as_primitive::<Float64Type>());
+            let (s, d) = (
+                s.as_primitive::<Float64Type>(),
+                d.as_primitive::<Float64Type>(),
+            );
             for i in 0..b.num_rows() {
                 if s.is_null(i) || d.is_null(i) {
                     continue;
@@ -390,7 +399,11 @@ fn members(o: &Oulad, n: i64) -> (Vec<Member>, BTreeMap<String, Apart>) {
     let mut out = Vec::new();
     let mut apart: BTreeMap<String, Apart> = BTreeMap::new();
     for ((c, s), result) in &o.results {
-        let (reg, unreg) = o.registrations.get(&(c.clone(), s.clone())).copied().unwrap_or_default();
+        let (reg, unreg) = o
+            .registrations
+            .get(&(c.clone(), s.clone()))
+            .copied()
+            .unwrap_or_default();
         let a = apart.entry(c.clone()).or_default();
         if unreg.is_some() {
             a.withdrawn_by_day += 1;
@@ -419,7 +432,10 @@ fn at(start: NaiveDate, day: i64) -> i64 {
 
 fn ts_series(name: &str, v: Vec<Option<i64>>) -> Result<Column> {
     Ok(Series::new(name.into(), v)
-        .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?
+        .cast(&DataType::Datetime(
+            TimeUnit::Microseconds,
+            Some(TimeZone::UTC),
+        ))?
         .into_column())
 }
 
@@ -453,25 +469,39 @@ fn frames(o: &Oulad, list: &[Member], n: i64) -> Result<(DataFrame, DataFrame)> 
     let epoch = (NaiveDate::default() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
         .num_days() as i32;
     let rows = s.len();
-    let attendance = DataFrame::new(rows, vec![
-        Column::new("student_id".into(), s),
-        Column::new("course_id".into(), c),
-        Series::new(
-            "session_date".into(),
-            date.into_iter().map(|d| d + epoch).collect::<Vec<i32>>(),
-        )
-        .cast(&DataType::Date)?
-        .into_column(),
-        Column::new("status".into(), status),
-        Column::new("minutes_attended".into(), vec![0i64; rows]),
-        ts_series("recorded_at", rec)?,
-    ])?;
+    let attendance = DataFrame::new(
+        rows,
+        vec![
+            Column::new("student_id".into(), s),
+            Column::new("course_id".into(), c),
+            Series::new(
+                "session_date".into(),
+                date.into_iter().map(|d| d + epoch).collect::<Vec<i32>>(),
+            )
+            .cast(&DataType::Date)?
+            .into_column(),
+            Column::new("status".into(), status),
+            Column::new("minutes_attended".into(), vec![0i64; rows]),
+            ts_series("recorded_at", rec)?,
+        ],
+    )?;
     let mut by_course: BTreeMap<&str, Vec<(&String, &Assessment)>> = BTreeMap::new();
     for (aid, a) in &o.assessments {
-        by_course.entry(a.course.as_str()).or_default().push((aid, a));
+        by_course
+            .entry(a.course.as_str())
+            .or_default()
+            .push((aid, a));
     }
-    let (mut s, mut c, mut kind, mut due, mut sub, mut graded, mut score, mut weight) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut s, mut c, mut kind, mut due, mut sub, mut graded, mut score, mut weight) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     for m in list {
         let start = starts[&m.course];
         for (aid, a) in by_course.get(m.course.as_str()).into_iter().flatten() {
@@ -488,17 +518,20 @@ fn frames(o: &Oulad, list: &[Member], n: i64) -> Result<(DataFrame, DataFrame)> 
         }
     }
     let rows = s.len();
-    let grades = DataFrame::new(rows, vec![
-        Column::new("student_id".into(), s),
-        Column::new("course_id".into(), c),
-        Column::new("assessment_type".into(), kind),
-        ts_series("due_at", due)?,
-        ts_series("submitted_at", sub)?,
-        ts_series("graded_at", graded)?,
-        Column::new("score".into(), score),
-        Column::new("max_score".into(), vec![100.0f64; rows]),
-        Column::new("weight".into(), weight),
-    ])?;
+    let grades = DataFrame::new(
+        rows,
+        vec![
+            Column::new("student_id".into(), s),
+            Column::new("course_id".into(), c),
+            Column::new("assessment_type".into(), kind),
+            ts_series("due_at", due)?,
+            ts_series("submitted_at", sub)?,
+            ts_series("graded_at", graded)?,
+            Column::new("score".into(), score),
+            Column::new("max_score".into(), vec![100.0f64; rows]),
+            Column::new("weight".into(), weight),
+        ],
+    )?;
     Ok((attendance, grades))
 }
 
@@ -604,7 +637,11 @@ fn list_score(flags: &[bool], positives: &[bool]) -> ListScore {
     let pos = positives.iter().filter(|p| **p).count() as u64;
     ListScore {
         flagged,
-        share: if n > 0 { flagged as f64 / n as f64 } else { 0.0 },
+        share: if n > 0 {
+            flagged as f64 / n as f64
+        } else {
+            0.0
+        },
         precision: (flagged > 0).then(|| tp as f64 / flagged as f64),
         recall: (pos > 0).then(|| tp as f64 / pos as f64),
     }
@@ -829,7 +866,11 @@ pub fn fit(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Fit> {
     };
     Ok(Fit {
         as_of_day: n,
-        presentations: o.presentations.iter().map(Presentation::course_id).collect(),
+        presentations: o
+            .presentations
+            .iter()
+            .map(Presentation::course_id)
+            .collect(),
         students: y.len() as u64,
         intercept: w[0],
         medium: q(0.35),
@@ -839,6 +880,7 @@ pub fn fit(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Fit> {
 }
 
 /// Logistic regression by Newton's method with a ridge `l2` on the non-intercept weights.
+#[allow(clippy::needless_range_loop)] // matrix code: indices read clearer
 fn logistic(x: &[Vec<f64>], y: &[f64], l2: f64) -> Vec<f64> {
     let k = x.first().map_or(0, Vec::len);
     let mut w = vec![0.0; k];
@@ -872,6 +914,7 @@ fn logistic(x: &[Vec<f64>], y: &[f64], l2: f64) -> Vec<f64> {
 }
 
 /// Solves `a x = b` by Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)] // two rows of one matrix: indices read clearer
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
     let n = b.len();
     for i in 0..n {

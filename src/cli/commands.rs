@@ -261,8 +261,7 @@ async fn evaluate_at_risk(
             .filter(|p| p.is_file()),
     };
     let cfg = match &settings {
-        Some(f) => crate::curated::CuratedConfig::load(f)
-            .map_err(|e| UsageError(e.to_string()))?,
+        Some(f) => crate::curated::CuratedConfig::load(f).map_err(|e| UsageError(e.to_string()))?,
         None => crate::yaml::parse(
             Path::new("templates/oulad/products.yaml"),
             config::OULAD_PRODUCTS,

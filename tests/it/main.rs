@@ -9,6 +9,7 @@ mod crash;
 mod curated;
 mod e2e;
 mod errors;
+mod evaluate;
 mod idempotency;
 mod issue_15;
 mod privacy;
