@@ -722,7 +722,7 @@ fn build(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Built> {
 /// Building the list (polars) or an empty population.
 pub fn at_risk(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Evaluation> {
     let b = build(o, n, cfg)?;
-    let list = products::at_risk_students(Some(b.attendance), Some(b.performance), cfg)
+    let list = products::at_risk_students(Some(b.attendance), Some(b.performance), None, cfg)
         .and_then(products::publish)?;
     let ids = list.column("student_id")?.str()?.clone();
     let courses = list.column("course_id")?.str()?.clone();
@@ -818,7 +818,7 @@ pub struct Fit {
 /// Building the list (polars) or an empty population.
 pub fn fit(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Fit> {
     let b = build(o, n, cfg)?;
-    let sev = products::at_risk_severities(Some(b.attendance), Some(b.performance), cfg)?;
+    let sev = products::at_risk_severities(Some(b.attendance), Some(b.performance), None, cfg)?;
     let label: HashMap<(String, String), bool> = b
         .list
         .iter()

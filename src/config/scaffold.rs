@@ -5,7 +5,8 @@ use std::path::Path;
 use super::ConfigError;
 
 /// Datasets shipped with the product, in dependency order (reference data first).
-pub const SHIPPED_DATASETS: &[&str] = &["courses", "students", "attendance", "grades"];
+pub const SHIPPED_DATASETS: &[&str] =
+    &["courses", "students", "attendance", "grades", "engagement"];
 
 const FILES: &[(&str, &str)] = &[
     (
@@ -30,6 +31,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../contracts/courses.yaml"),
     ),
     (
+        "contracts/engagement.yaml",
+        include_str!("../../contracts/engagement.yaml"),
+    ),
+    (
         "quality_rules/attendance.yaml",
         include_str!("../../quality_rules/attendance.yaml"),
     ),
@@ -44,6 +49,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "quality_rules/courses.yaml",
         include_str!("../../quality_rules/courses.yaml"),
+    ),
+    (
+        "quality_rules/engagement.yaml",
+        include_str!("../../quality_rules/engagement.yaml"),
     ),
     (
         "quality_rules/at_risk_students.yaml",
@@ -68,6 +77,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "pipelines/courses.yaml",
         include_str!("../../pipelines/courses.yaml"),
+    ),
+    (
+        "pipelines/engagement.yaml",
+        include_str!("../../pipelines/engagement.yaml"),
     ),
     (
         "pipelines/curated/products.yaml",

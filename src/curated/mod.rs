@@ -70,12 +70,27 @@ pub struct Indicators {
     /// Attendance low for the course: severity `1 - attendance percentile`; fires below
     /// `threshold`.
     pub low_attendance_for_course: Indicator,
-    /// Days since the student last attended (or was active), counted to the course's last
-    /// session: fires at `threshold` days; severity `min(days, full) / full`.
+    /// Days since the student last attended or was active in the LMS (the fewer), each counted
+    /// to the course's last session or day of activity: fires at `threshold` days; severity
+    /// `min(days, full) / full`.
     pub no_recent_activity: Indicator,
     /// The student's drop from earlier to recent attendance, minus the course's median drop, at
     /// or above threshold (severity 1): a break everyone takes does not fire it.
     pub falling_attendance: Indicator,
+    /// Engagement score (0-100, relative to the course) below threshold; severity
+    /// `(50 - score) / 50`, clipped to 0..1. Absent from older settings files: weight 0.
+    #[serde(default = "no_indicator")]
+    pub low_engagement_for_course: Indicator,
+}
+
+fn no_indicator() -> Indicator {
+    Indicator {
+        threshold: 0.0,
+        weight: 0.0,
+        full: None,
+        reason: String::new(),
+        action: String::new(),
+    }
 }
 
 /// Risk score cut-offs.
@@ -139,6 +154,8 @@ pub const PRODUCTS: &[&str] = &[
     "student_course_attendance",
     "attendance_weekly",
     "student_course_performance",
+    "student_course_engagement",
+    "engagement_weekly",
     "at_risk_students",
     "course_summary",
 ];
@@ -148,7 +165,8 @@ fn inputs(product: &str) -> &'static [&'static str] {
     match product {
         "student_course_attendance" | "attendance_weekly" => &["attendance"],
         "student_course_performance" => &["grades"],
-        _ => &["attendance", "grades"],
+        "student_course_engagement" | "engagement_weekly" => &["engagement"],
+        _ => &["attendance", "grades", "engagement"],
     }
 }
 
@@ -344,6 +362,11 @@ pub async fn run(
         let courses = touched_courses(lake, &todo).await?;
         let attendance = read_trusted(lake, "attendance", &courses).await?;
         let grades = read_trusted(lake, "grades", &courses).await?;
+        let engagement = if inputs(product).contains(&"engagement") {
+            read_trusted(lake, "engagement", &courses).await?
+        } else {
+            None
+        };
         let students = match delta::query(
             &lake.loc(Stage::Trusted, "students")?,
             "SELECT student_id, status FROM t ORDER BY student_id",
@@ -357,6 +380,7 @@ pub async fn run(
             attendance,
             grades,
             students,
+            engagement,
         };
         let mut df = products::build(product, &inputs, cfg)?;
         products::check(product, &df, &inputs)?;

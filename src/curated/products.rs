@@ -21,6 +21,8 @@ pub struct Inputs {
     pub grades: Option<DataFrame>,
     /// trusted.students (student_id, status).
     pub students: Option<DataFrame>,
+    /// trusted.engagement rows.
+    pub engagement: Option<DataFrame>,
 }
 
 /// Catalog description of a product.
@@ -30,6 +32,8 @@ pub fn description(product: &str) -> &'static str {
         "attendance_weekly" => "Per course and ISO week: student-sessions, attendance rate, absent students. Cells describing fewer than small_cell_min students are suppressed.",
         "student_course_performance" => "Per student and course: due, submitted, on-time, late, missing; completion, on-time and late rates; average, median, standard deviation and weighted grade; trend; learning gain. For the course's educators only.",
         "at_risk_students" => "Per student and course: risk score and level (low, medium, high), the reasons in words and a recommended action per reason. For the course's educators only.",
+        "student_course_engagement" => "Per student and course: active days, active days per week, clicks by activity type, time on task, last active date, days since last activity, and an engagement score 0-100 relative to the course. For the course's educators only.",
+        "engagement_weekly" => "Per course and ISO week: active students, active student-days, clicks. Cells describing fewer than small_cell_min students are suppressed.",
         "course_summary" => "Per course: enrolled, active, average grade, grade distribution A-F, pass rate, average attendance, at-risk counts by level. Counts below small_cell_min are suppressed.",
         _ => "",
     }
@@ -55,6 +59,22 @@ pub fn column_comment(column: &str) -> &'static str {
         "risk_level" => "low, medium or high by the risk score cut-offs",
         "reasons" => "Why the student is at risk, in words",
         "actions" => "Recommended action per reason",
+        "active_days" => "Days with any LMS activity in the course",
+        "weeks" => "ISO weeks from the course's first to its last day of activity",
+        "active_days_per_week" => "active_days / weeks",
+        "clicks" => "Clicks (actions) in the LMS, all types",
+        "clicks_login" => "Clicks of type login",
+        "clicks_resource" => "Clicks of type resource",
+        "clicks_forum" => "Clicks of type forum",
+        "clicks_quiz" => "Clicks of type quiz",
+        "clicks_video" => "Clicks of type video",
+        "clicks_other" => "Clicks of type other",
+        "minutes" => "Time on task in minutes, where the LMS records it (null when it never does)",
+        "last_active_date" => "The student's last day of activity in the course",
+        "days_since_active" => "Days from the student's last activity to the course's last day of activity",
+        "engagement_score" => "0-100: 100 x the mean of the student's mid-rank percentiles in the course of active_days and of clicks (50 = the course's middle)",
+        "active_students" => "Students with any activity that week",
+        "student_days" => "Active student-days that week",
         "suppressed" => "True when the row describes fewer students than small_cell_min",
         "as_of" => "The course's newest timestamp: what 'due' and 'recent' are measured from",
         "days_since_attended" => "Days from the student's last attended session to the course's last session (never attended: from the day before the course's first session)",
@@ -66,7 +86,9 @@ pub fn column_comment(column: &str) -> &'static str {
         "missing" => "Assessments due and not submitted",
         "low_grade_for_course" => "grade_percentile below the indicator's threshold",
         "low_attendance_for_course" => "attendance_percentile below the indicator's threshold",
-        "no_recent_activity" => "days_since_attended at or above the indicator's threshold",
+        "no_recent_activity" => "days_inactive at or above the indicator's threshold",
+        "days_inactive" => "The fewer of days_since_attended and days_since_active (the student's most recent sign of life)",
+        "low_engagement_for_course" => "engagement_score below the indicator's threshold",
         "score_breakdown" => "The points each indicator added to risk_score",
         _ => "",
     }
@@ -305,6 +327,143 @@ pub fn attendance_weekly(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFra
     Ok(out)
 }
 
+/// `student_course_engagement`: one row per student × course with activity.
+pub fn student_course_engagement(eng: &DataFrame) -> Result<DataFrame> {
+    let kinds = ["login", "resource", "forum", "quiz", "video", "other"];
+    let mut aggs = vec![
+        col("activity_date")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("active_days"),
+        col("clicks").sum().cast(DataType::Int64).alias("clicks"),
+        col("minutes")
+            .sum()
+            .cast(DataType::Int64)
+            .alias("__minutes"),
+        col("minutes").count().alias("__minutes_n"),
+        col("activity_date").max().alias("last_active_date"),
+        col("__course_first").first().alias("__course_first"),
+        col("__course_last").first().alias("__course_last"),
+    ];
+    for k in kinds {
+        aggs.push(
+            col("clicks")
+                .filter(col("activity_type").eq(lit(k)))
+                .sum()
+                .cast(DataType::Int64)
+                .alias(format!("clicks_{k}")),
+        );
+    }
+    let day = |c: &str| col(c).cast(DataType::Int32);
+    let monday = |c: &str| {
+        (day(c) - (col(c).dt().weekday().cast(DataType::Int32) - lit(1))).cast(DataType::Int64)
+    };
+    let out = eng
+        .clone()
+        .lazy()
+        .with_columns([
+            col("activity_date")
+                .min()
+                .over([col(C)])?
+                .alias("__course_first"),
+            col("activity_date")
+                .max()
+                .over([col(C)])?
+                .alias("__course_last"),
+        ])
+        .group_by([col(S), col(C)])
+        .agg(aggs)
+        .sort([C, S], SortMultipleOptions::default())
+        .with_columns([
+            ((monday("__course_last") - monday("__course_first")) / lit(7i64) + lit(1i64))
+                .alias("weeks"),
+            when(col("__minutes_n").gt(lit(0)))
+                .then(col("__minutes"))
+                .otherwise(lit(NULL).cast(DataType::Int64))
+                .alias("minutes"),
+            (col("__course_last").cast(DataType::Int64)
+                - col("last_active_date").cast(DataType::Int64))
+            .alias("days_since_active"),
+        ])
+        .with_columns([
+            ratio(col("active_days"), col("weeks")).alias("active_days_per_week"),
+            ((course_percentile(f("active_days"))? + course_percentile(f("clicks"))?) * lit(50.0))
+                .alias("engagement_score"),
+        ])
+        .select([
+            col(S),
+            col(C),
+            col("active_days"),
+            col("weeks"),
+            col("active_days_per_week"),
+            col("clicks"),
+            col("clicks_login"),
+            col("clicks_resource"),
+            col("clicks_forum"),
+            col("clicks_quiz"),
+            col("clicks_video"),
+            col("clicks_other"),
+            col("minutes"),
+            col("last_active_date"),
+            col("days_since_active"),
+            col("engagement_score"),
+        ])
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// `engagement_weekly`: per course × ISO week, small cells suppressed.
+pub fn engagement_weekly(eng: &DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
+    let n = i64::from(cfg.small_cell_min);
+    let day = col("activity_date").cast(DataType::Int32);
+    let week_start = (day - (col("activity_date").dt().weekday().cast(DataType::Int32) - lit(1)))
+        .cast(DataType::Date);
+    let hide = |c: &str| {
+        when(col("suppressed"))
+            .then(lit(NULL).cast(DataType::Int64))
+            .otherwise(col(c))
+            .alias(c)
+    };
+    let out = eng
+        .clone()
+        .lazy()
+        .with_column(week_start.alias("week_start"))
+        .group_by([col(C), col("week_start")])
+        .agg([
+            col(S)
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("active_students"),
+            as_struct(vec![col(S), col("activity_date")])
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("student_days"),
+            col("clicks").sum().cast(DataType::Int64).alias("clicks"),
+        ])
+        .with_columns([
+            col("week_start").dt().strftime("%G-W%V").alias("iso_week"),
+            col("active_students").lt(lit(n)).alias("suppressed"),
+        ])
+        .with_columns([
+            hide("active_students"),
+            hide("student_days"),
+            hide("clicks"),
+        ])
+        .select([
+            col(C),
+            col("week_start"),
+            col("iso_week"),
+            col("active_students"),
+            col("student_days"),
+            col("clicks"),
+            col("suppressed"),
+        ])
+        .sort([C, "week_start"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
 /// `student_course_performance`.
 pub fn student_course_performance(grades: &DataFrame) -> Result<DataFrame> {
     let us = |c: &str| col(c).cast(DataType::Int64);
@@ -467,6 +626,8 @@ const PLACEHOLDERS: &[&str] = &[
     "attendance_percentile",
     "recent_rate",
     "days_since_attended",
+    "days_inactive",
+    "engagement_score",
 ];
 
 fn placeholder(name: &str) -> Option<Expr> {
@@ -493,6 +654,8 @@ fn placeholder(name: &str) -> Option<Expr> {
         "attendance_percentile" => pct(col("attendance_percentile")),
         "recent_rate" => pct(col("recent_rate")),
         "days_since_attended" => int(col("days_since_attended")),
+        "days_inactive" => int(col("days_inactive")),
+        "engagement_score" => int(col("engagement_score").round(0, RoundMode::HalfAwayFromZero)),
         _ => return None,
     })
 }
@@ -600,14 +763,20 @@ fn indicators(cfg: &CuratedConfig) -> Result<Vec<(&'static str, &Indicator, Expr
         (
             "no_recent_activity",
             &i.no_recent_activity,
-            col("days_since_attended").gt_eq(lit(i.no_recent_activity.threshold)),
-            graded("days_since_attended", &i.no_recent_activity, 28.0),
+            col("days_inactive").gt_eq(lit(i.no_recent_activity.threshold)),
+            graded("days_inactive", &i.no_recent_activity, 28.0),
         ),
         (
             "falling_attendance",
             &i.falling_attendance,
             rel_drop.clone().gt_eq(lit(i.falling_attendance.threshold)),
             b(rel_drop.gt_eq(lit(i.falling_attendance.threshold))),
+        ),
+        (
+            "low_engagement_for_course",
+            &i.low_engagement_for_course,
+            col("engagement_score").lt(lit(i.low_engagement_for_course.threshold)),
+            ((lit(50.0) - col("engagement_score")) / lit(50.0)).clip(lit(0.0), lit(1.0)),
         ),
     ])
 }
@@ -622,6 +791,7 @@ pub const INDICATORS: &[&str] = &[
     "low_attendance_for_course",
     "no_recent_activity",
     "falling_attendance",
+    "low_engagement_for_course",
 ];
 
 /// The per-student inputs of the at-risk model (attendance and performance joined), with the
@@ -630,6 +800,7 @@ pub const INDICATORS: &[&str] = &[
 fn at_risk_inputs(
     attendance: Option<DataFrame>,
     performance: Option<DataFrame>,
+    engagement: Option<DataFrame>,
     cfg: &CuratedConfig,
 ) -> Result<LazyFrame> {
     let key = [col(S), col(C)];
@@ -643,15 +814,8 @@ fn at_risk_inputs(
             lit(NULL).cast(DataType::Int64).alias("due"),
         ]
     };
-    let joined = match (attendance, performance) {
-        (Some(a), Some(p)) => a.lazy().join(
-            p.lazy(),
-            key.clone(),
-            key.clone(),
-            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-        ),
-        (Some(a), None) => a.lazy().with_columns(no_grades()),
-        (None, Some(p)) => p.lazy().with_columns([
+    let no_attendance = || {
+        [
             null_f64().alias("absence_rate"),
             null_f64().alias("attendance_rate"),
             null_f64().alias("recent_rate"),
@@ -660,17 +824,58 @@ fn at_risk_inputs(
             lit(NULL).cast(DataType::Int64).alias("excused"),
             lit(NULL).cast(DataType::Int64).alias("sessions"),
             lit(NULL).cast(DataType::Int64).alias("days_since_attended"),
-        ]),
-        (None, None) => {
+        ]
+    };
+    let joined = match (attendance, performance, &engagement) {
+        (Some(a), Some(p), _) => a.lazy().join(
+            p.lazy(),
+            key.clone(),
+            key.clone(),
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        ),
+        (Some(a), None, _) => a.lazy().with_columns(no_grades()),
+        (None, Some(p), _) => p.lazy().with_columns(no_attendance()),
+        // Only LMS activity so far: the list starts from its students.
+        (None, None, Some(e)) => e
+            .clone()
+            .lazy()
+            .select(key.clone())
+            .with_columns(no_attendance())
+            .with_columns(no_grades()),
+        (None, None, None) => {
             return Err(missing_input(
                 "at_risk_students",
-                "attendance or trusted.grades",
+                "attendance, trusted.grades or trusted.engagement",
             ))
         }
     };
+    let joined = match engagement {
+        Some(e) => joined.join(
+            e.lazy().select([
+                col(S),
+                col(C),
+                col("days_since_active"),
+                col("engagement_score"),
+            ]),
+            key.clone(),
+            key.clone(),
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        ),
+        None => joined.with_columns([
+            lit(NULL).cast(DataType::Int64).alias("days_since_active"),
+            null_f64().alias("engagement_score"),
+        ]),
+    };
+    let (att, act) = (col("days_since_attended"), col("days_since_active"));
+    let days_inactive = when(att.clone().is_null())
+        .then(act.clone())
+        .when(act.clone().is_null().or(att.clone().lt_eq(act.clone())))
+        .then(att)
+        .otherwise(act);
     Ok(joined
         .sort([C, S], SortMultipleOptions::default())
         .with_columns([
+            days_inactive.alias("days_inactive"),
             col("weighted_grade")
                 .fill_null(col("average_score_pct"))
                 .alias("grade"),
@@ -695,9 +900,10 @@ fn at_risk_inputs(
 pub fn at_risk_students(
     attendance: Option<DataFrame>,
     performance: Option<DataFrame>,
+    engagement: Option<DataFrame>,
     cfg: &CuratedConfig,
 ) -> Result<DataFrame> {
-    let base = at_risk_inputs(attendance, performance, cfg)?;
+    let base = at_risk_inputs(attendance, performance, engagement, cfg)?;
     let mut flags = Vec::new();
     let mut points = Vec::new();
     let mut score = lit(0.0);
@@ -778,6 +984,7 @@ pub fn at_risk_students(
             col("low_grade_for_course"),
             col("low_attendance_for_course"),
             col("no_recent_activity"),
+            col("low_engagement_for_course"),
             col("grade"),
             col("grade_basis"),
             col("pass_mark"),
@@ -785,6 +992,9 @@ pub fn at_risk_students(
             col("attendance_percentile"),
             col("missing"),
             col("days_since_attended"),
+            col("days_since_active"),
+            col("days_inactive"),
+            col("engagement_score"),
             col("score_breakdown"),
         ])
         .sort([C, S], SortMultipleOptions::default())
@@ -801,9 +1011,10 @@ pub fn at_risk_students(
 pub fn at_risk_severities(
     attendance: Option<DataFrame>,
     performance: Option<DataFrame>,
+    engagement: Option<DataFrame>,
     cfg: &CuratedConfig,
 ) -> Result<DataFrame> {
-    let base = at_risk_inputs(attendance, performance, cfg)?;
+    let base = at_risk_inputs(attendance, performance, engagement, cfg)?;
     let mut cols = vec![col(S), col(C)];
     for (name, _, _, severity) in indicators(cfg)? {
         cols.push(severity.fill_null(lit(0.0)).alias(name));
@@ -915,6 +1126,11 @@ pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFra
             .as_ref()
             .ok_or_else(|| missing_input(product, "grades"))
     };
+    let engagement = || {
+        inp.engagement
+            .as_ref()
+            .ok_or_else(|| missing_input(product, "engagement"))
+    };
     let at_risk = || {
         let a = inp
             .attendance
@@ -926,12 +1142,19 @@ pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFra
             .as_ref()
             .map(|g| student_course_performance(g).and_then(publish))
             .transpose()?;
-        at_risk_students(a, p, cfg).and_then(publish)
+        let e = inp
+            .engagement
+            .as_ref()
+            .map(|e| student_course_engagement(e).and_then(publish))
+            .transpose()?;
+        at_risk_students(a, p, e, cfg).and_then(publish)
     };
     match product {
         "student_course_attendance" => student_course_attendance(att()?, cfg),
         "attendance_weekly" => attendance_weekly(att()?, cfg),
         "student_course_performance" => student_course_performance(grades()?),
+        "student_course_engagement" => student_course_engagement(engagement()?),
+        "engagement_weekly" => engagement_weekly(engagement()?, cfg),
         "at_risk_students" => at_risk(),
         "course_summary" => course_summary(&at_risk()?, inp.students.as_ref(), cfg),
         other => Err(StepError::Polars(PolarsError::ComputeError(
@@ -968,7 +1191,7 @@ pub fn publish(df: DataFrame) -> Result<DataFrame> {
 /// Primary key of a product.
 pub fn key(product: &str) -> &'static [&'static str] {
     match product {
-        "attendance_weekly" => &["course_id", "week_start"],
+        "attendance_weekly" | "engagement_weekly" => &["course_id", "week_start"],
         "course_summary" => &["course_id"],
         _ => &["student_id", "course_id"],
     }
@@ -1152,7 +1375,8 @@ mod tests {
     #[test]
     fn at_risk_indicators_by_hand() {
         let (att, perf) = inputs();
-        let out = publish(at_risk_students(Some(att), Some(perf), &settings()).unwrap()).unwrap();
+        let out =
+            publish(at_risk_students(Some(att), Some(perf), None, &settings()).unwrap()).unwrap();
         // d: grade at percentile 0.3 (severity 0.4, does not fire at 0.2), 2 of 3 missed work
         // (2/3), attendance at percentile 0.1 (0.8), 20 of 28 days inactive, attendance fell
         // 0.6 while the course's median drop is 0, chronic absence at weight 0.
@@ -1230,7 +1454,7 @@ mod tests {
     #[test]
     fn at_risk_severities_before_weights() {
         let (att, perf) = inputs();
-        let sev = at_risk_severities(Some(att), Some(perf), &settings()).unwrap();
+        let sev = at_risk_severities(Some(att), Some(perf), None, &settings()).unwrap();
         let d = one(&sev, "d");
         assert_eq!(sev.width(), 2 + INDICATORS.len());
         assert!((num(&d, "low_completion").unwrap() - 2.0 / 3.0).abs() < 1e-9);

@@ -65,6 +65,7 @@ pub fn product_columns(
         attendance: Some(empty_trusted(attendance)?),
         grades: Some(empty_trusted(grades)?),
         students: Some(empty_trusted(students)?),
+        engagement: None,
     };
     let df = products::build(product, &inputs, cfg)?;
     Ok(columns_of(&df))

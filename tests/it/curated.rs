@@ -276,15 +276,22 @@ fn hand_worked_metrics_match() {
     assert_eq!(c["suppressed"], AnyValue::Boolean(false));
     // No direct identifier reaches curated.
     for t in crate::harness::PRODUCTS {
-        let df = p.read("curated", t, "SELECT * FROM t").unwrap();
+        // No engagement export here: its products are not built.
+        let Some(df) = p.read("curated", t, "SELECT * FROM t") else {
+            assert!(t.contains("engagement"), "{t} missing");
+            continue;
+        };
         for v in crate::harness::strings(&df) {
             assert!(!v.contains("S00000"), "{t}: {v}");
         }
     }
 }
 
+/// The product's rows sorted by key as CSV (`absent` when the product was never built).
 fn sorted_csv(p: &TestProject, table: &str) -> String {
-    let mut df = p.read("curated", table, "SELECT * FROM t").unwrap();
+    let Some(mut df) = p.read("curated", table, "SELECT * FROM t") else {
+        return "absent".to_string();
+    };
     let key: Vec<String> = df
         .get_column_names()
         .iter()

@@ -8,6 +8,7 @@ mod aws;
 mod crash;
 mod curated;
 mod e2e;
+mod engagement;
 mod errors;
 mod evaluate;
 mod idempotency;
