@@ -16,6 +16,7 @@ pub mod contract;
 pub mod crypto;
 pub mod curated;
 pub mod dashboard;
+pub mod evaluate;
 pub mod frame;
 pub mod generate;
 pub mod metrics;

@@ -72,7 +72,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
 async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
     let project = cli.project.as_deref();
     match cli.command {
-        Command::Init { dir } => init(&dir, out),
+        Command::Init { dir, template } => init(&dir, &template, out),
+        Command::Evaluate {
+            what: super::EvaluateWhat::AtRisk(args),
+        } => evaluate_at_risk(project, &args, out).await,
         Command::Demo(args) => demo(project, &args, out).await,
         Command::Generate(args) => gen(&args, out),
         Command::Land { dataset, files } => {
@@ -245,8 +248,15 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
     }
 }
 
-fn init(dir: &Path, out: &mut dyn Write) -> Result<Exit> {
-    let written = config::scaffold(dir).map_err(ProjectError::from)?;
+fn init(dir: &Path, template: &str, out: &mut dyn Write) -> Result<Exit> {
+    if !config::TEMPLATES.contains(&template) {
+        return Err(UsageError(format!(
+            "--template {template}: unknown template; known: {}",
+            config::TEMPLATES.join(", ")
+        ))
+        .into());
+    }
+    let written = config::scaffold_template(dir, template).map_err(ProjectError::from)?;
     writeln!(
         out,
         "Project in {} ({} files written, existing files kept).",
@@ -258,6 +268,56 @@ fn init(dir: &Path, out: &mut dyn Write) -> Result<Exit> {
         "Next: cd {} && medallion generate --out landing && medallion land attendance landing",
         dir.display()
     )?;
+    Ok(Exit::Ok)
+}
+
+async fn evaluate_at_risk(
+    project: Option<&Path>,
+    a: &super::EvaluateArgs,
+    out: &mut dyn Write,
+) -> Result<Exit> {
+    use crate::evaluate;
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    let settings = match (&a.settings, project) {
+        (Some(f), _) => Some(cwd.join(f)),
+        (None, Some(p)) => Some(cwd.join(p).join("pipelines/curated/products.yaml")),
+        (None, None) => config::find_project(&cwd)
+            .ok()
+            .map(|root| root.join("pipelines/curated/products.yaml"))
+            .filter(|p| p.is_file()),
+    };
+    let cfg = match &settings {
+        Some(f) => crate::curated::CuratedConfig::load(f).map_err(|e| UsageError(e.to_string()))?,
+        None => crate::yaml::parse(
+            Path::new("templates/oulad/products.yaml"),
+            config::OULAD_PRODUCTS,
+        )
+        .map_err(|e| UsageError(e.to_string()))?,
+    };
+    let data = cwd.join(&a.data);
+    let o = evaluate::Oulad::load(&data, a.as_of_day, &a.presentation)
+        .await
+        .map_err(|e| UsageError(e.to_string()))?;
+    let used = settings.map_or_else(
+        || "the OULAD template's settings".to_string(),
+        |p| p.display().to_string(),
+    );
+    if a.fit {
+        let f = evaluate::fit(&o, a.as_of_day, &cfg)?;
+        match a.format {
+            OutputFormat::Text => write!(out, "{}", evaluate::fit_text(&f))?,
+            OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&f)?)?,
+        }
+        return Ok(Exit::Ok);
+    }
+    let e = evaluate::at_risk(&o, a.as_of_day, &cfg)?;
+    match a.format {
+        OutputFormat::Text => {
+            write!(out, "{}", evaluate::text(&e))?;
+            writeln!(out, "Settings: {used}")?;
+        }
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&e)?)?,
+    }
     Ok(Exit::Ok)
 }
 
@@ -939,7 +999,20 @@ fn product_rules_check(
         if !path.exists() {
             continue;
         }
-        let columns = crate::curated::rules::product_columns(product, cfg, &att, &gr, &st)?;
+        let engagement = contract("engagement").ok();
+        let columns = match crate::curated::rules::product_columns(
+            product,
+            cfg,
+            &att,
+            &gr,
+            &st,
+            engagement.as_ref(),
+        ) {
+            Ok(c) => c,
+            // A product over a dataset this project does not have (engagement) is not built.
+            Err(_) if engagement.is_none() => continue,
+            Err(e) => return Err(e.into()),
+        };
         match crate::rules::RuleSet::load_product(&path, product, &columns) {
             Ok(rs) => writeln!(out, "ok  {product}: {} curated rules", rs.rules.len())?,
             Err(e) => problems.push(e.to_string()),

@@ -124,6 +124,10 @@ pub enum Command {
     Init {
         /// Folder to create (may exist; existing files are kept).
         dir: PathBuf,
+        /// Project template: `school` (default) or `oulad` (the Open University Learning
+        /// Analytics Dataset's pass mark in the at-risk settings).
+        #[arg(long, default_value = "school")]
+        template: String,
     },
     /// Generate sample exports, land them, promote them and print the quality report.
     Demo(DemoArgs),
@@ -264,6 +268,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Measure a data product against real outcomes.
+    Evaluate {
+        /// What to evaluate.
+        #[command(subcommand)]
+        what: EvaluateWhat,
+    },
     /// The catalog, or one table's entry (`trusted.attendance`) with its schema.
     Catalog {
         /// A table name from `medallion status`.
@@ -272,6 +282,40 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+}
+
+/// `medallion evaluate` targets.
+#[derive(Debug, Subcommand)]
+pub enum EvaluateWhat {
+    /// Rebuild the at-risk list as of day N of each OULAD presentation from only the data dated
+    /// on or before day N, and score it against final_result (Fail or Withdrawn = positive).
+    AtRisk(EvaluateArgs),
+}
+
+/// `medallion evaluate at-risk`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Day of the presentation the list is rebuilt on.
+    #[arg(long)]
+    pub as_of_day: i64,
+    /// The OULAD folder (its CSVs, in it or in csv/; activity from studentVle*.csv and
+    /// parquet/studentVle/...).
+    #[arg(long, env = "MEDALLION_OULAD")]
+    pub data: PathBuf,
+    /// Only these presentations (`2014J`) or module-presentations (`AAA-2014J`); repeatable.
+    #[arg(long)]
+    pub presentation: Vec<String>,
+    /// The curated settings to use (default: the project's pipelines/curated/products.yaml,
+    /// outside a project the OULAD template's).
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// Fit the indicator weights and level cut-offs on the chosen presentations instead (fit on
+    /// earlier presentations, evaluate on later ones).
+    #[arg(long)]
+    pub fit: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// `medallion promote`.

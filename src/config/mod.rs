@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use scaffold::{scaffold, SHIPPED_DATASETS};
+pub use scaffold::{scaffold, scaffold_template, OULAD_PRODUCTS, SHIPPED_DATASETS, TEMPLATES};
 
 use crate::yaml::{self, YamlError};
 

@@ -5,7 +5,8 @@ use std::path::Path;
 use super::ConfigError;
 
 /// Datasets shipped with the product, in dependency order (reference data first).
-pub const SHIPPED_DATASETS: &[&str] = &["courses", "students", "attendance", "grades"];
+pub const SHIPPED_DATASETS: &[&str] =
+    &["courses", "students", "attendance", "grades", "engagement"];
 
 const FILES: &[(&str, &str)] = &[
     (
@@ -30,6 +31,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../contracts/courses.yaml"),
     ),
     (
+        "contracts/engagement.yaml",
+        include_str!("../../contracts/engagement.yaml"),
+    ),
+    (
         "quality_rules/attendance.yaml",
         include_str!("../../quality_rules/attendance.yaml"),
     ),
@@ -44,6 +49,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "quality_rules/courses.yaml",
         include_str!("../../quality_rules/courses.yaml"),
+    ),
+    (
+        "quality_rules/engagement.yaml",
+        include_str!("../../quality_rules/engagement.yaml"),
     ),
     (
         "quality_rules/at_risk_students.yaml",
@@ -72,6 +81,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "pipelines/courses.yaml",
         include_str!("../../pipelines/courses.yaml"),
+    ),
+    (
+        "pipelines/engagement.yaml",
+        include_str!("../../pipelines/engagement.yaml"),
     ),
     (
         "pipelines/curated/products.yaml",
@@ -131,14 +144,33 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The project templates `medallion init --template` knows.
+pub const TEMPLATES: &[&str] = &["school", "oulad"];
+
+/// The curated settings of an OULAD project: the shipped ones with OULAD's pass mark (40).
+pub const OULAD_PRODUCTS: &str = include_str!("../../templates/oulad/products.yaml");
+
 /// Writes the shipped project files into `dir`, never overwriting an existing file.
 /// Returns the files written.
 ///
 /// # Errors
 /// [`ConfigError::Io`] naming the path that could not be written.
 pub fn scaffold(dir: &Path) -> Result<Vec<String>, ConfigError> {
+    scaffold_template(dir, "school")
+}
+
+/// [`scaffold`] for a template of [`TEMPLATES`]: `school` (the default) or `oulad` (the Open
+/// University Learning Analytics Dataset's pass mark in the curated settings).
+///
+/// # Errors
+/// [`ConfigError::Io`] naming the path that could not be written.
+pub fn scaffold_template(dir: &Path, template: &str) -> Result<Vec<String>, ConfigError> {
     let mut written = Vec::new();
     for (rel, text) in FILES {
+        let text = match (template, *rel) {
+            ("oulad", "pipelines/curated/products.yaml") => OULAD_PRODUCTS,
+            _ => *text,
+        };
         let path = dir.join(rel);
         if path.exists() {
             continue;

@@ -28,33 +28,69 @@ use crate::yaml::{self, YamlError};
 pub const STEP: &str = "trusted-to-curated";
 
 /// One at-risk indicator's settings.
+///
+/// An indicator adds `weight × severity` points to the risk score, where severity is in 0..1
+/// (what it measures is documented per indicator in [`Indicators`]), and *fires* (its flag,
+/// reason and action appear) when its threshold is crossed. An indicator with weight 0 still
+/// shows its flag column but adds no points and no reason.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Indicator {
     /// Threshold (meaning per indicator, see the YAML comments).
     pub threshold: f64,
-    /// Points added to the risk score when the indicator fires.
+    /// Points added to the risk score at full severity.
     pub weight: f64,
+    /// For graded indicators, the value at which severity reaches 1 (missed assessments,
+    /// days without activity); ignored by the others.
+    #[serde(default)]
+    pub full: Option<f64>,
     /// The reason in words; `{name}` placeholders are filled from the row.
     pub reason: String,
     /// The recommended action for the educator; placeholders as in `reason`.
     pub action: String,
 }
 
-/// The five indicators.
+/// The indicators. "Percentile" is the student's mid-rank share in the course (the share of
+/// the course's students below them, plus half of those equal), over students with a value.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Indicators {
-    /// Weighted grade below threshold (%).
+    /// Grade below the course's pass mark (severity 1). The grade is the weighted grade, or the
+    /// unweighted mean when the graded assessments' weights sum to 0.
     pub low_grade: Indicator,
-    /// Grade trend below threshold (points per 30 days).
+    /// Grade low for the course: severity `1 - grade percentile`; fires below `threshold`.
+    pub low_grade_for_course: Indicator,
+    /// Grade trend below threshold (points per 30 days; severity 1).
     pub declining_trend: Indicator,
-    /// Completion rate below threshold.
+    /// Missed work: fires from `threshold` missing assessments; severity
+    /// `min(missing, full) / full`.
     pub low_completion: Indicator,
-    /// Absence rate at or above threshold.
+    /// Absence rate at or above threshold (DESIGN's chronic absence; severity 1).
     pub chronic_absence: Indicator,
-    /// Recent attendance rate this much below the earlier one.
+    /// Attendance low for the course: severity `1 - attendance percentile`; fires below
+    /// `threshold`.
+    pub low_attendance_for_course: Indicator,
+    /// Days since the student last attended or was active in the LMS (the fewer), each counted
+    /// to the course's last session or day of activity: fires at `threshold` days; severity
+    /// `min(days, full) / full`.
+    pub no_recent_activity: Indicator,
+    /// The student's drop from earlier to recent attendance, minus the course's median drop, at
+    /// or above threshold (severity 1): a break everyone takes does not fire it.
     pub falling_attendance: Indicator,
+    /// Engagement score (0-100, relative to the course) below threshold; severity
+    /// `(50 - score) / 50`, clipped to 0..1. Absent from older settings files: weight 0.
+    #[serde(default = "no_indicator")]
+    pub low_engagement_for_course: Indicator,
+}
+
+fn no_indicator() -> Indicator {
+    Indicator {
+        threshold: 0.0,
+        weight: 0.0,
+        full: None,
+        reason: String::new(),
+        action: String::new(),
+    }
 }
 
 /// Risk score cut-offs.
@@ -67,10 +103,23 @@ pub struct Levels {
     pub high: f64,
 }
 
+/// The pass mark (grade %) of each course.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassMark {
+    /// For courses not listed.
+    pub default: f64,
+    /// Per course id.
+    #[serde(default)]
+    pub courses: std::collections::BTreeMap<String, f64>,
+}
+
 /// At-risk settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AtRiskConfig {
+    /// Pass marks.
+    pub pass_mark: PassMark,
     /// Level cut-offs.
     pub levels: Levels,
     /// Indicators.
@@ -108,6 +157,8 @@ pub const PRODUCTS: &[&str] = &[
     "student_course_attendance",
     "attendance_weekly",
     "student_course_performance",
+    "student_course_engagement",
+    "engagement_weekly",
     "at_risk_students",
     "course_summary",
 ];
@@ -117,7 +168,8 @@ fn inputs(product: &str) -> &'static [&'static str] {
     match product {
         "student_course_attendance" | "attendance_weekly" => &["attendance"],
         "student_course_performance" => &["grades"],
-        _ => &["attendance", "grades"],
+        "student_course_engagement" | "engagement_weekly" => &["engagement"],
+        _ => &["attendance", "grades", "engagement"],
     }
 }
 
@@ -313,6 +365,11 @@ pub async fn run(
         let courses = touched_courses(lake, &todo).await?;
         let attendance = read_trusted(lake, "attendance", &courses).await?;
         let grades = read_trusted(lake, "grades", &courses).await?;
+        let engagement = if inputs(product).contains(&"engagement") {
+            read_trusted(lake, "engagement", &courses).await?
+        } else {
+            None
+        };
         let students = match delta::query(
             &lake.loc(Stage::Trusted, "students")?,
             "SELECT student_id, status FROM t ORDER BY student_id",
@@ -326,6 +383,7 @@ pub async fn run(
             attendance,
             grades,
             students,
+            engagement,
         };
         let mut df = products::build(product, &inputs, cfg)?;
         products::check(product, &df, &inputs)?;

@@ -21,6 +21,8 @@ pub struct Inputs {
     pub grades: Option<DataFrame>,
     /// trusted.students (student_id, status).
     pub students: Option<DataFrame>,
+    /// trusted.engagement rows.
+    pub engagement: Option<DataFrame>,
 }
 
 /// Catalog description of a product.
@@ -30,6 +32,8 @@ pub fn description(product: &str) -> &'static str {
         "attendance_weekly" => "Per course and ISO week: student-sessions, attendance rate, absent students. Cells describing fewer than small_cell_min students are suppressed.",
         "student_course_performance" => "Per student and course: due, submitted, on-time, late, missing; completion, on-time and late rates; average, median, standard deviation and weighted grade; trend; learning gain. For the course's educators only.",
         "at_risk_students" => "Per student and course: risk score and level (low, medium, high), the reasons in words and a recommended action per reason. For the course's educators only.",
+        "student_course_engagement" => "Per student and course: active days, active days per week, clicks by activity type, time on task, last active date, days since last activity, and an engagement score 0-100 relative to the course. For the course's educators only.",
+        "engagement_weekly" => "Per course and ISO week: active students, active student-days, clicks. Cells describing fewer than small_cell_min students are suppressed.",
         "course_summary" => "Per course: enrolled, active, average grade, grade distribution A-F, pass rate, average attendance, at-risk counts by level. Counts below small_cell_min are suppressed.",
         _ => "",
     }
@@ -67,6 +71,7 @@ pub const STUDENT_COURSE_ATTENDANCE_COLUMNS: ColumnComments = &[
     ("chronic_absence", "True when absence_rate >= the chronic-absence threshold (default 0.10: missed 10% or more of sessions; pipelines/curated/products.yaml)"),
     ("recent_rate", "Attendance rate over the sessions of the course's last 21 days (to its newest session date), in 0..1; null without such sessions"),
     ("earlier_rate", "Attendance rate over the sessions before the course's last 21 days, in 0..1; null without such sessions"),
+    ("days_since_attended", "Days from the student's last attended session to the course's last session (never attended: from the day before the course's first session)"),
 ];
 
 /// `attendance_weekly` columns with their catalog comments, in table order.
@@ -108,20 +113,35 @@ pub const STUDENT_COURSE_PERFORMANCE_COLUMNS: ColumnComments = &[
 pub const AT_RISK_STUDENTS_COLUMNS: ColumnComments = &[
     (S, STUDENT_KEY),
     (C, COURSE_KEY),
-    ("risk_score", "Sum of the weights of the indicators that fired (weights in pipelines/curated/products.yaml)"),
-    ("risk_level", "low, medium or high: risk_score against the medium (default 2) and high (default 5) cut-offs of pipelines/curated/products.yaml"),
-    ("reasons", "The indicators that fired, in words, separated by '; '; null when none fired"),
+    ("risk_score", "Sum over the indicators of weight x severity (severity 0..1; weights in pipelines/curated/products.yaml); each indicator's points are in score_breakdown"),
+    ("risk_level", "low, medium or high: risk_score against the medium and high cut-offs of pipelines/curated/products.yaml (shipped: 2.3 and 3.4)"),
+    ("reasons", "The indicators that fired (weight > 0), in words, separated by '; '; null when none fired"),
     ("actions", "A recommended action for the educator per reason, in the same order, separated by '; '; null when none fired"),
-    ("low_grade", "Indicator: weighted_grade under the low-grade threshold (default 70); false when there is no weighted grade"),
-    ("declining_trend", "Indicator: grade_trend under the declining-trend threshold (default -5 points per 30 days); false when there is no trend"),
-    ("low_completion", "Indicator: completion_rate under the low-completion threshold (default 0.8); false when nothing is due"),
+    ("low_grade", "Indicator: grade below the course's pass mark (pipelines/curated/products.yaml); false without a grade"),
+    ("declining_trend", "Indicator: grade_trend under the declining-trend threshold (points per 30 days); false when there is no trend"),
+    ("low_completion", "Indicator (missed work): at least the threshold's number of due assessments not submitted"),
     ("chronic_absence", "Indicator: absence_rate >= the chronic-absence threshold (default 0.10); false without attendance"),
-    ("falling_attendance", "Indicator (low engagement): earlier_rate - recent_rate >= the threshold (default 0.15): attendance fell over the last 21 days"),
+    ("falling_attendance", "Indicator: the drop from earlier_rate to recent_rate, minus the course's median drop, at or above the threshold"),
     ("weighted_grade", "As in student_course_performance: sum(weight * score_pct) / sum(weight) over graded assessments, in 0..100; null without grades"),
     ("grade_trend", "As in student_course_performance: score_pct slope in points per 30 days; null under 3 graded assessments"),
     ("completion_rate", "As in student_course_performance: submitted / due, in 0..1; null when nothing is due"),
     ("attendance_rate", "As in student_course_attendance: (present + late) / sessions, in 0..1; null without attendance"),
     ("absence_rate", "As in student_course_attendance: (absent + excused) / sessions, in 0..1; null without attendance"),
+    ("low_grade_for_course", "Indicator: grade_percentile below the indicator's threshold (relative to the course)"),
+    ("low_attendance_for_course", "Indicator: attendance_percentile below the indicator's threshold (relative to the course)"),
+    ("no_recent_activity", "Indicator: days_inactive at or above the indicator's threshold"),
+    ("low_engagement_for_course", "Indicator: engagement_score below the indicator's threshold; false without engagement data"),
+    ("grade", "weighted_grade, or the unweighted mean score_pct when the graded assessments' weights sum to 0, in 0..100"),
+    ("grade_basis", "weighted, or unweighted (the assessments' weights are 0)"),
+    ("pass_mark", "The course's pass mark (%) from pipelines/curated/products.yaml"),
+    ("grade_percentile", "Share of the course's graded students with a lower grade (mid-rank, 0..1)"),
+    ("attendance_percentile", "Share of the course's students with a lower attendance rate (mid-rank, 0..1)"),
+    ("missing", "Assessments due and not submitted"),
+    ("days_since_attended", "As in student_course_attendance: days since the student's last attended session"),
+    ("days_since_active", "As in student_course_engagement: days from the student's last LMS activity to the course's last day of activity; null without engagement data"),
+    ("days_inactive", "The fewer of days_since_attended and days_since_active (the student's most recent sign of life)"),
+    ("engagement_score", "As in student_course_engagement: 0..100 relative to the course (50 = the course's middle); null without engagement data"),
+    ("score_breakdown", "The points each indicator added to risk_score (indicator=points, separated by '; ')"),
 ];
 
 /// `course_summary` columns with their catalog comments, in table order.
@@ -143,6 +163,37 @@ pub const COURSE_SUMMARY_COLUMNS: ColumnComments = &[
     ("suppressed", "True when the course has fewer than small_cell_min (default 5) students: every number is shown empty"),
 ];
 
+/// `student_course_engagement` columns with their catalog comments, in table order.
+pub const STUDENT_COURSE_ENGAGEMENT_COLUMNS: ColumnComments = &[
+    (S, STUDENT_KEY),
+    (C, COURSE_KEY),
+    ("active_days", "Days with any LMS activity in the course"),
+    ("weeks", "ISO weeks from the course's first to its last day of activity"),
+    ("active_days_per_week", "active_days / weeks"),
+    ("clicks", "Clicks (actions) in the LMS, all types"),
+    ("clicks_login", "Clicks of type login"),
+    ("clicks_resource", "Clicks of type resource"),
+    ("clicks_forum", "Clicks of type forum"),
+    ("clicks_quiz", "Clicks of type quiz"),
+    ("clicks_video", "Clicks of type video"),
+    ("clicks_other", "Clicks of type other"),
+    ("minutes", "Time on task in minutes, where the LMS records it (null when it never does)"),
+    ("last_active_date", "The student's last day of activity in the course"),
+    ("days_since_active", "Days from the student's last activity to the course's last day of activity"),
+    ("engagement_score", "0..100: 100 x the mean of the student's mid-rank percentiles in the course of active_days and of clicks (50 = the course's middle)"),
+];
+
+/// `engagement_weekly` columns with their catalog comments, in table order.
+pub const ENGAGEMENT_WEEKLY_COLUMNS: ColumnComments = &[
+    (C, COURSE_KEY),
+    ("week_start", "Monday of the ISO week"),
+    ("iso_week", "ISO week as YYYY-Www (e.g. 2026-W37)"),
+    ("active_students", "Students with any activity that week; null when suppressed"),
+    ("student_days", "Active student-days that week; null when suppressed"),
+    ("clicks", "Clicks that week, all types; null when suppressed"),
+    ("suppressed", "True when the week describes fewer than small_cell_min (default 5) students: its numbers are shown empty"),
+];
+
 /// A product's columns with their catalog comments (empty for an unknown product).
 pub fn column_comments(product: &str) -> ColumnComments {
     match product {
@@ -151,6 +202,8 @@ pub fn column_comments(product: &str) -> ColumnComments {
         "student_course_performance" => STUDENT_COURSE_PERFORMANCE_COLUMNS,
         "at_risk_students" => AT_RISK_STUDENTS_COLUMNS,
         "course_summary" => COURSE_SUMMARY_COLUMNS,
+        "student_course_engagement" => STUDENT_COURSE_ENGAGEMENT_COLUMNS,
+        "engagement_weekly" => ENGAGEMENT_WEEKLY_COLUMNS,
         _ => &[],
     }
 }
@@ -213,6 +266,10 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
                 .max()
                 .over([col(C)])?
                 .alias("__course_last"),
+            col("session_date")
+                .min()
+                .over([col(C)])?
+                .alias("__course_first"),
         ])
         .with_column(
             (col("session_date")
@@ -267,6 +324,8 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
             count_if(col("__recent").and(col("__attended"))).alias("__ra"),
             count_if(col("__recent").not()).alias("__en"),
             count_if(col("__recent").not().and(col("__attended"))).alias("__ea"),
+            col("__course_last").first().alias("__course_last"),
+            col("__course_first").first().alias("__course_first"),
         ])
         .join(
             streaks,
@@ -280,6 +339,12 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
             ratio(col("absent") + col("excused"), col("sessions")).alias("absence_rate"),
             ratio(col("__ra"), col("__rn")).alias("recent_rate"),
             ratio(col("__ea"), col("__en")).alias("earlier_rate"),
+            // Never attended: counted from the day before the course's first session.
+            (col("__course_last").cast(DataType::Int64)
+                - col("last_attended_date")
+                    .cast(DataType::Int64)
+                    .fill_null(col("__course_first").cast(DataType::Int64) - lit(1i64)))
+            .alias("days_since_attended"),
         ])
         .with_column(
             col("absence_rate")
@@ -302,6 +367,7 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
             col("chronic_absence"),
             col("recent_rate"),
             col("earlier_rate"),
+            col("days_since_attended"),
         ])
         .sort([C, S], SortMultipleOptions::default())
         .collect()?;
@@ -368,6 +434,143 @@ pub fn attendance_weekly(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFra
             col("students"),
             col("attendance_rate"),
             col("absent_students"),
+            col("suppressed"),
+        ])
+        .sort([C, "week_start"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// `student_course_engagement`: one row per student × course with activity.
+pub fn student_course_engagement(eng: &DataFrame) -> Result<DataFrame> {
+    let kinds = ["login", "resource", "forum", "quiz", "video", "other"];
+    let mut aggs = vec![
+        col("activity_date")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("active_days"),
+        col("clicks").sum().cast(DataType::Int64).alias("clicks"),
+        col("minutes")
+            .sum()
+            .cast(DataType::Int64)
+            .alias("__minutes"),
+        col("minutes").count().alias("__minutes_n"),
+        col("activity_date").max().alias("last_active_date"),
+        col("__course_first").first().alias("__course_first"),
+        col("__course_last").first().alias("__course_last"),
+    ];
+    for k in kinds {
+        aggs.push(
+            col("clicks")
+                .filter(col("activity_type").eq(lit(k)))
+                .sum()
+                .cast(DataType::Int64)
+                .alias(format!("clicks_{k}")),
+        );
+    }
+    let day = |c: &str| col(c).cast(DataType::Int32);
+    let monday = |c: &str| {
+        (day(c) - (col(c).dt().weekday().cast(DataType::Int32) - lit(1))).cast(DataType::Int64)
+    };
+    let out = eng
+        .clone()
+        .lazy()
+        .with_columns([
+            col("activity_date")
+                .min()
+                .over([col(C)])?
+                .alias("__course_first"),
+            col("activity_date")
+                .max()
+                .over([col(C)])?
+                .alias("__course_last"),
+        ])
+        .group_by([col(S), col(C)])
+        .agg(aggs)
+        .sort([C, S], SortMultipleOptions::default())
+        .with_columns([
+            ((monday("__course_last") - monday("__course_first")) / lit(7i64) + lit(1i64))
+                .alias("weeks"),
+            when(col("__minutes_n").gt(lit(0)))
+                .then(col("__minutes"))
+                .otherwise(lit(NULL).cast(DataType::Int64))
+                .alias("minutes"),
+            (col("__course_last").cast(DataType::Int64)
+                - col("last_active_date").cast(DataType::Int64))
+            .alias("days_since_active"),
+        ])
+        .with_columns([
+            ratio(col("active_days"), col("weeks")).alias("active_days_per_week"),
+            ((course_percentile(f("active_days"))? + course_percentile(f("clicks"))?) * lit(50.0))
+                .alias("engagement_score"),
+        ])
+        .select([
+            col(S),
+            col(C),
+            col("active_days"),
+            col("weeks"),
+            col("active_days_per_week"),
+            col("clicks"),
+            col("clicks_login"),
+            col("clicks_resource"),
+            col("clicks_forum"),
+            col("clicks_quiz"),
+            col("clicks_video"),
+            col("clicks_other"),
+            col("minutes"),
+            col("last_active_date"),
+            col("days_since_active"),
+            col("engagement_score"),
+        ])
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+/// `engagement_weekly`: per course × ISO week, small cells suppressed.
+pub fn engagement_weekly(eng: &DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
+    let n = i64::from(cfg.small_cell_min);
+    let day = col("activity_date").cast(DataType::Int32);
+    let week_start = (day - (col("activity_date").dt().weekday().cast(DataType::Int32) - lit(1)))
+        .cast(DataType::Date);
+    let hide = |c: &str| {
+        when(col("suppressed"))
+            .then(lit(NULL).cast(DataType::Int64))
+            .otherwise(col(c))
+            .alias(c)
+    };
+    let out = eng
+        .clone()
+        .lazy()
+        .with_column(week_start.alias("week_start"))
+        .group_by([col(C), col("week_start")])
+        .agg([
+            col(S)
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("active_students"),
+            as_struct(vec![col(S), col("activity_date")])
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("student_days"),
+            col("clicks").sum().cast(DataType::Int64).alias("clicks"),
+        ])
+        .with_columns([
+            col("week_start").dt().strftime("%G-W%V").alias("iso_week"),
+            col("active_students").lt(lit(n)).alias("suppressed"),
+        ])
+        .with_columns([
+            hide("active_students"),
+            hide("student_days"),
+            hide("clicks"),
+        ])
+        .select([
+            col(C),
+            col("week_start"),
+            col("iso_week"),
+            col("active_students"),
+            col("student_days"),
+            col("clicks"),
             col("suppressed"),
         ])
         .sort([C, "week_start"], SortMultipleOptions::default())
@@ -522,22 +725,51 @@ pub fn student_course_performance(grades: &DataFrame) -> Result<DataFrame> {
 }
 
 /// Placeholders a reason or action may use, and the expression each one shows.
+const PLACEHOLDERS: &[&str] = &[
+    "grade",
+    "grade_note",
+    "pass_mark",
+    "grade_percentile",
+    "weighted_grade",
+    "grade_trend",
+    "missing",
+    "due",
+    "absences",
+    "sessions",
+    "attendance_rate",
+    "attendance_percentile",
+    "recent_rate",
+    "days_since_attended",
+    "days_inactive",
+    "engagement_score",
+];
+
 fn placeholder(name: &str) -> Option<Expr> {
     let int = |e: Expr| e.cast(DataType::Int64).cast(DataType::String);
     let one = |e: Expr| {
         e.round(1, RoundMode::HalfAwayFromZero)
             .cast(DataType::String)
     };
+    let pct = |e: Expr| int((e * lit(100.0)).round(0, RoundMode::HalfAwayFromZero));
     Some(match name {
+        "grade" => one(col("grade")),
+        "grade_note" => when(col("grade_basis").eq(lit("unweighted")))
+            .then(lit(" (unweighted mean: the assessments' weights are 0)"))
+            .otherwise(lit("")),
+        "pass_mark" => one(col("pass_mark")),
+        "grade_percentile" => pct(col("grade_percentile")),
         "weighted_grade" => one(col("weighted_grade")),
         "grade_trend" => one(col("grade_trend")),
         "missing" => int(col("missing")),
         "due" => int(col("due")),
         "absences" => int(col("absent") + col("excused")),
         "sessions" => int(col("sessions")),
-        "recent_rate" => {
-            int((col("recent_rate") * lit(100.0)).round(0, RoundMode::HalfAwayFromZero))
-        }
+        "attendance_rate" => pct(col("attendance_rate")),
+        "attendance_percentile" => pct(col("attendance_percentile")),
+        "recent_rate" => pct(col("recent_rate")),
+        "days_since_attended" => int(col("days_since_attended")),
+        "days_inactive" => int(col("days_inactive")),
+        "engagement_score" => int(col("engagement_score").round(0, RoundMode::HalfAwayFromZero)),
         _ => return None,
     })
 }
@@ -562,32 +794,142 @@ fn template(text: &str) -> Result<Expr> {
 
 fn bad_template(text: &str) -> StepError {
     StepError::Polars(PolarsError::ComputeError(
-        format!("pipelines/curated/products.yaml: `{text}` uses an unknown placeholder; known: weighted_grade, grade_trend, missing, due, absences, sessions, recent_rate").into(),
+        format!(
+            "pipelines/curated/products.yaml: `{text}` uses an unknown placeholder; known: {}",
+            PLACEHOLDERS.join(", ")
+        )
+        .into(),
     ))
 }
 
-/// `at_risk_students`: one row per student × course seen in attendance or grades.
-pub fn at_risk_students(
+/// Mid-rank percentile of `e` within the course: (students below + half of those equal) / n,
+/// over students with a value; null without one.
+fn course_percentile(e: Expr) -> Result<Expr> {
+    let rank = e.clone().rank(
+        RankOptions {
+            method: RankMethod::Average,
+            descending: false,
+        },
+        None,
+    );
+    Ok(
+        ((rank.cast(DataType::Float64) - lit(0.5)) / e.count().cast(DataType::Float64))
+            .over([col(C)])?,
+    )
+}
+
+/// The course's pass mark from the settings.
+fn pass_mark(cfg: &CuratedConfig) -> Expr {
+    let pm = &cfg.at_risk.pass_mark;
+    pm.courses.iter().fold(lit(pm.default), |e, (c, v)| {
+        when(col(C).eq(lit(c.clone()))).then(lit(*v)).otherwise(e)
+    })
+}
+
+/// The indicators in score order: name, settings, when it fires, its severity (0..1).
+fn indicators(cfg: &CuratedConfig) -> Result<Vec<(&'static str, &Indicator, Expr, Expr)>> {
+    let i = &cfg.at_risk.indicators;
+    let b = |e: Expr| e.cast(DataType::Float64);
+    let lower_half = |p: &str| ((lit(0.5) - col(p)) / lit(0.5)).clip(lit(0.0), lit(1.0));
+    let graded = |c: &str, ind: &Indicator, default: f64| {
+        let full = ind.full.unwrap_or(default).max(1e-9);
+        (b(col(c)) / lit(full)).clip(lit(0.0), lit(1.0))
+    };
+    let drop = col("earlier_rate") - col("recent_rate");
+    let rel_drop = drop.clone() - drop.median().over([col(C)])?;
+    Ok(vec![
+        (
+            "low_grade",
+            &i.low_grade,
+            col("grade").lt(col("pass_mark")),
+            b(col("grade").lt(col("pass_mark"))),
+        ),
+        (
+            "low_grade_for_course",
+            &i.low_grade_for_course,
+            col("grade_percentile").lt(lit(i.low_grade_for_course.threshold)),
+            lower_half("grade_percentile"),
+        ),
+        (
+            "declining_trend",
+            &i.declining_trend,
+            col("grade_trend").lt(lit(i.declining_trend.threshold)),
+            b(col("grade_trend").lt(lit(i.declining_trend.threshold))),
+        ),
+        (
+            "low_completion",
+            &i.low_completion,
+            col("missing").gt_eq(lit(i.low_completion.threshold)),
+            graded("missing", &i.low_completion, 3.0),
+        ),
+        (
+            "chronic_absence",
+            &i.chronic_absence,
+            col("absence_rate").gt_eq(lit(i.chronic_absence.threshold)),
+            b(col("absence_rate").gt_eq(lit(i.chronic_absence.threshold))),
+        ),
+        (
+            "low_attendance_for_course",
+            &i.low_attendance_for_course,
+            col("attendance_percentile").lt(lit(i.low_attendance_for_course.threshold)),
+            lower_half("attendance_percentile"),
+        ),
+        (
+            "no_recent_activity",
+            &i.no_recent_activity,
+            col("days_inactive").gt_eq(lit(i.no_recent_activity.threshold)),
+            graded("days_inactive", &i.no_recent_activity, 28.0),
+        ),
+        (
+            "falling_attendance",
+            &i.falling_attendance,
+            rel_drop.clone().gt_eq(lit(i.falling_attendance.threshold)),
+            b(rel_drop.gt_eq(lit(i.falling_attendance.threshold))),
+        ),
+        (
+            "low_engagement_for_course",
+            &i.low_engagement_for_course,
+            col("engagement_score").lt(lit(i.low_engagement_for_course.threshold)),
+            ((lit(50.0) - col("engagement_score")) / lit(50.0)).clip(lit(0.0), lit(1.0)),
+        ),
+    ])
+}
+
+/// Names of the indicators, in score order (the flag columns of `at_risk_students`).
+pub const INDICATORS: &[&str] = &[
+    "low_grade",
+    "low_grade_for_course",
+    "declining_trend",
+    "low_completion",
+    "chronic_absence",
+    "low_attendance_for_course",
+    "no_recent_activity",
+    "falling_attendance",
+    "low_engagement_for_course",
+];
+
+/// The per-student inputs of the at-risk model (attendance and performance joined), with the
+/// course-relative columns: `grade`, `grade_basis`, `pass_mark`, `grade_percentile`,
+/// `attendance_percentile`.
+fn at_risk_inputs(
     attendance: Option<DataFrame>,
     performance: Option<DataFrame>,
+    engagement: Option<DataFrame>,
     cfg: &CuratedConfig,
-) -> Result<DataFrame> {
+) -> Result<LazyFrame> {
     let key = [col(S), col(C)];
-    let joined = match (attendance, performance) {
-        (Some(a), Some(p)) => a.lazy().join(
-            p.lazy(),
-            key.clone(),
-            key.clone(),
-            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-        ),
-        (Some(a), None) => a.lazy().with_columns([
+    let no_grades = || {
+        [
             null_f64().alias("weighted_grade"),
+            null_f64().alias("average_score_pct"),
             null_f64().alias("grade_trend"),
             null_f64().alias("completion_rate"),
             lit(NULL).cast(DataType::Int64).alias("missing"),
             lit(NULL).cast(DataType::Int64).alias("due"),
-        ]),
-        (None, Some(p)) => p.lazy().with_columns([
+        ]
+    };
+    let no_attendance = || {
+        [
             null_f64().alias("absence_rate"),
             null_f64().alias("attendance_rate"),
             null_f64().alias("recent_rate"),
@@ -595,69 +937,139 @@ pub fn at_risk_students(
             lit(NULL).cast(DataType::Int64).alias("absent"),
             lit(NULL).cast(DataType::Int64).alias("excused"),
             lit(NULL).cast(DataType::Int64).alias("sessions"),
-        ]),
-        (None, None) => {
+            lit(NULL).cast(DataType::Int64).alias("days_since_attended"),
+        ]
+    };
+    let joined = match (attendance, performance, &engagement) {
+        (Some(a), Some(p), _) => a.lazy().join(
+            p.lazy(),
+            key.clone(),
+            key.clone(),
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        ),
+        (Some(a), None, _) => a.lazy().with_columns(no_grades()),
+        (None, Some(p), _) => p.lazy().with_columns(no_attendance()),
+        // Only LMS activity so far: the list starts from its students.
+        (None, None, Some(e)) => e
+            .clone()
+            .lazy()
+            .select(key.clone())
+            .with_columns(no_attendance())
+            .with_columns(no_grades()),
+        (None, None, None) => {
             return Err(missing_input(
                 "at_risk_students",
-                "attendance or trusted.grades",
+                "attendance, trusted.grades or trusted.engagement",
             ))
         }
     };
-    let i = &cfg.at_risk.indicators;
-    let fired: Vec<(&Indicator, Expr, &str)> = vec![
-        (
-            &i.low_grade,
-            col("weighted_grade").lt(lit(i.low_grade.threshold)),
-            "low_grade",
+    let joined = match engagement {
+        Some(e) => joined.join(
+            e.lazy().select([
+                col(S),
+                col(C),
+                col("days_since_active"),
+                col("engagement_score"),
+            ]),
+            key.clone(),
+            key.clone(),
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
         ),
-        (
-            &i.declining_trend,
-            col("grade_trend").lt(lit(i.declining_trend.threshold)),
-            "declining_trend",
-        ),
-        (
-            &i.low_completion,
-            col("completion_rate").lt(lit(i.low_completion.threshold)),
-            "low_completion",
-        ),
-        (
-            &i.chronic_absence,
-            col("absence_rate").gt_eq(lit(i.chronic_absence.threshold)),
-            "chronic_absence",
-        ),
-        (
-            &i.falling_attendance,
-            (col("earlier_rate") - col("recent_rate")).gt_eq(lit(i.falling_attendance.threshold)),
-            "falling_attendance",
-        ),
-    ];
+        None => joined.with_columns([
+            lit(NULL).cast(DataType::Int64).alias("days_since_active"),
+            null_f64().alias("engagement_score"),
+        ]),
+    };
+    let (att, act) = (col("days_since_attended"), col("days_since_active"));
+    let days_inactive = when(att.clone().is_null())
+        .then(act.clone())
+        .when(act.clone().is_null().or(att.clone().lt_eq(act.clone())))
+        .then(att)
+        .otherwise(act);
+    Ok(joined
+        .sort([C, S], SortMultipleOptions::default())
+        .with_columns([
+            days_inactive.alias("days_inactive"),
+            col("weighted_grade")
+                .fill_null(col("average_score_pct"))
+                .alias("grade"),
+            when(col("weighted_grade").is_not_null())
+                .then(lit("weighted"))
+                .when(col("average_score_pct").is_not_null())
+                .then(lit("unweighted"))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias("grade_basis"),
+            pass_mark(cfg).alias("pass_mark"),
+        ])
+        .with_columns([
+            course_percentile(col("grade"))?.alias("grade_percentile"),
+            course_percentile(col("attendance_rate"))?.alias("attendance_percentile"),
+        ]))
+}
+
+/// `at_risk_students`: one row per student × course seen in attendance or grades. The risk
+/// score is the sum over the indicators of `weight × severity`; `score_breakdown` lists each
+/// indicator's points, and every indicator that fires (with a weight) gives a reason and an
+/// action.
+pub fn at_risk_students(
+    attendance: Option<DataFrame>,
+    performance: Option<DataFrame>,
+    engagement: Option<DataFrame>,
+    cfg: &CuratedConfig,
+) -> Result<DataFrame> {
+    let base = at_risk_inputs(attendance, performance, engagement, cfg)?;
     let mut flags = Vec::new();
+    let mut points = Vec::new();
     let mut score = lit(0.0);
     let mut reasons = Vec::new();
     let mut actions = Vec::new();
-    for (ind, e, name) in &fired {
-        let flag = e.clone().fill_null(lit(false));
-        flags.push(flag.clone().alias(*name));
-        score = score + when(flag.clone()).then(lit(ind.weight)).otherwise(lit(0.0));
+    let mut breakdown = Vec::new();
+    for (name, ind, fires, severity) in indicators(cfg)? {
+        let flag = fires.fill_null(lit(false));
+        flags.push(flag.clone().alias(name));
+        let pts = (lit(ind.weight) * severity.fill_null(lit(0.0))).alias(format!("__pts_{name}"));
+        points.push(pts);
+        let p = col(format!("__pts_{name}"));
+        score = score + p.clone();
+        let counts = flag.clone().and(lit(ind.weight > 0.0));
         reasons.push(
-            when(flag.clone())
+            when(counts.clone())
                 .then(template(&ind.reason)?)
                 .otherwise(lit(NULL).cast(DataType::String)),
         );
         actions.push(
-            when(flag)
+            when(counts)
                 .then(template(&ind.action)?)
+                .otherwise(lit(NULL).cast(DataType::String)),
+        );
+        let shown = p.clone().round(1, RoundMode::HalfAwayFromZero);
+        breakdown.push(
+            when(shown.clone().gt(lit(0.0)))
+                .then(concat_str(
+                    [lit(format!("{name} +")), shown.cast(DataType::String)],
+                    "",
+                    false,
+                ))
                 .otherwise(lit(NULL).cast(DataType::String)),
         );
     }
     let lv = &cfg.at_risk.levels;
-    let out = joined
+    let out = base
         .with_columns(flags)
+        .with_columns(points)
         .with_columns([
             score.alias("risk_score"),
             none_if_empty(concat_str(reasons, "; ", true)).alias("reasons"),
             none_if_empty(concat_str(actions, "; ", true)).alias("actions"),
+            none_if_empty(concat_str(breakdown, ", ", true)).alias("score_breakdown"),
         ])
+        .with_column(
+            // The score is rounded as published before it is cut, so a level never depends
+            // on the last bits of a sum.
+            col("risk_score")
+                .round(PUBLISHED_DECIMALS, RoundMode::HalfAwayFromZero)
+                .alias("risk_score"),
+        )
         .with_column(
             when(col("risk_score").gt_eq(lit(lv.high)))
                 .then(lit("high"))
@@ -683,10 +1095,48 @@ pub fn at_risk_students(
             col("completion_rate"),
             col("attendance_rate"),
             col("absence_rate"),
+            col("low_grade_for_course"),
+            col("low_attendance_for_course"),
+            col("no_recent_activity"),
+            col("low_engagement_for_course"),
+            col("grade"),
+            col("grade_basis"),
+            col("pass_mark"),
+            col("grade_percentile"),
+            col("attendance_percentile"),
+            col("missing"),
+            col("days_since_attended"),
+            col("days_since_active"),
+            col("days_inactive"),
+            col("engagement_score"),
+            col("score_breakdown"),
         ])
         .sort([C, S], SortMultipleOptions::default())
         .collect()?;
     Ok(out)
+}
+
+/// The severity (0..1) of every indicator per student × course, before weights: what
+/// `evaluate at-risk --fit` fits the weights on. Columns: student_id, course_id, then one per
+/// [`INDICATORS`] entry.
+///
+/// # Errors
+/// A missing input, polars errors.
+pub fn at_risk_severities(
+    attendance: Option<DataFrame>,
+    performance: Option<DataFrame>,
+    engagement: Option<DataFrame>,
+    cfg: &CuratedConfig,
+) -> Result<DataFrame> {
+    let base = at_risk_inputs(attendance, performance, engagement, cfg)?;
+    let mut cols = vec![col(S), col(C)];
+    for (name, _, _, severity) in indicators(cfg)? {
+        cols.push(severity.fill_null(lit(0.0)).alias(name));
+    }
+    Ok(base
+        .select(cols)
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?)
 }
 
 /// `course_summary`.
@@ -790,6 +1240,11 @@ pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFra
             .as_ref()
             .ok_or_else(|| missing_input(product, "grades"))
     };
+    let engagement = || {
+        inp.engagement
+            .as_ref()
+            .ok_or_else(|| missing_input(product, "engagement"))
+    };
     let at_risk = || {
         let a = inp
             .attendance
@@ -801,12 +1256,19 @@ pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFra
             .as_ref()
             .map(|g| student_course_performance(g).and_then(publish))
             .transpose()?;
-        at_risk_students(a, p, cfg).and_then(publish)
+        let e = inp
+            .engagement
+            .as_ref()
+            .map(|e| student_course_engagement(e).and_then(publish))
+            .transpose()?;
+        at_risk_students(a, p, e, cfg).and_then(publish)
     };
     match product {
         "student_course_attendance" => student_course_attendance(att()?, cfg),
         "attendance_weekly" => attendance_weekly(att()?, cfg),
         "student_course_performance" => student_course_performance(grades()?),
+        "student_course_engagement" => student_course_engagement(engagement()?),
+        "engagement_weekly" => engagement_weekly(engagement()?, cfg),
         "at_risk_students" => at_risk(),
         "course_summary" => course_summary(&at_risk()?, inp.students.as_ref(), cfg),
         other => Err(StepError::Polars(PolarsError::ComputeError(
@@ -843,7 +1305,7 @@ pub fn publish(df: DataFrame) -> Result<DataFrame> {
 /// Primary key of a product.
 pub fn key(product: &str) -> &'static [&'static str] {
     match product {
-        "attendance_weekly" => &["course_id", "week_start"],
+        "attendance_weekly" | "engagement_weekly" => &["course_id", "week_start"],
         "course_summary" => &["course_id"],
         _ => &["student_id", "course_id"],
     }
@@ -931,11 +1393,12 @@ mod tests {
             contract("grades"),
             contract("students"),
         );
+        let eng = contract("engagement");
         let cfg =
             CuratedConfig::load(&root.join("pipelines/curated/products.yaml")).expect("config");
         for product in super::super::PRODUCTS {
             let built: Vec<String> =
-                super::super::rules::product_columns(product, &cfg, &att, &gr, &st)
+                super::super::rules::product_columns(product, &cfg, &att, &gr, &st, Some(&eng))
                     .expect("columns")
                     .into_iter()
                     .map(|(c, _)| c)
@@ -955,5 +1418,202 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn settings() -> CuratedConfig {
+        let mut cfg: CuratedConfig =
+            serde_yaml::from_str(include_str!("../../pipelines/curated/products.yaml")).unwrap();
+        let a = &mut cfg.at_risk;
+        a.pass_mark.courses.insert("C1".into(), 40.0);
+        a.levels.medium = 1.0;
+        a.levels.high = 3.0;
+        let i = &mut a.indicators;
+        for ind in [
+            &mut i.low_grade,
+            &mut i.low_grade_for_course,
+            &mut i.declining_trend,
+            &mut i.low_completion,
+            &mut i.low_attendance_for_course,
+            &mut i.no_recent_activity,
+            &mut i.falling_attendance,
+        ] {
+            ind.weight = 1.0;
+        }
+        i.chronic_absence.weight = 0.0;
+        cfg
+    }
+
+    /// C1: five students, d disengaging, c failing with unweighted grades; C2: three students
+    /// whose attendance all fell over a break.
+    fn inputs() -> (DataFrame, DataFrame) {
+        let f = |v: &[f64]| v.to_vec();
+        let att = DataFrame::new(
+            8,
+            vec![
+                Column::new(S.into(), ["a", "b", "c", "d", "e", "x", "y", "z"]),
+                Column::new(C.into(), ["C1", "C1", "C1", "C1", "C1", "C2", "C2", "C2"]),
+                Column::new("sessions".into(), [10i64, 10, 10, 10, 10, 10, 10, 10]),
+                Column::new("absent".into(), [0i64, 0, 1, 5, 2, 4, 4, 4]),
+                Column::new("excused".into(), [0i64; 8]),
+                Column::new(
+                    "attendance_rate".into(),
+                    f(&[1.0, 1.0, 0.9, 0.5, 0.8, 0.6, 0.6, 0.6]),
+                ),
+                Column::new(
+                    "absence_rate".into(),
+                    f(&[0.0, 0.0, 0.1, 0.5, 0.2, 0.4, 0.4, 0.4]),
+                ),
+                Column::new(
+                    "recent_rate".into(),
+                    f(&[1.0, 1.0, 0.9, 0.2, 0.8, 0.3, 0.3, 0.3]),
+                ),
+                Column::new(
+                    "earlier_rate".into(),
+                    f(&[1.0, 1.0, 0.9, 0.8, 0.8, 0.9, 0.9, 0.9]),
+                ),
+                Column::new("days_since_attended".into(), [0i64, 0, 0, 20, 2, 3, 3, 3]),
+            ],
+        )
+        .unwrap();
+        let perf = DataFrame::new(
+            5,
+            vec![
+                Column::new(S.into(), ["a", "b", "c", "d", "e"]),
+                Column::new(C.into(), ["C1"; 5]),
+                Column::new(
+                    "weighted_grade".into(),
+                    [Some(80.0), Some(75.0), None, Some(50.0), Some(90.0)],
+                ),
+                Column::new(
+                    "average_score_pct".into(),
+                    f(&[80.0, 75.0, 35.0, 50.0, 90.0]),
+                ),
+                Column::new("grade_trend".into(), [None::<f64>; 5]),
+                Column::new("completion_rate".into(), f(&[1.0, 1.0, 1.0, 0.5, 1.0])),
+                Column::new("missing".into(), [0i64, 0, 0, 2, 0]),
+                Column::new("due".into(), [4i64; 5]),
+            ],
+        )
+        .unwrap();
+        (att, perf)
+    }
+
+    fn one(df: &DataFrame, student: &str) -> DataFrame {
+        let m = df.column(S).unwrap().str().unwrap().equal(student);
+        df.filter(&m).unwrap()
+    }
+
+    fn num(df: &DataFrame, c: &str) -> Option<f64> {
+        df.column(c)
+            .unwrap()
+            .cast(&DataType::Float64)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+    }
+
+    fn text(df: &DataFrame, c: &str) -> String {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn flag(df: &DataFrame, c: &str) -> bool {
+        df.column(c).unwrap().bool().unwrap().get(0).unwrap()
+    }
+
+    #[test]
+    fn at_risk_indicators_by_hand() {
+        let (att, perf) = inputs();
+        let out =
+            publish(at_risk_students(Some(att), Some(perf), None, &settings()).unwrap()).unwrap();
+        // d: grade at percentile 0.3 (severity 0.4, does not fire at 0.2), 2 of 3 missed work
+        // (2/3), attendance at percentile 0.1 (0.8), 20 of 28 days inactive, attendance fell
+        // 0.6 while the course's median drop is 0, chronic absence at weight 0.
+        let d = one(&out, "d");
+        let want = 0.4 + 2.0 / 3.0 + 0.8 + 20.0 / 28.0 + 1.0;
+        assert!((num(&d, "risk_score").unwrap() - want).abs() < 1e-9, "{d}");
+        assert_eq!(text(&d, "risk_level"), "high");
+        for (c, v) in [
+            ("low_grade", false),
+            ("low_grade_for_course", false),
+            ("low_completion", true),
+            ("chronic_absence", true),
+            ("low_attendance_for_course", true),
+            ("no_recent_activity", true),
+            ("falling_attendance", true),
+        ] {
+            assert_eq!(flag(&d, c), v, "{c}");
+        }
+        assert_eq!(
+            text(&d, "reasons"),
+            "2 of 4 assessments not submitted; attended 50% of sessions, percentile 10 of the course; \
+             no attendance or activity for 20 days; attendance fell to 20% over the last 3 weeks, more than the course's"
+        );
+        assert!(
+            !text(&d, "reasons").contains("absences in"),
+            "weight 0: no reason"
+        );
+        assert_eq!(
+            text(&d, "score_breakdown"),
+            "low_grade_for_course +0.4, low_completion +0.7, low_attendance_for_course +0.8, no_recent_activity +0.7, falling_attendance +1.0"
+        );
+        // c: weights are 0, so the unweighted mean (35) counts, against C1's pass mark of 40.
+        let c = one(&out, "c");
+        assert_eq!(text(&c, "grade_basis"), "unweighted");
+        assert_eq!(num(&c, "grade"), Some(35.0));
+        assert_eq!(num(&c, "pass_mark"), Some(40.0));
+        assert!((num(&c, "grade_percentile").unwrap() - 0.1).abs() < 1e-9);
+        assert!((num(&c, "risk_score").unwrap() - 1.8).abs() < 1e-9);
+        assert_eq!(text(&c, "risk_level"), "medium");
+        assert!(
+            text(&c, "reasons").starts_with(
+                "grade 35.0% (unweighted mean: the assessments' weights are 0) is below the pass mark 40.0%; \
+                 grade 35.0% (unweighted mean: the assessments' weights are 0) is at percentile 10 of the course"
+            ),
+            "{}",
+            text(&c, "reasons")
+        );
+        // e: below the course's median attendance (percentile 0.3) and 2 days since last
+        // attended: points, no reason.
+        let e = one(&out, "e");
+        assert!(
+            (num(&e, "risk_score").unwrap() - (0.4 + 2.0 / 28.0)).abs() < 1e-9,
+            "{}",
+            text(&e, "score_breakdown")
+        );
+        assert_eq!(text(&e, "risk_level"), "low");
+        assert_eq!(e.column("reasons").unwrap().null_count(), 1);
+        // a and b: nothing.
+        assert_eq!(num(&one(&out, "a"), "risk_score"), Some(0.0));
+        // C2: everyone's attendance fell over a break and nobody has grades: only the 3 days
+        // since each last attended count.
+        for s in ["x", "y", "z"] {
+            let r = one(&out, s);
+            assert!(
+                (num(&r, "risk_score").unwrap() - 3.0 / 28.0).abs() < 1e-9,
+                "{s}"
+            );
+            assert_eq!(text(&r, "risk_level"), "low");
+            assert!(!flag(&r, "falling_attendance"), "{s}");
+            assert!((num(&r, "attendance_percentile").unwrap() - 0.5).abs() < 1e-9);
+            assert_eq!(num(&r, "pass_mark"), Some(60.0), "the default pass mark");
+        }
+    }
+
+    #[test]
+    fn at_risk_severities_before_weights() {
+        let (att, perf) = inputs();
+        let sev = at_risk_severities(Some(att), Some(perf), None, &settings()).unwrap();
+        let d = one(&sev, "d");
+        assert_eq!(sev.width(), 2 + INDICATORS.len());
+        assert!((num(&d, "low_completion").unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert!((num(&d, "no_recent_activity").unwrap() - 20.0 / 28.0).abs() < 1e-9);
+        assert_eq!(num(&d, "chronic_absence"), Some(1.0), "before its weight 0");
     }
 }

@@ -60,11 +60,13 @@ pub fn product_columns(
     attendance: &Contract,
     grades: &Contract,
     students: &Contract,
+    engagement: Option<&Contract>,
 ) -> Result<Vec<(String, Option<ColumnType>)>> {
     let inputs = Inputs {
         attendance: Some(empty_trusted(attendance)?),
         grades: Some(empty_trusted(grades)?),
         students: Some(empty_trusted(students)?),
+        engagement: engagement.map(empty_trusted).transpose()?,
     };
     let df = products::build(product, &inputs, cfg)?;
     Ok(columns_of(&df))

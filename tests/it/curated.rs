@@ -214,33 +214,51 @@ fn hand_worked_metrics_match() {
     // Recent attendance (last 21 days: 09-09..09-28) 5/9 = 56% against 1/1 before: falling.
     assert!(close(num(&a["recent_rate"]), 5.0 / 9.0));
     assert!(close(num(&a["earlier_rate"]), 1.0));
-    // At risk: low grade 3 + declining 2 + low completion 2 + chronic absence 3 + falling 1 = 11.
+    // At risk (the model of issue 11, weights from pipelines/curated/products.yaml): grade 68.3
+    // is above the pass mark 60 but the course's lowest (percentile 1/12, severity 5/6) 1.9 x 5/6;
+    // declining 0.6; 1 of 4 missing, 2.8 x 1/3; chronic absence 0.6; attendance the course's
+    // lowest, 1.2 x 5/6; last attended on the course's last session (0 days); attendance fell
+    // 4/9 while the course's median drop is 0, 0.5. Total 5.216667: high (cut 3.4).
     let r = first("at_risk_students");
-    assert!(close(num(&r["risk_score"]), 11.0), "{:?}", r["risk_score"]);
+    let want = 1.9 * 5.0 / 6.0 + 0.6 + 2.8 / 3.0 + 0.6 + 1.2 * 5.0 / 6.0 + 0.5;
+    assert!(close(num(&r["risk_score"]), want), "{:?}", r["risk_score"]);
     assert_eq!(r["risk_level"], AnyValue::String("high").into_static());
+    assert_eq!(r["low_grade"], AnyValue::Boolean(false));
+    assert_eq!(r["grade_basis"], AnyValue::String("weighted").into_static());
     let reasons = r["reasons"].get_str().unwrap().to_string();
-    assert!(
-        reasons.contains("weighted grade 68.3% is below 70%"),
-        "{reasons}"
-    );
-    assert!(reasons.contains("4 absences in 10 sessions"), "{reasons}");
-    assert!(
-        reasons.contains("1 of 4 assessments not submitted"),
-        "{reasons}"
-    );
-    assert!(
-        reasons.contains("grades falling -42.9 points per 30 days"),
-        "{reasons}"
-    );
-    assert!(
-        reasons.contains("attendance fell to 56% over the last 3 weeks"),
-        "{reasons}"
+    assert_eq!(
+        reasons,
+        "grade 68.3% is at percentile 8 of the course; grades falling -42.9 points per 30 days; \
+         1 of 4 assessments not submitted; 4 absences in 10 sessions; \
+         attended 60% of sessions, percentile 8 of the course; \
+         attendance fell to 56% over the last 3 weeks, more than the course's"
     );
     let actions = r["actions"].get_str().unwrap().to_string();
     assert!(
         actions.contains("contact the family about 4 absences in 10 sessions"),
         "{actions}"
     );
+    assert_eq!(
+        r["score_breakdown"],
+        AnyValue::String(
+            "low_grade_for_course +1.6, declining_trend +0.6, low_completion +0.9, \
+             chronic_absence +0.6, low_attendance_for_course +1.0, falling_attendance +0.5"
+        )
+        .into_static()
+    );
+    // The other five: attending, graded 90, at the course's median: no points.
+    let all = p
+        .read("curated", "at_risk_students", "SELECT risk_score FROM t")
+        .unwrap();
+    let zero = all
+        .column("risk_score")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .filter(|v| *v == Some(0.0))
+        .count();
+    assert_eq!(zero, 5);
     // Course summary: 6 students, 1 withdrawn; S000001 below 70 (D), the others at 90 (A).
     let cs = p
         .read("curated", "course_summary", "SELECT * FROM t")
@@ -258,13 +276,18 @@ fn hand_worked_metrics_match() {
     assert_eq!(c["suppressed"], AnyValue::Boolean(false));
     // No direct identifier reaches curated.
     for t in crate::harness::PRODUCTS {
-        let df = p.read("curated", t, "SELECT * FROM t").unwrap();
+        // No engagement export here: its products are not built.
+        let Some(df) = p.read("curated", t, "SELECT * FROM t") else {
+            assert!(t.contains("engagement"), "{t} missing");
+            continue;
+        };
         for v in crate::harness::strings(&df) {
             assert!(!v.contains("S00000"), "{t}: {v}");
         }
     }
 }
 
+/// The product's rows sorted by key as CSV (`absent` when the product was never built).
 fn sorted_csv(p: &TestProject, table: &str) -> String {
     // A product without input (no grades yet) has no table in either build.
     let Some(mut df) = p.read("curated", table, "SELECT * FROM t") else {
