@@ -81,7 +81,10 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         Command::Land { dataset, files } => {
             land(&open(project).await?, &dataset, &files, out).await
         }
-        Command::Promote(args) => promote(&open(project).await?, &args, out).await,
+        Command::Promote(args) => {
+            let progress = super::progress::enabled(cli.quiet);
+            promote(&open(project).await?, &args, progress, out).await
+        }
         Command::Status { format } => status(&open(project).await?, format, out).await,
         Command::Report {
             dataset,
@@ -420,19 +423,27 @@ async fn promote_all(
     p: &Project,
     datasets: &[String],
     opts: PromoteOptions,
+    progress: bool,
 ) -> Result<PromotionSummary> {
-    let (to, dry_run) = (opts.to, opts.dry_run);
+    use super::progress::{rows, Step};
     let mut summary = PromotionSummary::default();
     for name in datasets {
         let ds = p.dataset(name)?;
-        let step = PromoteOptions {
-            to: to.min(Stage::Trusted),
-            ..opts
-        };
-        summary.extend(pipeline::promote(&p.lake, &ds, step).await?);
+        for stage in [Stage::Raw, Stage::Trusted] {
+            if opts.to < stage {
+                continue;
+            }
+            let step = Step::start(progress, &format!("{name} → {stage}"));
+            let s = pipeline::promote_step(&p.lake, &ds, stage, opts).await?;
+            step.finish(rows(&s));
+            summary.extend(s);
+        }
     }
-    if to == Stage::Curated {
-        summary.extend(pipeline::promote_curated(&p.lake, &p.curated()?, dry_run).await?);
+    if opts.to == Stage::Curated {
+        let step = Step::start(progress, "curated products and alerts");
+        let s = pipeline::promote_curated(&p.lake, &p.curated()?, opts.dry_run).await?;
+        step.finish(rows(&s));
+        summary.extend(s);
     }
     Ok(summary)
 }
@@ -449,7 +460,12 @@ pub(super) fn print_summary(
     Ok(())
 }
 
-async fn promote(p: &Project, a: &PromoteArgs, out: &mut dyn Write) -> Result<Exit> {
+async fn promote(
+    p: &Project,
+    a: &PromoteArgs,
+    progress: bool,
+    out: &mut dyn Write,
+) -> Result<Exit> {
     let datasets = if a.all {
         p.datasets()?
     } else {
@@ -465,7 +481,7 @@ async fn promote(p: &Project, a: &PromoteArgs, out: &mut dyn Write) -> Result<Ex
         dry_run: a.dry_run,
         accept_held: a.accept_held,
     };
-    let s = promote_all(p, &datasets, opts).await?;
+    let s = promote_all(p, &datasets, opts, progress).await?;
     print_summary(&s, a.format, out)?;
     Ok(exit_of(&s))
 }
@@ -583,7 +599,7 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
         dry_run: false,
         accept_held: false,
     };
-    let s = promote_all(&p, &datasets, opts).await?;
+    let s = promote_all(&p, &datasets, opts, super::progress::enabled(false)).await?;
     print_summary(&s, OutputFormat::Text, out)?;
     writeln!(out)?;
     status(&p, OutputFormat::Text, out).await?;

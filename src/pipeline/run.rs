@@ -50,6 +50,19 @@ impl PromotionSummary {
         self.raw.is_empty() && self.trusted.is_empty() && self.curated.is_empty()
     }
 
+    /// Whether the run wrote anything (a committed batch or product, a recorded hold, an alert
+    /// fired or resolved): only then is the catalog brought up to the Delta logs, so a no-op
+    /// promotion reads the logs and nothing more.
+    pub fn wrote(&self) -> bool {
+        self.raw.iter().any(|r| r.committed || r.held.is_some())
+            || self.trusted.iter().any(|t| t.committed || t.held.is_some())
+            || self.curated.iter().any(|c| c.committed)
+            || self
+                .alerts
+                .as_ref()
+                .is_some_and(|a| !a.fired.is_empty() || !a.resolved.is_empty())
+    }
+
     /// Appends another summary.
     pub fn extend(&mut self, other: PromotionSummary) {
         self.raw.extend(other.raw);
@@ -87,14 +100,15 @@ pub async fn promote_curated(
         (Some(rules), false) => Some(crate::alerts::evaluate(lake, rules).await?),
         _ => None,
     };
-    if !dry_run {
-        lake.sync_catalog().await?;
-    }
-    Ok(PromotionSummary {
+    let summary = PromotionSummary {
         curated,
         alerts,
         ..PromotionSummary::default()
-    })
+    };
+    if summary.wrote() {
+        lake.sync_catalog().await?;
+    }
+    Ok(summary)
 }
 
 /// Promotes `ds` through every step up to `opts.to` (trusted at most: curated products span
@@ -136,7 +150,7 @@ pub async fn promote_step(
         }
         _ => {}
     }
-    if !opts.dry_run {
+    if summary.wrote() {
         lake.sync_catalog().await?;
     }
     Ok(summary)

@@ -376,7 +376,17 @@ impl Lake {
     /// # Errors
     /// Storage or catalog errors.
     pub async fn sync_catalog(&self) -> Result<Vec<TableEntry>> {
-        self.register_ops().await?;
+        // Ops tables written for the first time get their full entry; the others (like every
+        // table) are refreshed below only when their version moved.
+        let known: Vec<String> = self
+            .catalog
+            .list()
+            .await?
+            .into_iter()
+            .map(|e| e.table)
+            .collect();
+        self.register_ops_where(|t| !known.iter().any(|k| k == &format!("ops.{t}")))
+            .await?;
         let mut entries = Vec::new();
         for (e, stale) in self.live_entries().await? {
             if stale {
@@ -392,6 +402,10 @@ impl Lake {
     /// # Errors
     /// Storage or catalog errors.
     pub async fn register_ops(&self) -> Result<()> {
+        self.register_ops_where(|_| true).await
+    }
+
+    async fn register_ops_where(&self, wanted: impl Fn(&str) -> bool) -> Result<()> {
         for (table, description, comments) in [
             (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates.", ops::PROMOTIONS_COLUMNS),
             (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome.", ops::QUALITY_RESULTS_COLUMNS),
@@ -399,6 +413,9 @@ impl Lake {
             (forgotten::FORGOTTEN, "Tombstones of students erased with `medallion forget` (SHA-256 of the pseudonym, never the pseudonym): their rows in later exports are held in quarantine.", forgotten::FORGOTTEN_COLUMNS),
             (hold::HOLDS, "One row per batch held back instead of promoted (mostly rejected or quarantined, no data rows, a foreign header): stage, counts, reason and what to do.", hold::HOLDS_COLUMNS),
         ] {
+            if !wanted(table) {
+                continue;
+            }
             self.register(Registration {
                 dataset: "medallion",
                 stage: None,

@@ -356,11 +356,12 @@ fn cost_metrics_measure_what_was_written() {
         })
         .count();
     // The alert rules' evaluation is priced too when it wrote the alerts table.
-    let alerts = u64::from(p.version("curated", "alerts").is_some()) as usize;
+    let alerts = usize::from(p.version("curated", "alerts").is_some());
+    let products = crate::harness::PRODUCTS.len();
     assert_eq!(
         steps,
-        4 * 2 + 5 + alerts,
-        "4 datasets × (raw, trusted) + 5 products (+ alerts)"
+        5 * 2 + products + alerts,
+        "5 datasets × (raw, trusted) + every product (+ alerts)"
     );
     let usd = total("EstimatedCostUSD");
     assert!(usd > 0.0 && usd < 0.01, "{usd}");

@@ -149,7 +149,7 @@ impl TestProject {
     /// Lands every dataset from `inbox`.
     pub fn land_all(&self, inbox: &Path) {
         let inbox_s = inbox.to_string_lossy().to_string();
-        for ds in ["courses", "students", "attendance", "grades"] {
+        for ds in ["courses", "students", "attendance", "grades", "engagement"] {
             self.ok(&["land", ds, &inbox_s]);
         }
     }

@@ -78,14 +78,14 @@ fn every_change_is_audited_with_versions_and_outcome() {
     let r = p.ok(&["audit", "--format", "json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
     let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
-    // Four lands and one promotion; the dry run changed nothing and is not audited.
+    // One land per dataset and one promotion; the dry run changed nothing and is not audited.
     assert_eq!(
         actions,
-        ["land", "land", "land", "land", "promote"],
+        ["land", "land", "land", "land", "land", "promote"],
         "{r:?}",
         r = r.stdout
     );
-    let promote = &rows[4];
+    let promote = &rows[5];
     assert_eq!(promote["outcome"], "ok");
     let changed: Vec<&str> = promote["changes"]
         .as_array()
@@ -110,7 +110,7 @@ fn every_change_is_audited_with_versions_and_outcome() {
         "csv",
         "SELECT count(*) AS n FROM ops.audit",
     ]);
-    assert!(sql.stdout.contains('5'), "{}", sql.stdout);
+    assert!(sql.stdout.contains('6'), "{}", sql.stdout);
 }
 
 /// The pseudonym the project's key gives `id`.
