@@ -415,8 +415,8 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let q_name = format!("{name}_quarantine");
     let q_loc = lake.loc(Stage::Trusted, &q_name)?;
     let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
-    let refs = reference_keys(lake, ds).await?;
-    let mut history = ops::rule_history(lake, name, "trusted").await?;
+    // Read on the first pending batch only: a no-op run reads the logs and nothing more.
+    let (mut refs, mut history) = (None, None);
     let mut reports = Vec::new();
     // Read each table's history once, not the log once per landed file.
     let in_raw = delta::batches_in_history(&raw_loc, super::raw::STEP).await?;
@@ -424,6 +424,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let raw_columns: Vec<String> = ds.contract.raw_columns().map(|r| r.name.clone()).collect();
     // Read once, and only when a batch is pending.
     let (mut forgotten, empty) = (None, std::collections::HashSet::new());
+    let empty_refs = HashMap::new();
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
@@ -452,13 +453,21 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         if forgotten.is_none() {
             forgotten = Some(super::forgotten::load(lake).await?);
         }
+        if refs.is_none() {
+            refs = Some(reference_keys(lake, ds).await?);
+        }
+        let history = match &mut history {
+            Some(h) => h,
+            None => history.insert(ops::rule_history(lake, name, "trusted").await?),
+        };
+        let refs = refs.as_ref().unwrap_or(&empty_refs);
         let (raw, held_back) =
             super::forgotten::split(raw, &raw_columns, forgotten.as_ref().unwrap_or(&empty))?;
         let cx = eval::Context {
             as_of: AsOf(lake.clock.now()),
             types: &types,
-            history: &history,
-            refs: &refs,
+            history,
+            refs,
             delivered: None,
         };
         let Judged {
