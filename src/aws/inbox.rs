@@ -334,6 +334,48 @@ impl S3Inbox {
         }
     }
 
+    /// Removes a landed arrival from the inbox, every version of it (the bucket is versioned):
+    /// the lake holds its content-addressed copy, which `medallion forget` can rewrite; a copy
+    /// left under `inbox/` would keep an erased student's lines until landing expiry.
+    ///
+    /// # Errors
+    /// AWS errors.
+    pub async fn remove(&self, a: &Arrival) -> Result<(), AwsError> {
+        let bucket = self.bucket();
+        let listed = self
+            .aws
+            .s3
+            .list_object_versions()
+            .bucket(&bucket)
+            .prefix(&a.key)
+            .send()
+            .await
+            .map_err(call("s3", "ListObjectVersions"))?;
+        let versions = listed
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                listed
+                    .delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter(|(k, _)| *k == Some(a.key.as_str()));
+        for (_, version) in versions {
+            self.aws
+                .s3
+                .delete_object()
+                .bucket(&bucket)
+                .key(&a.key)
+                .set_version_id(version.map(str::to_string))
+                .send()
+                .await
+                .map_err(call("s3", "DeleteObject"))?;
+        }
+        Ok(())
+    }
+
     /// Marks an arrival handled: deletes its message, or advances and stores the cursor.
     ///
     /// # Errors

@@ -710,6 +710,11 @@ async fn aws_watch(
                 }
             };
             let outcome = handle(p, datasets, &name, &bytes, ctl, inbox.ack(&arrival)).await?;
+            // Landed: the lake's copy is the one `forget` can rewrite. A name nothing matches
+            // stays in the inbox for someone to rename.
+            if !matches!(outcome, Outcome::Unmatched) {
+                inbox.remove(&arrival).await?;
+            }
             ok &= report(&name, &outcome, out)?;
         }
         if a.once && empty {

@@ -638,7 +638,8 @@ fn absences(gen: &std::path::Path) -> (Vec<u8>, String, String) {
 
 /// Issue 14 on AWS: bootstrap wires the landing bucket's `inbox/` events to SQS and creates the
 /// alerts topic; `watch --once` lands what the events name (reference data first, whatever
-/// order the queue hands them in), a re-delivered event promotes nothing twice, and the alert
+/// order the queue hands them in) and removes it from the inbox, a re-delivered event promotes
+/// nothing twice, and the alert
 /// reaches the SNS topic with a pseudonym, never the raw id.
 #[test]
 fn watch_lands_s3_inbox_events_once_and_alerts_reach_sns() {
@@ -765,8 +766,10 @@ fn watch_lands_s3_inbox_events_once_and_alerts_reach_sns() {
                 .contains("landing 3 = raw 3 + rejected 0; raw 3 = trusted 3 + quarantined 0"),
         "reference data first, so no attendance row is quarantined:\n{watched}"
     );
-    assert!(
-        watched.contains("attendance_away.csv: same content already landed as attendance batch"),
+    // The duplicate event finds the export already landed and removed from the inbox.
+    assert_eq!(
+        watched.matches("attendance_away.csv:").count(),
+        1,
         "{watched}"
     );
     assert!(
@@ -820,6 +823,20 @@ fn watch_lands_s3_inbox_events_once_and_alerts_reach_sns() {
             .await
             .unwrap();
         assert_eq!(landed.contents().len(), 2, "one file and its manifest");
+        // Landed exports leave the inbox, every version of them: the lake's copy is the one
+        // `forget` rewrites.
+        let inbox_left = aws
+            .s3
+            .list_object_versions()
+            .bucket("school-landing")
+            .prefix("inbox/")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            inbox_left.versions().is_empty() && inbox_left.delete_markers().is_empty(),
+            "{inbox_left:?}"
+        );
 
         // The alert reached the topic: the pseudonym, never the raw id.
         let pseudonym = pseudonym_on_aws(&aws, &student).await;
