@@ -35,6 +35,8 @@ pub struct Arrival {
     key: String,
     /// The message to delete once handled (the last record of a message carries it).
     receipt: Option<String>,
+    /// The receipt of the message the record came in (every record of it).
+    message: Option<String>,
     /// The object's place in the poll order.
     position: Option<(i64, String)>,
 }
@@ -50,6 +52,32 @@ impl Arrival {
 struct Cursor {
     last_modified_ms: i64,
     key: String,
+}
+
+/// Puts the arrivals of one receive in the order to take them: by `rank` (reference data
+/// first, as `promote --all` and the local watch do; a queue does not keep upload order), then
+/// as they came. A message's receipt moves to the last of its records in the new order, so the
+/// message is deleted only once all of them are landed. Listed arrivals keep the listing's
+/// order: the poll cursor must only move forward.
+pub fn order(arrivals: &mut [Arrival], rank: impl Fn(&str) -> usize) {
+    if arrivals.iter().any(|a| a.position.is_some()) {
+        return;
+    }
+    let mut receipts: Vec<String> = Vec::new();
+    for a in arrivals.iter_mut() {
+        if let Some(r) = a.receipt.take() {
+            receipts.push(r);
+        }
+    }
+    arrivals.sort_by_key(|a| rank(a.name()));
+    for r in receipts {
+        let last = arrivals
+            .iter()
+            .rposition(|a| a.message.as_deref() == Some(r.as_str()));
+        if let Some(i) = last {
+            arrivals[i].receipt = Some(r);
+        }
+    }
 }
 
 /// The inbox of one project.
@@ -213,6 +241,7 @@ impl S3Inbox {
                         arrivals.push(Arrival {
                             key,
                             receipt: if i + 1 == n { receipt.clone() } else { None },
+                            message: receipt.clone(),
                             position: None,
                         });
                     }
@@ -259,6 +288,7 @@ impl S3Inbox {
                         position: Some((c.last_modified_ms, c.key.clone())),
                         key: c.key,
                         receipt: None,
+                        message: None,
                     })
                     .collect())
             }
@@ -304,6 +334,48 @@ impl S3Inbox {
         }
     }
 
+    /// Removes a landed arrival from the inbox, every version of it (the bucket is versioned):
+    /// the lake holds its content-addressed copy, which `medallion forget` can rewrite; a copy
+    /// left under `inbox/` would keep an erased student's lines until landing expiry.
+    ///
+    /// # Errors
+    /// AWS errors.
+    pub async fn remove(&self, a: &Arrival) -> Result<(), AwsError> {
+        let bucket = self.bucket();
+        let listed = self
+            .aws
+            .s3
+            .list_object_versions()
+            .bucket(&bucket)
+            .prefix(&a.key)
+            .send()
+            .await
+            .map_err(call("s3", "ListObjectVersions"))?;
+        let versions = listed
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                listed
+                    .delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter(|(k, _)| *k == Some(a.key.as_str()));
+        for (_, version) in versions {
+            self.aws
+                .s3
+                .delete_object()
+                .bucket(&bucket)
+                .key(&a.key)
+                .set_version_id(version.map(str::to_string))
+                .send()
+                .await
+                .map_err(call("s3", "DeleteObject"))?;
+        }
+        Ok(())
+    }
+
     /// Marks an arrival handled: deletes its message, or advances and stores the cursor.
     ///
     /// # Errors
@@ -335,5 +407,40 @@ impl S3Inbox {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(key: &str, message: &str, last: bool) -> Arrival {
+        Arrival {
+            key: key.to_string(),
+            receipt: last.then(|| message.to_string()),
+            message: Some(message.to_string()),
+            position: None,
+        }
+    }
+
+    #[test]
+    fn reference_data_first_and_a_message_is_deleted_after_all_its_records() {
+        let mut a = vec![
+            arrival("inbox/attendance_1.csv", "m1", false),
+            arrival("inbox/students.csv", "m1", true),
+            arrival("inbox/courses.csv", "m2", true),
+        ];
+        let rank = |n: &str| usize::from(n.starts_with("attendance"));
+        order(&mut a, rank);
+        let keys: Vec<(&str, Option<&str>)> =
+            a.iter().map(|a| (a.name(), a.receipt.as_deref())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("students.csv", None),
+                ("courses.csv", Some("m2")),
+                ("attendance_1.csv", Some("m1")),
+            ]
+        );
     }
 }

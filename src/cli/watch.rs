@@ -679,10 +679,17 @@ async fn aws_watch(
         if ctl.stopped() {
             break;
         }
-        let arrivals = tokio::select! {
+        let mut arrivals = tokio::select! {
             r = inbox.next() => r?,
             _ = ctl.sleep(Duration::from_secs(3600)) => Vec::new(),
         };
+        // Reference data first among what arrived together (as the local watch does).
+        crate::aws::inbox::order(&mut arrivals, |name| {
+            datasets
+                .iter()
+                .position(|d| d.pipeline.matches(name))
+                .unwrap_or(usize::MAX)
+        });
         let empty = arrivals.is_empty();
         for arrival in arrivals {
             if ctl.stopped() {
@@ -703,6 +710,11 @@ async fn aws_watch(
                 }
             };
             let outcome = handle(p, datasets, &name, &bytes, ctl, inbox.ack(&arrival)).await?;
+            // Landed: the lake's copy is the one `forget` can rewrite. A name nothing matches
+            // stays in the inbox for someone to rename.
+            if !matches!(outcome, Outcome::Unmatched) {
+                inbox.remove(&arrival).await?;
+            }
             ok &= report(&name, &outcome, out)?;
         }
         if a.once && empty {

@@ -576,3 +576,457 @@ fn athena_runs_named_queries_in_an_encrypted_workgroup() {
         );
     });
 }
+
+const NOW: (&str, &str) = ("MEDALLION_NOW", "2026-12-01T00:00:00Z");
+
+fn run_now(p: &TestProject, args: &[&str]) -> Run {
+    let mut env = ENV.to_vec();
+    env.push(NOW);
+    let r = p.run_env(args, &env);
+    assert_eq!(
+        r.code, 0,
+        "medallion {args:?}\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    r
+}
+
+/// Puts `body` at `key` in the landing bucket, as a school's export job would.
+async fn upload(aws: &Aws, key: &str, body: Vec<u8>) {
+    aws.s3
+        .put_object()
+        .bucket(aws.bucket("landing"))
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The pseudonym the project's KMS-held key gives `id`.
+async fn pseudonym_on_aws(aws: &Aws, id: &str) -> String {
+    use medallion::crypto::KeyProvider;
+    let key = aws.key_arn().await.unwrap();
+    medallion::aws::keys::KmsKeyProvider::new(aws.clone(), key)
+        .pseudonymization_key()
+        .await
+        .unwrap()
+        .pseudonym(id)
+}
+
+/// Three absences in a row for the first student of the generated attendance export
+/// (`absent_in_a_row` fires on them); returns the file, the student id and the course.
+fn absences(gen: &std::path::Path) -> (Vec<u8>, String, String) {
+    let text = std::fs::read_to_string(crate::harness::export_of(gen, "attendance")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut out = format!("{header}\n");
+    for (i, date) in ["2026-10-05", "2026-10-06", "2026-10-07"]
+        .iter()
+        .enumerate()
+    {
+        let mut r = row.clone();
+        let id = format!("Xaway{i}");
+        let at = format!("{date}T09:00:00Z");
+        (r[0], r[6], r[7], r[8], r[10]) = (&id, date, "absent", "0", &at);
+        out.push_str(&r.join(","));
+        out.push('\n');
+    }
+    (out.into_bytes(), row[1].to_string(), row[4].to_string())
+}
+
+/// Issue 14 on AWS: bootstrap wires the landing bucket's `inbox/` events to SQS and creates the
+/// alerts topic; `watch --once` lands what the events name (reference data first, whatever
+/// order the queue hands them in) and removes it from the inbox, a re-delivered event promotes
+/// nothing twice, and the alert
+/// reaches the SNS topic with a pseudonym, never the raw id.
+#[test]
+fn watch_lands_s3_inbox_events_once_and_alerts_reach_sns() {
+    let Some(m) = moto() else { return };
+    let p = aws_project(&m);
+    let boot = run(&p, &["aws", "bootstrap"]).stdout;
+    assert!(boot.contains("created  SQS queue school-inbox"), "{boot}");
+    assert!(
+        boot.contains("bucket school-landing: inbox/ object-created events go to school-inbox"),
+        "{boot}"
+    );
+    assert!(
+        boot.contains("created  SNS topic school-alerts (SSE-KMS)"),
+        "{boot}"
+    );
+    let gen = p.generate_into("gen", 8, 3, 0.0, 13, None);
+    let (away, student, course) = absences(&gen);
+    let (rt, aws) = clients(&m);
+    let alerts_queue = rt.block_on(async {
+        // The set-up as bootstrap left it.
+        let key = aws.key_arn().await.unwrap();
+        let topic = aws.alerts_topic_arn().await.unwrap().unwrap();
+        let attrs = aws
+            .sns
+            .get_topic_attributes()
+            .topic_arn(&topic)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            attrs.attributes().unwrap().get("KmsMasterKeyId"),
+            Some(&key),
+            "the topic is SSE-KMS with the project key"
+        );
+        let n = aws
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket("school-landing")
+            .send()
+            .await
+            .unwrap();
+        let q = &n.queue_configurations()[0];
+        assert!(q.queue_arn().ends_with(":school-inbox"));
+        assert_eq!(
+            q.events()
+                .iter()
+                .map(|e| e.as_str().to_string())
+                .collect::<Vec<_>>(),
+            ["s3:ObjectCreated:*"]
+        );
+        // Whoever reads alerts: an SQS queue subscribed to the topic (moto delivers SNS → SQS).
+        let url = aws
+            .sqs
+            .create_queue()
+            .queue_name("educators")
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let arn = aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()
+            .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .unwrap()
+            .clone();
+        aws.sns
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .unwrap();
+        // The dependent export first: the queue does not order events anyway.
+        upload(&aws, "inbox/attendance_away.csv", away).await;
+        for f in ["students.csv", "courses.csv"] {
+            upload(&aws, &format!("inbox/{f}"), std::fs::read(gen.join(f)).unwrap()).await;
+        }
+        // S3 delivers at least once: a duplicate event for the attendance export.
+        let inbox = aws
+            .sqs
+            .get_queue_url()
+            .queue_name("school-inbox")
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let event = serde_json::json!({"Records": [{
+            "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "school-landing"}, "object": {"key": "inbox/attendance_away.csv"}}
+        }]});
+        aws.sqs
+            .send_message()
+            .queue_url(&inbox)
+            .message_body(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        url
+    });
+
+    let watched = run_now(&p, &["watch", "--once"]).stdout;
+    assert!(watched.contains("(SQS queue "), "{watched}");
+    let promoted: Vec<&str> = watched
+        .lines()
+        .filter(|l| l.contains(": promoted as "))
+        .collect();
+    assert_eq!(promoted.len(), 3, "{watched}");
+    assert!(
+        promoted[2].starts_with("attendance_away.csv: promoted as attendance batch")
+            && promoted[2]
+                .contains("landing 3 = raw 3 + rejected 0; raw 3 = trusted 3 + quarantined 0"),
+        "reference data first, so no attendance row is quarantined:\n{watched}"
+    );
+    // The duplicate event finds the export already landed and removed from the inbox.
+    assert_eq!(
+        watched.matches("attendance_away.csv:").count(),
+        1,
+        "{watched}"
+    );
+    assert!(
+        watched.contains("books balance") && !watched.contains("DO NOT BALANCE"),
+        "{watched}"
+    );
+    assert!(
+        watched.contains("alert fired     absent_in_a_row"),
+        "{watched}"
+    );
+    let q = run(
+        &p,
+        &[
+            "query",
+            "--engine",
+            "local",
+            "SELECT count(*) AS n FROM trusted.attendance",
+            "--format",
+            "csv",
+        ],
+    )
+    .stdout;
+    assert_eq!(q, "n\n3\n", "exactly once");
+
+    rt.block_on(async {
+        // Every event was consumed; one landed copy per export.
+        let inbox = aws
+            .sqs
+            .get_queue_url()
+            .queue_name("school-inbox")
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let left = aws
+            .sqs
+            .receive_message()
+            .queue_url(&inbox)
+            .send()
+            .await
+            .unwrap();
+        assert!(left.messages().is_empty(), "{:?}", left.messages());
+        let landed = aws
+            .s3
+            .list_objects_v2()
+            .bucket("school-landing")
+            .prefix("attendance/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(landed.contents().len(), 2, "one file and its manifest");
+        // Landed exports leave the inbox, every version of them: the lake's copy is the one
+        // `forget` rewrites.
+        let inbox_left = aws
+            .s3
+            .list_object_versions()
+            .bucket("school-landing")
+            .prefix("inbox/")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            inbox_left.versions().is_empty() && inbox_left.delete_markers().is_empty(),
+            "{inbox_left:?}"
+        );
+
+        // The alert reached the topic: the pseudonym, never the raw id.
+        let pseudonym = pseudonym_on_aws(&aws, &student).await;
+        let got = aws
+            .sqs
+            .receive_message()
+            .queue_url(&alerts_queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let bodies: Vec<&str> = got.messages().iter().filter_map(|m| m.body()).collect();
+        let fired: Vec<serde_json::Value> = bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .filter(|v: &serde_json::Value| v["rule_id"] == "absent_in_a_row")
+            .collect();
+        assert_eq!(fired.len(), 1, "{bodies:?}");
+        assert_eq!(fired[0]["student_id"], pseudonym.as_str());
+        assert_eq!(fired[0]["course_id"], course.as_str());
+        assert_eq!(fired[0]["change"], "fired");
+        for b in &bodies {
+            assert!(!b.contains(&student), "raw id in an alert: {b}");
+        }
+    });
+}
+
+/// Every object version (and delete marker) in every bucket of the lake, with its bytes.
+async fn every_version(aws: &Aws) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for purpose in medallion::aws::BUCKETS {
+        let bucket = aws.bucket(purpose);
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = aws
+                .s3
+                .list_object_versions()
+                .bucket(&bucket)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .unwrap();
+            for v in page.versions() {
+                let (key, id) = (v.key().unwrap(), v.version_id().unwrap());
+                let bytes = aws
+                    .s3
+                    .get_object()
+                    .bucket(&bucket)
+                    .key(key)
+                    .version_id(id)
+                    .send()
+                    .await
+                    .unwrap()
+                    .body
+                    .collect()
+                    .await
+                    .unwrap()
+                    .into_bytes()
+                    .to_vec();
+                out.push((format!("s3://{bucket}/{key}?versionId={id}"), Some(bytes)));
+            }
+            for d in page.delete_markers() {
+                out.push((
+                    format!("s3://{bucket}/{} (delete marker)", d.key().unwrap()),
+                    None,
+                ));
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        }
+    }
+    out
+}
+
+fn versions_holding(versions: &[(String, Option<Vec<u8>>)], needles: &[String]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for (what, bytes) in versions {
+        let Some(bytes) = bytes else { continue };
+        let bytes = bytes.to_ascii_lowercase();
+        for n in needles {
+            let n = n.to_ascii_lowercase();
+            if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
+                hits.push(format!("{what} holds {n}"));
+            }
+        }
+    }
+    hits
+}
+
+/// Issue 13 on AWS: `forget` on versioned S3 buckets leaves no object version — current,
+/// noncurrent or of a replaced landing file — holding the student's id, e-mail or pseudonym.
+#[test]
+fn forget_on_s3_leaves_no_object_version_naming_the_student() {
+    let Some(m) = moto() else { return };
+    let p = aws_project(&m);
+    run(&p, &["aws", "bootstrap"]);
+    let gen = p.generate_into("gen", 8, 2, 0.0, 13, None);
+    for ds in ["courses", "students", "attendance"] {
+        run(&p, &["land", ds, gen.to_str().unwrap()]);
+    }
+    let promoted = run_now(&p, &["promote", "--all"]).stdout;
+    assert!(promoted.contains("books balance"), "{promoted}");
+    let id = "S000003";
+    let roster = std::fs::read_to_string(gen.join("students.csv")).unwrap();
+    let email = roster
+        .lines()
+        .find(|l| l.starts_with(&format!("{id},")))
+        .unwrap()
+        .split(',')
+        .nth(3)
+        .unwrap()
+        .to_string();
+    let (rt, aws) = clients(&m);
+    let needles = vec![
+        id.to_string(),
+        email,
+        rt.block_on(pseudonym_on_aws(&aws, id)),
+    ];
+    let landed_keys = |aws: &Aws| {
+        let aws = aws.clone();
+        async move {
+            let mut keys: Vec<String> = aws
+                .s3
+                .list_objects_v2()
+                .bucket("school-landing")
+                .send()
+                .await
+                .unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect();
+            keys.sort();
+            keys
+        }
+    };
+    let before_keys = rt.block_on(landed_keys(&aws));
+    let before = rt.block_on(every_version(&aws));
+    // The id and the e-mail are in the landed exports (the pseudonym is in compressed Parquet
+    // pages, where a byte search may not see it: the query below finds it instead).
+    for n in &needles[..2] {
+        assert!(
+            !versions_holding(&before, std::slice::from_ref(n)).is_empty(),
+            "{n} is in the lake before"
+        );
+    }
+    let sql = format!(
+        "SELECT count(*) AS n FROM trusted.students WHERE student_id = '{}'",
+        needles[2]
+    );
+    let q = run(&p, &["query", "--engine", "local", &sql, "--format", "csv"]).stdout;
+    assert_eq!(q, "n\n1\n", "the pseudonym is the student's");
+
+    let r = run_now(&p, &["forget", "--student", id, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(report["versions_removed"].as_u64().unwrap() > 0, "{report}");
+    let after = rt.block_on(every_version(&aws));
+    let left = versions_holding(&after, &needles);
+    assert!(
+        left.is_empty(),
+        "the student survives:\n{}",
+        left.join("\n")
+    );
+
+    // The landed files that held the student were replaced (new content, same batch) and the
+    // originals are gone, every version of them.
+    let after_keys = rt.block_on(landed_keys(&aws));
+    let replaced: Vec<&String> = before_keys
+        .iter()
+        .filter(|k| !after_keys.contains(k))
+        .collect();
+    assert!(
+        replaced.iter().any(|k| k.starts_with("students/")),
+        "{before_keys:?} -> {after_keys:?}"
+    );
+    assert_eq!(before_keys.len(), after_keys.len(), "{after_keys:?}");
+    for k in &replaced {
+        assert!(
+            !after
+                .iter()
+                .any(|(what, _)| what.starts_with(&format!("s3://school-landing/{k}"))),
+            "a version of {k} is left"
+        );
+    }
+    // The erasure reached every stage (counts before it, from the report).
+    for t in ["raw.students", "trusted.students", "trusted.attendance"] {
+        assert!(report["tables"][t].as_u64().unwrap() > 0, "{t}: {report}");
+    }
+}
