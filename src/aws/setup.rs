@@ -130,6 +130,10 @@ pub fn role_policies(aws: &Aws, key_arn: &str) -> serde_json::Value {
             format!("arn:aws:glue:*:*:table/{}/*", aws.database(stage)),
         ]
     };
+    let every_bucket: Vec<String> = ["landing", "raw", "trusted", "curated", "ops"]
+        .iter()
+        .flat_map(|p| [b(p), objects(p)])
+        .collect();
     let kms = json!({"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": key_arn});
     let all_glue: Vec<String> = ["raw", "trusted", "curated", "ops"]
         .iter()
@@ -152,6 +156,23 @@ pub fn role_policies(aws: &Aws, key_arn: &str) -> serde_json::Value {
              "Resource": all_glue},
             {"Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
              "Condition": {"StringEquals": {"cloudwatch:namespace": aws.cfg.cloudwatch_namespace}}},
+            // `medallion watch`: land from the inbox prefix, then remove every version of it.
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+             "Resource": [objects("landing")]},
+            {"Effect": "Allow", "Action": ["s3:ListBucketVersions"], "Resource": b("landing")},
+            {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+             "Resource": format!("arn:aws:sqs:*:*:{}", aws.inbox_queue())},
+            // Alerts for educators.
+            {"Effect": "Allow", "Action": ["sns:Publish", "sns:ListTopics"],
+             "Resource": format!("arn:aws:sns:*:*:{}", aws.alerts_topic())},
+            kms.clone()
+        ]},
+        // `medallion forget`: erases a student from every bucket, object versions included.
+        "privacy_officer": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucket", "s3:ListBucketVersions"],
+             "Resource": every_bucket},
+            {"Effect": "Allow", "Action": ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:UpdateTable"],
+             "Resource": all_glue.clone()},
             kms.clone()
         ]},
         "analyst": {"Version": "2012-10-17", "Statement": [

@@ -8,7 +8,7 @@
 //!   the batch it already is), then promoted raw → trusted → curated through the same steps as
 //!   `medallion promote`, one batch per file, files in arrival order (reference data first
 //!   among files complete at the same time);
-//! - a file is acknowledged (moved to `<inbox>/.landed/`, its queue message deleted, the poll
+//! - a file is acknowledged (removed from the inbox once landed, its queue message deleted, the poll
 //!   cursor advanced) once it is landed: from there the lake owns it, and a restart promotes
 //!   whatever is still pending before it watches again;
 //! - a held or failing file is reported and does not stop the others; backend errors are
@@ -600,12 +600,18 @@ pub async fn run(p: &Project, a: &WatchArgs, quiet: bool, out: &mut dyn Write) -
                 // Renamed or removed meanwhile: the next scan sees it under its new name.
                 Err(_) => continue,
             };
-            let folder = if route(&datasets, &name).is_some() {
-                ".landed"
-            } else {
-                ".unmatched"
+            // A landed export is removed from the inbox: the lake keeps its content-addressed
+            // copy, and a copy left here would outlive `medallion forget`. A name no pipeline
+            // matches is set aside for a person to look at.
+            let matched = route(&datasets, &name).is_some();
+            let ack = async {
+                if matched {
+                    std::fs::remove_file(&path)
+                        .with_context(|| format!("cannot remove {}", path.display()))
+                } else {
+                    set_aside(&path, ".unmatched")
+                }
             };
-            let ack = async { set_aside(&path, folder) };
             let outcome = match handle(p, &datasets, &name, &bytes, &ctl, ack).await {
                 Ok(o) => o,
                 Err(e) => {

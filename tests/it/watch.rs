@@ -157,7 +157,9 @@ fn files_dropped_while_watching_are_promoted_exactly_once() {
         .count();
     assert_eq!(landed, 2, "the real export and the hostile file");
     assert!(inbox.join(".unmatched/notes.txt").is_file());
-    assert!(inbox.join(".landed/attendance_again.csv").is_file());
+    // Landed exports leave the inbox (the lake keeps the copy; none outlives `forget`).
+    assert!(!inbox.join("attendance_again.csv").exists());
+    assert!(!inbox.join(".landed").exists());
     // Only the held file is still pending: a rerun holds it again and promotes nothing twice.
     let raw = p.rows("raw", "attendance");
     let again = p.run_env(&["promote", "--all"], &[NOW]);
