@@ -50,7 +50,8 @@ pub struct Indicator {
     pub action: String,
 }
 
-/// The indicators. "Percentile" is the student's mid-rank share in the course (the share of
+/// The indicators (those added after a project was made default to weight 0, off, so an
+/// older `products.yaml` still loads). "Percentile" is the student's mid-rank share in the course (the share of
 /// the course's students below them, plus half of those equal), over students with a value.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +60,7 @@ pub struct Indicators {
     /// unweighted mean when the graded assessments' weights sum to 0.
     pub low_grade: Indicator,
     /// Grade low for the course: severity `1 - grade percentile`; fires below `threshold`.
+    #[serde(default = "no_indicator")]
     pub low_grade_for_course: Indicator,
     /// Grade trend below threshold (points per 30 days; severity 1).
     pub declining_trend: Indicator,
@@ -69,10 +71,12 @@ pub struct Indicators {
     pub chronic_absence: Indicator,
     /// Attendance low for the course: severity `1 - attendance percentile`; fires below
     /// `threshold`.
+    #[serde(default = "no_indicator")]
     pub low_attendance_for_course: Indicator,
     /// Days since the student last attended or was active in the LMS (the fewer), each counted
     /// to the course's last session or day of activity: fires at `threshold` days; severity
     /// `min(days, full) / full`.
+    #[serde(default = "no_indicator")]
     pub no_recent_activity: Indicator,
     /// The student's drop from earlier to recent attendance, minus the course's median drop, at
     /// or above threshold (severity 1): a break everyone takes does not fire it.
@@ -114,11 +118,19 @@ pub struct PassMark {
     pub courses: std::collections::BTreeMap<String, f64>,
 }
 
+fn default_pass_mark() -> PassMark {
+    PassMark {
+        default: 60.0,
+        courses: Default::default(),
+    }
+}
+
 /// At-risk settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AtRiskConfig {
-    /// Pass marks.
+    /// Pass marks (an older `products.yaml` without them: 60 for every course).
+    #[serde(default = "default_pass_mark")]
     pub pass_mark: PassMark,
     /// Level cut-offs.
     pub levels: Levels,
@@ -465,4 +477,21 @@ pub async fn run(
         reports.push(report);
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_products_file_from_before_the_course_relative_model_still_loads() {
+        // Regression: a project made before the at-risk model gained its course-relative
+        // indicators must keep promoting (the new indicators are off, the pass mark is 60).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/legacy/products_v1.yaml");
+        let cfg = CuratedConfig::load(&path).expect("the old settings load");
+        let i = &cfg.at_risk.indicators;
+        assert_eq!(i.low_grade_for_course.weight, 0.0);
+        assert_eq!(i.no_recent_activity.weight, 0.0);
+        assert_eq!(cfg.at_risk.pass_mark.default, 60.0);
+    }
 }

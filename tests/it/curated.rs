@@ -350,6 +350,7 @@ fn incremental_build_equals_full_rebuild() {
         ("students", &inbox1),
         ("attendance", &inbox1),
         ("grades", &inbox1),
+        ("engagement", &inbox1),
         ("attendance", &inbox2),
         ("grades", &inbox2),
     ] {
