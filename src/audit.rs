@@ -116,7 +116,7 @@ pub fn actor() -> String {
 /// Storage or catalog errors.
 pub async fn snapshot(lake: &Lake, datasets: &[String]) -> Result<Snapshot> {
     let mut s = Snapshot::new();
-    for (e, _) in lake.live_entries().await? {
+    for e in lake.live_tables().await? {
         s.insert(
             e.table.clone(),
             TableState {

@@ -497,18 +497,8 @@ fn exit_of(s: &PromotionSummary) -> Exit {
     }
 }
 
-/// The catalog's entries with versions and row counts read from the Delta logs (never stale).
-async fn live_entries(p: &Project) -> Result<Vec<crate::catalog::TableEntry>> {
-    Ok(p.lake
-        .live_entries()
-        .await?
-        .into_iter()
-        .map(|(e, _)| e)
-        .collect())
-}
-
 async fn status(p: &Project, format: OutputFormat, out: &mut dyn Write) -> Result<Exit> {
-    let entries = live_entries(p).await?;
+    let entries = p.lake.live_tables().await?;
     match format {
         OutputFormat::Text => write!(out, "{}", report::status_text(&entries))?,
         OutputFormat::Json => writeln!(
@@ -526,7 +516,7 @@ async fn catalog(
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<Exit> {
-    let entries = live_entries(p).await?;
+    let entries = p.lake.live_tables().await?;
     let chosen: Vec<_> = match table {
         None => entries,
         Some(t) => {

@@ -22,20 +22,39 @@ fn usage(e: DashboardError) -> anyhow::Error {
 }
 
 /// Validated dashboards with their data, read through the curated-only engine.
+/// The dashboards named (every one when empty), with what reading their data needs.
+struct Loaded {
+    entries: Vec<crate::catalog::TableEntry>,
+    engine: crate::query::Engine,
+    queries: std::path::PathBuf,
+    dashboards: Vec<dashboard::Dashboard>,
+    small_cell_min: u32,
+}
+
+async fn load(p: &Project, names: &[String]) -> Result<Loaded> {
+    let entries = readable_entries(p).await?;
+    let engine = data::engine(&entries, &p.lake.store.storage_options()).await?;
+    let queries = p.config.catalog.join("queries");
+    let dashboards = dashboard::load(&p.config.dashboards, &queries, names, &engine)
+        .await
+        .map_err(usage)?;
+    Ok(Loaded {
+        entries,
+        engine,
+        queries,
+        dashboards,
+        small_cell_min: p.curated()?.small_cell_min,
+    })
+}
+
 async fn load_with_data(
     p: &Project,
     names: &[String],
 ) -> Result<Vec<(dashboard::Dashboard, data::DashboardData)>> {
-    let entries = readable_entries(p).await?;
-    let engine = data::engine(&entries, &p.lake.store.storage_options()).await?;
-    let queries = p.config.catalog.join("queries");
-    let ds = dashboard::load(&p.config.dashboards, &queries, names, &engine)
-        .await
-        .map_err(usage)?;
-    let min = p.curated()?.small_cell_min;
+    let l = load(p, names).await?;
     let mut out = Vec::new();
-    for d in ds {
-        let data = data::fetch(&engine, &d, &queries, min, &entries).await?;
+    for d in l.dashboards {
+        let data = data::fetch(&l.engine, &d, &l.queries, l.small_cell_min, &l.entries).await?;
         out.push((d, data));
     }
     Ok(out)
@@ -43,7 +62,8 @@ async fn load_with_data(
 
 /// The catalog's entries, or a usage error when no curated table exists yet.
 async fn readable_entries(p: &Project) -> Result<Vec<crate::catalog::TableEntry>> {
-    let entries = p.lake.catalog.list().await?;
+    // Versions and row counts from the Delta logs: the page states what it holds.
+    let entries = p.lake.live_tables().await?;
     if !entries.iter().any(|e| e.stage == "curated") {
         return Err(UsageError(format!(
             "the lake in {} has no curated tables yet: dashboards read curated data, so run `medallion promote --all` first",
@@ -214,16 +234,11 @@ async fn deploy(
         glue_prefix: cfg.glue_database_prefix.clone(),
         role_arn: q.role_arn.clone(),
     };
-    let entries = readable_entries(p).await?;
-    let engine = data::engine(&entries, &p.lake.store.storage_options()).await?;
-    let queries = p.config.catalog.join("queries");
-    let ds = dashboard::load(&p.config.dashboards, &queries, names, &engine)
-        .await
-        .map_err(usage)?;
-    let min = p.curated()?.small_cell_min;
+    let l = load(p, names).await?;
+    let (ds, queries, min) = (&l.dashboards, &l.queries, l.small_cell_min);
     let mut all = Vec::new();
-    for d in &ds {
-        all.push((d.name.clone(), qs::requests(&target, d, &queries, min)?));
+    for d in ds {
+        all.push((d.name.clone(), qs::requests(&target, d, queries, min)?));
     }
     let source = qs::data_source(&target);
     if let Some(dir) = dry_run {

@@ -25,10 +25,9 @@ pub async fn scan(
     }
     let tables: Vec<_> = p
         .lake
-        .live_entries()
+        .live_tables()
         .await?
         .into_iter()
-        .map(|(e, _)| e)
         .filter(|e| stage.is_none_or(|s| e.stage == s.stage().as_str()))
         .collect();
     let mut r = crate::privacy::scan::scan(&p.lake, &contracts, &tables).await?;

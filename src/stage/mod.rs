@@ -368,6 +368,19 @@ impl Lake {
         Ok(out)
     }
 
+    /// [`Lake::live_entries`] without the staleness flags: what `status` and `catalog` show.
+    ///
+    /// # Errors
+    /// Storage or catalog errors.
+    pub async fn live_tables(&self) -> Result<Vec<TableEntry>> {
+        Ok(self
+            .live_entries()
+            .await?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect())
+    }
+
     /// Brings every catalog entry (local file or Glue) up to its table's Delta log, after the
     /// last commit of a command: the one place that keeps versions and row counts current
     /// whatever wrote the table (a step, a release, a purge, the ops tables written after a
@@ -397,14 +410,8 @@ impl Lake {
         Ok(entries)
     }
 
-    /// Refreshes the catalog entries of the ops tables (`ops.promotions`, `ops.quality_results`).
-    ///
-    /// # Errors
-    /// Storage or catalog errors.
-    pub async fn register_ops(&self) -> Result<()> {
-        self.register_ops_where(|_| true).await
-    }
-
+    /// Registers the ops tables `wanted` selects (promotions, quality results, audit,
+    /// forgotten, holds) with their descriptions and column comments.
     async fn register_ops_where(&self, wanted: impl Fn(&str) -> bool) -> Result<()> {
         for (table, description, comments) in [
             (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates.", ops::PROMOTIONS_COLUMNS),

@@ -410,7 +410,6 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             comments: Some(REJECTS_COLUMNS),
         })
         .await?;
-        lake.register_ops().await?;
     }
     Ok(reports)
 }

@@ -656,7 +656,6 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             comments: None,
         })
         .await?;
-        lake.register_ops().await?;
     }
     Ok(reports)
 }
