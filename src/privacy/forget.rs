@@ -266,6 +266,10 @@ async fn identity_values(
                 .filter(|(_, h)| h.contains("email"))
                 .map(|(i, _)| i)
                 .collect();
+            // A file without an e-mail column adds nothing: read its header only.
+            if emails.is_empty() {
+                continue;
+            }
             for rec in rdr.records().flatten() {
                 if rec.get(idx).is_some_and(|v| v.trim().to_lowercase() == id) {
                     for &e in &emails {
