@@ -119,6 +119,7 @@ pub fn judge(
         history,
         refs: &refs,
         delivered: None,
+        batch_unique: None,
     };
     let ev = eval::evaluate(frame, rules, &cx)?;
     crate::stage::stop_on_fail(&ev, product, Stage::Curated)?;

@@ -66,6 +66,28 @@ pub struct RawStepConfig {
     pub chunk_rows: usize,
 }
 
+/// raw→trusted settings.
+#[derive(Debug, Clone, Copy, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedStepConfig {
+    /// Rows judged per chunk: memory holds one chunk with its rule columns, not the batch.
+    #[serde(default = "trusted_chunk_rows")]
+    #[validate(range(min = 1, max = 10_000_000))]
+    pub chunk_rows: usize,
+}
+
+fn trusted_chunk_rows() -> usize {
+    262_144
+}
+
+impl Default for TrustedStepConfig {
+    fn default() -> Self {
+        Self {
+            chunk_rows: trusted_chunk_rows(),
+        }
+    }
+}
+
 /// When a whole batch is held back instead of promoted: a file that is mostly bad is far more
 /// likely a wrong export or a contract that does not fit the source than bad records.
 #[derive(Debug, Clone, Copy, Deserialize, Validate)]
@@ -121,6 +143,10 @@ pub struct Pipeline {
     /// landing→raw settings.
     #[validate(nested)]
     pub raw: RawStepConfig,
+    /// raw→trusted settings (optional).
+    #[serde(default)]
+    #[validate(nested)]
+    pub trusted: TrustedStepConfig,
     /// When a batch is held back (defaults: more than half rejected or quarantined).
     #[serde(default)]
     #[validate(nested)]

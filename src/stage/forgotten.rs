@@ -93,6 +93,27 @@ pub async fn load(lake: &Lake) -> Result<HashSet<String>> {
     Ok(ops::strings_of(&df, "tombstone")?.into_iter().collect())
 }
 
+/// The rows of `frame` whose `student_id` is a forgotten student; `None` when there are none
+/// (or no such column).
+///
+/// # Errors
+/// polars errors.
+pub fn mentions(frame: &DataFrame, forgotten: &HashSet<String>) -> Result<Option<BooleanChunked>> {
+    if forgotten.is_empty() || frame.column(STUDENT_ID).is_err() {
+        return Ok(None);
+    }
+    let ids = frame
+        .column(STUDENT_ID)?
+        .as_materialized_series()
+        .cast(&polars::prelude::DataType::String)?;
+    let mask: BooleanChunked = ids
+        .str()?
+        .iter()
+        .map(|v| Some(v.is_some_and(|p| forgotten.contains(&tombstone(p)))))
+        .collect();
+    Ok((mask.sum().unwrap_or(0) > 0).then_some(mask))
+}
+
 /// Splits the rows of a raw batch that mention a forgotten student off into quarantine rows
 /// (raw columns, [`ID_ISSUES`], lineage, [`RULE_IDS`], [`FAILURES`], in `raw_columns` order),
 /// with the rule's result. `None` when nothing in the batch is forgotten.
@@ -104,22 +125,10 @@ pub fn split(
     raw_columns: &[String],
     forgotten: &HashSet<String>,
 ) -> Result<(DataFrame, Option<(DataFrame, RuleResult)>)> {
-    if forgotten.is_empty() || raw.column(STUDENT_ID).is_err() {
+    let Some(mask) = mentions(&raw, forgotten)? else {
         return Ok((raw, None));
-    }
-    let ids = raw
-        .column(STUDENT_ID)?
-        .as_materialized_series()
-        .cast(&polars::prelude::DataType::String)?;
-    let mask: BooleanChunked = ids
-        .str()?
-        .iter()
-        .map(|v| Some(v.is_some_and(|p| forgotten.contains(&tombstone(p)))))
-        .collect();
+    };
     let hits = mask.sum().unwrap_or(0) as u64;
-    if hits == 0 {
-        return Ok((raw, None));
-    }
     let keep = raw.filter(&!&mask)?;
     let mut cols: Vec<Expr> = raw_columns.iter().map(|c| col(c.as_str())).collect();
     cols.push(col(ID_ISSUES));

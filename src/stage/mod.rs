@@ -11,6 +11,7 @@
 pub mod cast;
 pub mod forgotten;
 pub mod hold;
+mod judge;
 pub mod ops;
 pub mod parse;
 pub mod raw;
@@ -149,9 +150,21 @@ pub fn stop_on_fail(
     dataset: &str,
     stage: Stage,
 ) -> Result<()> {
-    let rules: Vec<(String, u64)> = ev
-        .stopping_failures()
+    stop_on_results(&ev.results, dataset, stage)
+}
+
+/// [`stop_on_fail`] over rule results.
+///
+/// # Errors
+/// [`StepError::Stopped`] naming every `fail` rule that failed.
+pub fn stop_on_results(
+    results: &[crate::rules::eval::RuleResult],
+    dataset: &str,
+    stage: Stage,
+) -> Result<()> {
+    let rules: Vec<(String, u64)> = results
         .iter()
+        .filter(|r| r.outcome == crate::rules::eval::Outcome::Failed)
         .map(|r| (r.rule_id.clone(), r.failed))
         .collect();
     if rules.is_empty() {

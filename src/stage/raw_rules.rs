@@ -138,6 +138,7 @@ impl RawJudge {
             history,
             refs: &refs,
             delivered: Some(&delivered),
+            batch_unique: None,
         };
         let ev = eval::evaluate(frame, &ds.raw_rules, &cx)?;
         super::stop_on_fail(&ev, ds.name(), Stage::Raw)?;

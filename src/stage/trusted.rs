@@ -4,22 +4,21 @@
 //! primary key (newest `newestWinsBy` wins, then the later line) and upserted into
 //! `trusted.<dataset>`, where an older correction never replaces a newer one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use deltalake::arrow::array::RecordBatch;
+use futures::StreamExt;
 use std::time::Instant;
 
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::cast::cast_text;
-use super::{
-    ops, Dataset, Lake, Registration, Result, StepOptions, BATCH_ID, LINEAGE, SOURCE_LINE,
-};
+use super::judge::{self, unique_columns, BatchJudge, Judged};
+use super::{ops, Dataset, Lake, Registration, Result, StepOptions, BATCH_ID};
 use crate::frame;
 use crate::metrics::io::IoSnapshot;
 use crate::metrics::{Metric, Unit};
-use crate::rules::eval::{
-    self, raw_name, AsOf, RuleResult, FAILURES, ID_ISSUES, QUARANTINE_FLAG, RULE_IDS,
-};
+use crate::rules::eval::{self, AsOf, RuleResult, FAILURES, RULE_IDS};
 use crate::rules::Check;
 use crate::storage::delta::{self, txn_id, UpsertCounts};
 use crate::storage::Stage;
@@ -87,105 +86,6 @@ impl TrustedBatchReport {
     }
 }
 
-/// Builds the evaluation frame: typed columns under their names, text under `__raw_<name>`.
-fn typed_frame(ds: &Dataset, mut df: DataFrame) -> Result<DataFrame> {
-    for c in &ds.contract.trusted {
-        let text = df.column(&c.name)?.as_materialized_series().clone();
-        let typed = match c.ty {
-            Some(ty) => cast_text(&text, ty)?,
-            None => text.clone(),
-        };
-        df.with_column(text.with_name(raw_name(&c.name).into()).into_column())?;
-        df.with_column(typed.into_column())?;
-    }
-    Ok(df)
-}
-
-fn quarantine_frame(ds: &Dataset, ev: &DataFrame) -> Result<DataFrame> {
-    let mut cols: Vec<Expr> = ds
-        .contract
-        .raw_columns()
-        .map(|r| {
-            if ds.contract.column(&r.name).is_some() {
-                col(raw_name(&r.name).as_str()).alias(r.name.as_str())
-            } else {
-                col(r.name.as_str())
-            }
-        })
-        .collect();
-    cols.push(col(ID_ISSUES));
-    cols.extend(LINEAGE.iter().map(|c| col(*c)));
-    cols.push(col(RULE_IDS));
-    cols.push(col(FAILURES));
-    Ok(ev
-        .clone()
-        .lazy()
-        .filter(col(QUARANTINE_FLAG))
-        .select(cols)
-        .collect()?)
-}
-
-fn valid_frame(ds: &Dataset, ev: &DataFrame) -> Result<(DataFrame, u64)> {
-    let mut cols: Vec<Expr> = ds
-        .contract
-        .trusted
-        .iter()
-        .map(|c| col(c.name.as_str()))
-        .collect();
-    cols.extend(LINEAGE.iter().map(|c| col(*c)));
-    let valid = ev
-        .clone()
-        .lazy()
-        .filter(col(QUARANTINE_FLAG).not())
-        .select(cols)
-        .collect()?;
-    let before = valid.height() as u64;
-    let mut order: Vec<PlSmallStr> = Vec::new();
-    if let Some(c) = &ds.contract.newest_wins_by {
-        order.push(c.as_str().into());
-    }
-    order.push(SOURCE_LINE.into());
-    let descending = vec![true; order.len()];
-    let key: Vec<String> = ds.contract.primary_key.clone();
-    let deduped = valid
-        .sort(
-            order,
-            SortMultipleOptions::default()
-                .with_order_descending_multi(descending)
-                .with_nulls_last(true),
-        )?
-        .unique_stable(Some(&key), UniqueKeepStrategy::First, None)?;
-    let dups = before - deduped.height() as u64;
-    Ok((deduped, dups))
-}
-
-/// A judged batch: rows for quarantine (with their rule ids), valid rows deduplicated by key.
-struct Judged {
-    quarantine: DataFrame,
-    valid: DataFrame,
-    in_batch_duplicates: u64,
-    results: Vec<RuleResult>,
-}
-
-/// Casts, evaluates every rule in one pass, stops on a failing `fail` rule, and splits.
-fn judge(
-    ds: &Dataset,
-    raw: DataFrame,
-    rules: &crate::rules::RuleSet,
-    cx: &eval::Context,
-) -> Result<Judged> {
-    let ev = eval::evaluate(typed_frame(ds, raw)?, rules, cx)?;
-    super::stop_on_fail(&ev, ds.name(), Stage::Trusted)?;
-    let quarantine = quarantine_frame(ds, &ev.frame)?;
-    let (valid, in_batch_duplicates) = valid_frame(ds, &ev.frame)?;
-    Ok(Judged {
-        quarantine,
-        valid,
-        in_batch_duplicates,
-        results: ev.results,
-    })
-}
-
 /// The MERGE condition under which an incoming record replaces the trusted one: newer or
 /// equal `newestWinsBy` (a later export of the same instant wins), missing counts as oldest.
 fn newer_predicate(ds: &Dataset) -> Option<String> {
@@ -204,6 +104,36 @@ async fn merge_winners(
     app: &str,
     meta: &[(&str, serde_json::Value)],
 ) -> Result<Option<UpsertCounts>> {
+    let rows = winners.height();
+    if rows > 0 && !delta::has_files(data_loc).await? {
+        // Every row is new: stream them in slices into one append (no MERGE, and never the
+        // whole batch converted at once). A concurrent writer of the same batch is still
+        // refused by the txn check.
+        let step = ds.pipeline.trusted.chunk_rows.max(1);
+        let mut out: Option<delta::Appender> = None;
+        for offset in (0..rows).step_by(step) {
+            let mut slice = winners.slice(offset as i64, step);
+            let (schema, batches) = frame::to_batches(&mut slice)?;
+            if out.is_none() {
+                match delta::Appender::open(data_loc, schema, app, meta).await? {
+                    Some(a) => out = Some(a),
+                    None => return Ok(None),
+                }
+            }
+            if let Some(o) = out.as_mut() {
+                for b in batches {
+                    o.write(b).await?;
+                }
+            }
+        }
+        return Ok(match out {
+            Some(o) => o.commit().await?.map(|_| UpsertCounts {
+                inserted: rows as u64,
+                updated: 0,
+            }),
+            None => None,
+        });
+    }
     let newer = newer_predicate(ds);
     let (ws, wb) = frame::to_batches(&mut winners)?;
     let merged = delta::upsert(
@@ -265,6 +195,37 @@ struct Classified {
     courses: BTreeSet<String>,
 }
 
+/// `k >= min AND k <= max` for each key column of `rows` whose type has a SQL literal here
+/// (text, integers, dates); nothing for an empty frame.
+fn key_range(rows: &DataFrame, key: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if rows.height() == 0 {
+        return Ok(out);
+    }
+    for k in key {
+        let c = rows.column(k)?.as_materialized_series();
+        let literal = |v: AnyValue| -> Option<String> {
+            match v {
+                AnyValue::String(s) => Some(delta::sql_literal(s)),
+                AnyValue::StringOwned(s) => Some(delta::sql_literal(s.as_str())),
+                AnyValue::Int32(n) => Some(n.to_string()),
+                AnyValue::Int64(n) => Some(n.to_string()),
+                AnyValue::Date(d) => chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163)
+                    .map(|d| format!("DATE '{d}'")),
+                _ => None,
+            }
+        };
+        let (lo, hi) = (
+            c.min_reduce()?.into_value().into_static(),
+            c.max_reduce()?.into_value().into_static(),
+        );
+        if let (Some(lo), Some(hi)) = (literal(lo), literal(hi)) {
+            out.push(format!("{k} >= {lo} AND {k} <= {hi}"));
+        }
+    }
+    Ok(out)
+}
+
 /// Classifies a batch's deduplicated rows (`in_batch_duplicates` repeats already dropped)
 /// against trusted.
 async fn classify(
@@ -283,7 +244,13 @@ async fn classify(
     if has_course {
         select.push(format!("{COURSE} AS __t_course"));
     }
-    let sql = format!("SELECT {} FROM t", select.join(", "));
+    let mut sql = format!("SELECT {} FROM t", select.join(", "));
+    // Only rows whose key lies within the batch's key range can collide: the range lets Delta
+    // skip every file outside it (an increment reads a few files, not the table).
+    let range = key_range(&valid, key)?;
+    if !range.is_empty() {
+        sql.push_str(&format!(" WHERE {}", range.join(" AND ")));
+    }
     let existing = match delta::query(data_loc, &sql).await? {
         Some((schema, batches)) => frame::from_batches(&schema, &batches)?,
         None => {
@@ -404,6 +371,40 @@ async fn settle_books(
     Ok(done)
 }
 
+fn raw_columns(ds: &Dataset) -> Vec<String> {
+    ds.contract.raw_columns().map(|r| r.name.clone()).collect()
+}
+
+/// The key tuples of `unique` rules that repeat in one raw batch (its rows held back for a
+/// forgotten student excepted), read as key columns only.
+async fn batch_repeats(
+    raw_loc: &delta::TableLoc,
+    ds: &Dataset,
+    columns: &[String],
+    batch_pred: &str,
+    forgotten: &HashSet<String>,
+) -> Result<HashMap<String, DataFrame>> {
+    let mut read = columns.to_vec();
+    let student = super::forgotten::STUDENT_ID;
+    if !forgotten.is_empty()
+        && !read.iter().any(|c| c == student)
+        && ds.contract.raw_columns().any(|r| r.name == student)
+    {
+        read.push(student.to_string());
+    }
+    let sql = format!("SELECT {} FROM t WHERE {batch_pred}", read.join(", "));
+    let Some((schema, batches)) = delta::query(raw_loc, &sql).await? else {
+        return Ok(HashMap::new());
+    };
+    let keys = frame::from_batches(&schema, &batches)?;
+    drop(batches);
+    let keys = match super::forgotten::mentions(&keys, forgotten)? {
+        Some(mask) => keys.filter(&!&mask)?,
+        None => keys,
+    };
+    judge::repeated_keys(ds, &ds.rules, &keys)
+}
+
 /// Promotes every raw batch of `ds` not yet in trusted, in landing order.
 ///
 /// # Errors
@@ -421,10 +422,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     // Read each table's history once, not the log once per landed file.
     let in_raw = delta::batches_in_history(&raw_loc, super::raw::STEP).await?;
     let done = settle_books(lake, ds, &data_loc).await?;
-    let raw_columns: Vec<String> = ds.contract.raw_columns().map(|r| r.name.clone()).collect();
+    let raw_columns = raw_columns(ds);
     // Read once, and only when a batch is pending.
     let (mut forgotten, empty) = (None, std::collections::HashSet::new());
     let empty_refs = HashMap::new();
+    let unique_cols = unique_columns(&ds.rules);
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
@@ -441,15 +443,12 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         }
         let started = Instant::now();
         let io_start = IoSnapshot::now();
-        let sql = format!(
-            "SELECT * FROM t WHERE {BATCH_ID} = {}",
-            delta::sql_literal(&batch)
-        );
-        let Some((schema, batches)) = delta::query(&raw_loc, &sql).await? else {
+        let batch_pred = format!("{BATCH_ID} = {}", delta::sql_literal(&batch));
+        let Some((schema, mut stream)) =
+            delta::query_stream(&raw_loc, &format!("SELECT * FROM t WHERE {batch_pred}")).await?
+        else {
             continue;
         };
-        let raw = frame::from_batches(&schema, &batches)?;
-        let raw_rows = raw.height() as u64;
         if forgotten.is_none() {
             forgotten = Some(super::forgotten::load(lake).await?);
         }
@@ -461,27 +460,89 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             None => history.insert(ops::rule_history(lake, name, "trusted").await?),
         };
         let refs = refs.as_ref().unwrap_or(&empty_refs);
-        let (raw, held_back) =
-            super::forgotten::split(raw, &raw_columns, forgotten.as_ref().unwrap_or(&empty))?;
+        let forgotten = forgotten.as_ref().unwrap_or(&empty);
+        let chunk_rows = ds.pipeline.trusted.chunk_rows;
+        // A batch judged in more than one chunk needs its `unique` rules' repeats up front.
+        let repeats = if !unique_cols.is_empty()
+            && delta::count_where(&raw_loc, Some(&batch_pred)).await? > chunk_rows as u64
+        {
+            Some(batch_repeats(&raw_loc, ds, &unique_cols, &batch_pred, forgotten).await?)
+        } else {
+            None
+        };
+        let mut judge = BatchJudge::new(ds, &ds.rules, repeats);
+        let batch_unique = judge.batch_unique();
         let cx = eval::Context {
             as_of: AsOf(lake.clock.now()),
             types: &types,
             history,
             refs,
             delivered: None,
+            batch_unique: batch_unique.as_ref(),
         };
+        let meta = [
+            ("medallion.step", serde_json::json!(STEP)),
+            ("medallion.batch", serde_json::json!(batch)),
+            (
+                "medallion.contract_version",
+                serde_json::json!(ds.contract.version),
+            ),
+        ];
+        // Quarantined rows stream into the quarantine table's pending commit, chunk by chunk;
+        // it is committed only once the whole batch is judged and neither stopped nor held.
+        let mut q_writable = !opts.dry_run && !delta::has_batch(&q_loc, &app).await?;
+        let mut q_out: Option<delta::Appender> = None;
+        let (mut raw_rows, mut quarantined) = (0u64, 0u64);
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let (mut pending_rows, mut judged_any) = (0usize, false);
+        loop {
+            let next = stream.next().await.transpose()?;
+            let done = next.is_none();
+            if let Some(b) = next {
+                pending_rows += b.num_rows();
+                pending.push(b);
+            }
+            if done && pending.is_empty() && judged_any {
+                break;
+            }
+            if !done && pending_rows < chunk_rows {
+                continue;
+            }
+            if pending.is_empty() {
+                pending.push(RecordBatch::new_empty(schema.clone()));
+            }
+            let raw = frame::from_batches(&schema, &pending)?;
+            pending.clear();
+            pending_rows = 0;
+            judged_any = true;
+            raw_rows += raw.height() as u64;
+            let mut q = judge
+                .chunk(raw, &raw_columns, forgotten, &cx)
+                .map_err(|e| e.in_file(&file.original_name))?;
+            quarantined += q.height() as u64;
+            if q.height() > 0 && q_writable {
+                let (qs, qb) = frame::to_batches(&mut q)?;
+                if q_out.is_none() {
+                    q_out = delta::Appender::open(&q_loc, qs, &app, &meta).await?;
+                    q_writable = q_out.is_some();
+                }
+                if let Some(out) = q_out.as_mut() {
+                    for b in qb {
+                        out.write(b).await?;
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+        }
         let Judged {
-            mut quarantine,
             valid,
             in_batch_duplicates,
             results,
-        } = judge(ds, raw, &ds.rules, &cx).map_err(|e| e.in_file(&file.original_name))?;
-        let mut results = results;
-        if let Some((rows, result)) = held_back {
-            quarantine.vstack_mut(&rows)?;
-            results.push(result);
-        }
-        let quarantined = quarantine.height() as u64;
+        } = judge
+            .finish(&cx)
+            .map_err(|e| e.in_file(&file.original_name))?;
         let mut report = TrustedBatchReport {
             dataset: name.to_string(),
             batch_id: batch.clone(),
@@ -517,17 +578,8 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             reports.push(report);
             continue;
         }
-        let meta = [
-            ("medallion.step", serde_json::json!(STEP)),
-            ("medallion.batch", serde_json::json!(batch)),
-            (
-                "medallion.contract_version",
-                serde_json::json!(ds.contract.version),
-            ),
-        ];
-        if quarantined > 0 && !delta::has_batch(&q_loc, &app).await? {
-            let (qs, qb) = frame::to_batches(&mut quarantine)?;
-            delta::append(&q_loc, qs, qb, &app, &meta).await?;
+        if let Some(out) = q_out {
+            out.commit().await?;
         }
         super::crash_point(STEP, "after-quarantine");
         let Classified {
@@ -710,22 +762,25 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
     let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
     let refs = reference_keys(lake, ds).await?;
     let history = HashMap::new();
+    let mut rules = ds.rules.clone();
+    // Dataset-level rules judged the original batches; only row rules decide a release.
+    rules.rules.retain(|r| r.check.is_row_level());
     let cx = eval::Context {
         as_of: AsOf(lake.clock.now()),
         types: &types,
         history: &history,
         refs: &refs,
         delivered: None,
+        batch_unique: None,
     };
-    let mut rules = ds.rules.clone();
-    // Dataset-level rules judged the original batches; only row rules decide a release.
-    rules.rules.retain(|r| r.check.is_row_level());
+    // The quarantine is judged as one chunk: its rows come from many batches.
+    let mut judge = BatchJudge::new(ds, &rules, None);
+    let mut remaining = judge.chunk(raw, &raw_columns(ds), &HashSet::new(), &cx)?;
     let Judged {
-        quarantine: mut remaining,
         valid,
         in_batch_duplicates: dups,
         ..
-    } = judge(ds, raw, &rules, &cx)?;
+    } = judge.finish(&cx)?;
     report.still_quarantined = remaining.height() as u64;
     report.released = report.evaluated - report.still_quarantined;
     if report.released == 0 || dry_run {

@@ -220,6 +220,20 @@ fn commit_props(app_id: &str, metadata: &[(&str, serde_json::Value)]) -> CommitP
         .with_metadata(metadata.iter().map(|(k, v)| ((*k).to_string(), v.clone())))
 }
 
+/// Whether the table exists and holds at least one data file.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn has_files(loc: &TableLoc) -> Result<bool> {
+    Ok(match open(loc).await? {
+        Some(t) => t
+            .snapshot()
+            .map(|s| s.log_data().num_files() > 0)
+            .unwrap_or(false),
+        None => false,
+    })
+}
+
 /// Appends `batches` in one commit that records `app_id`. Creates the table on first write,
 /// with `schema` even when there are no rows. Returns the new version, or `None` when the
 /// table already holds `app_id` (nothing written).
@@ -635,6 +649,29 @@ pub async fn query(loc: &TableLoc, sql: &str) -> Result<Option<(SchemaRef, Vec<R
     let batches = df.collect().await.map_err(|e| loc.query_err(e))?;
     Ok(Some((schema, batches)))
 }
+
+/// Runs `sql` over the table registered as `t` and returns its rows as a stream, so a caller
+/// can work through a large result in bounded chunks instead of holding it whole.
+///
+/// # Errors
+/// delta-rs or DataFusion errors (also while the stream is read).
+pub async fn query_stream(loc: &TableLoc, sql: &str) -> Result<Option<(SchemaRef, RowStream)>> {
+    use futures::StreamExt;
+    let Some(table) = open(loc).await? else {
+        return Ok(None);
+    };
+    let ctx = SessionContext::new();
+    register(&ctx, "t", &table, loc).await?;
+    let df = ctx.sql(sql).await.map_err(|e| loc.query_err(e))?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let stream = df.execute_stream().await.map_err(|e| loc.query_err(e))?;
+    let loc = loc.clone();
+    let rows = stream.map(move |b| b.map_err(|e| loc.query_err(e)));
+    Ok(Some((schema, Box::pin(rows))))
+}
+
+/// Record batches of a streamed query, in order.
+pub type RowStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<RecordBatch>> + Send>>;
 
 /// Registers a Delta table in a DataFusion session under `name`.
 ///

@@ -18,4 +18,5 @@ mod privacy;
 mod quality;
 mod query;
 mod real_data;
+mod scale;
 mod watch;
