@@ -17,7 +17,7 @@ fn table_csv(p: &TestProject, stage: &str, table: &str, drop: &[&str]) -> String
         .map(|c| c.to_string())
         .filter(|c| !drop.contains(&c.as_str()))
         .collect();
-    let mut df = df.select(keep.clone()).unwrap();
+    let df = df.select(keep.clone()).unwrap();
     let mut df = df
         .sort(keep, SortMultipleOptions::default().with_nulls_last(true))
         .unwrap();
