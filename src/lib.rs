@@ -11,6 +11,7 @@ pub mod audit;
 pub mod aws;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod crypto;
@@ -29,6 +30,7 @@ pub mod report;
 pub mod rules;
 pub mod stage;
 pub mod storage;
+pub mod vocab;
 pub mod yaml;
 
 pub use project::{Project, ProjectError};

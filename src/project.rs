@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::catalog::FileCatalog;
+use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{Backend, ConfigError, ProjectConfig};
 use crate::contract::{self, ContractError};
 use crate::crypto::LocalKeyRing;
 use crate::metrics::LogMetricsSink;
 use crate::pipeline::{self, Pipeline, PipelineError};
 use crate::rules::{DatasetRules, RulesError};
-use crate::stage::{Clock, Dataset, Lake, SystemClock};
+use crate::stage::{Dataset, Lake};
 use crate::storage::{LocalTableStore, StorageError};
 
 /// Errors opening a project or one of its datasets.
@@ -68,14 +69,14 @@ impl Project {
     pub async fn open(root: &Path) -> Result<Self, ProjectError> {
         // `MEDALLION_NOW` (RFC 3339) runs as of that instant: "in the future" rules, freshness
         // and retention cutoffs are measured from it.
-        let clock: Arc<dyn crate::stage::Clock> = match std::env::var("MEDALLION_NOW") {
+        let clock: Arc<dyn Clock> = match std::env::var("MEDALLION_NOW") {
             Ok(t) => {
                 let at =
                     chrono::DateTime::parse_from_rfc3339(&t).map_err(|e| ConfigError::Invalid {
                         path: root.join(crate::config::CONFIG_FILE),
                         message: format!("MEDALLION_NOW `{t}` is not an RFC 3339 instant: {e}"),
                     })?;
-                Arc::new(crate::stage::FixedClock(at.with_timezone(&chrono::Utc)))
+                Arc::new(FixedClock(at.with_timezone(&chrono::Utc)))
             }
             Err(_) => Arc::new(SystemClock),
         };
@@ -105,11 +106,16 @@ impl Project {
                 Lake {
                     store: Arc::new(store),
                     catalog: Arc::new(FileCatalog::new(root.join("_catalog").join("catalog.json"))),
-                    metrics: Arc::new(LogMetricsSink::new(
-                        root.join("_metrics").join("metrics.jsonl"),
-                        "Medallion",
-                    )),
-                    keys: Arc::new(LocalKeyRing::new(config.keyring.clone())),
+                    metrics: Arc::new(
+                        LogMetricsSink::new(
+                            root.join("_metrics").join("metrics.jsonl"),
+                            "Medallion",
+                        )
+                        .with_clock(clock.clone()),
+                    ),
+                    keys: Arc::new(
+                        LocalKeyRing::new(config.keyring.clone()).with_clock(clock.clone()),
+                    ),
                     clock,
                     prices: None,
                     notifier: Arc::new(crate::metrics::LogNotifier::new(
@@ -141,7 +147,7 @@ impl Project {
         Ok(Lake {
             store: Arc::new(S3TableStore::new(aws.clone(), key_arn.clone())),
             catalog: Arc::new(GlueCatalog::new(aws.clone(), "academics-data")),
-            metrics: Arc::new(CloudWatchSink::new(aws.clone())),
+            metrics: Arc::new(CloudWatchSink::new(aws.clone(), clock.clone())),
             notifier: Arc::new(crate::aws::notify::SnsNotifier::new(aws.clone())),
             keys: Arc::new(KmsKeyProvider::new(aws, key_arn)),
             clock,

@@ -27,7 +27,7 @@ use crate::frame;
 use crate::metrics::{Metric, Unit};
 use crate::stage::{Lake, Registration, Result};
 use crate::storage::delta::{self, txn_id};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 use crate::yaml::{self, YamlError};
 
 /// The curated table holding the alerts.

@@ -852,7 +852,7 @@ pub async fn doctor(
         .await
         .map_err(|e| AwsError::NotBootstrapped(e.to_string()))?;
     for e in entries {
-        let stage = crate::storage::Stage::parse(&e.stage);
+        let stage = crate::vocab::Stage::parse(&e.stage);
         let name = e.table.split_once('.').map_or(e.table.as_str(), |(_, t)| t);
         let expected = match stage {
             Some(s) => format!("s3://{}/{name}/", aws.bucket(s.as_str())),

@@ -15,7 +15,8 @@ use crate::pipeline::{self, PromoteOptions, PromotionSummary};
 use crate::project::{Project, ProjectError};
 use crate::report;
 use crate::stage::StepError;
-use crate::storage::{LandOutcome, Stage};
+use crate::storage::LandOutcome;
+use crate::vocab::{Stage, TableRef};
 
 /// Maps an error to its exit code by what it is, not by its text.
 pub fn exit_for(err: &anyhow::Error) -> Exit {
@@ -397,7 +398,12 @@ async fn land(p: &Project, dataset: &str, files: &[PathBuf], out: &mut dyn Write
             Some("csv") => "csv",
             _ => ds.pipeline.source.format.extension(),
         };
-        match p.lake.store.land(dataset, &name, format, &bytes).await? {
+        match p
+            .lake
+            .store
+            .land(dataset, &name, format, &bytes, p.lake.clock.now())
+            .await?
+        {
             LandOutcome::Landed(f) => {
                 writeln!(
                     out,
@@ -564,7 +570,7 @@ async fn demo(flag: Option<&Path>, a: &DemoArgs, out: &mut dyn Write) -> Result<
     let p = Project::open(&root).await?;
     let inbox = root.join("landing-inbox");
     // The demo's term ends yesterday, so freshness rules see fresh data.
-    let start = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(a.days));
+    let start = p.lake.clock.now().date_naive() - chrono::Duration::days(i64::from(a.days));
     let o = GenerateOptions {
         students: a.students,
         days: a.days,
@@ -875,9 +881,8 @@ async fn quarantine_list(
     out: &mut dyn Write,
 ) -> Result<Exit> {
     let ds = p.dataset(dataset)?;
-    let loc = p
-        .lake
-        .loc(Stage::Trusted, &format!("{}_quarantine", ds.name()))?;
+    let quarantine = TableRef::quarantine(ds.name());
+    let loc = p.lake.table_loc(&quarantine)?;
     let filter = match rule {
         Some(r) => format!(
             "WHERE concat(',', _rule_ids, ',') LIKE '%,{},%'",
@@ -896,8 +901,7 @@ async fn quarantine_list(
     };
     writeln!(
         out,
-        "{total} quarantined row(s) in trusted.{}_quarantine{}",
-        ds.name(),
+        "{total} quarantined row(s) in {quarantine}{}",
         rule.map(|r| format!(" failing {r}")).unwrap_or_default()
     )?;
     let sql = format!("SELECT _source_file, _source_line, _batch_id, _rule_ids, _failures FROM t {filter} ORDER BY _batch_id, _source_line LIMIT {limit}");

@@ -45,7 +45,7 @@ pub fn block_on(
 
 /// `main` of the stage binaries (`landing-to-raw`, `raw-to-trusted`, `trusted-to-curated`):
 /// parses [`StepCli`] and runs one step up to `to`.
-pub fn step_main(to: crate::storage::Stage) -> ExitCode {
+pub fn step_main(to: crate::vocab::Stage) -> ExitCode {
     use clap::Parser as _;
     let args = StepCli::parse();
     crate::init_logging(args.verbose, false);
@@ -474,11 +474,11 @@ pub enum StageArg {
 
 impl StageArg {
     /// The lake stage named.
-    pub fn stage(self) -> crate::storage::Stage {
+    pub fn stage(self) -> crate::vocab::Stage {
         match self {
-            Self::Raw => crate::storage::Stage::Raw,
-            Self::Trusted => crate::storage::Stage::Trusted,
-            Self::Curated => crate::storage::Stage::Curated,
+            Self::Raw => crate::vocab::Stage::Raw,
+            Self::Trusted => crate::vocab::Stage::Trusted,
+            Self::Curated => crate::vocab::Stage::Curated,
         }
     }
 }

@@ -30,7 +30,8 @@ use super::{Exit, OutputFormat, UsageError, WatchArgs};
 use crate::pipeline::{self, PromoteOptions, PromotionSummary};
 use crate::project::Project;
 use crate::stage::{Dataset, StepError};
-use crate::storage::{LandOutcome, Stage};
+use crate::storage::LandOutcome;
+use crate::vocab::Stage;
 
 /// Attempts of a step that meets a backend error.
 const ATTEMPTS: u32 = 4;
@@ -180,7 +181,10 @@ async fn land(
         _ => ds.pipeline.source.format.extension(),
     };
     with_backoff("land", ctl, || async {
-        Ok(p.lake.store.land(ds.name(), name, format, bytes).await?)
+        Ok(p.lake
+            .store
+            .land(ds.name(), name, format, bytes, p.lake.clock.now())
+            .await?)
     })
     .await
 }

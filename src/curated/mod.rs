@@ -21,7 +21,7 @@ use crate::metrics::{Metric, Unit};
 use crate::rules::eval::AsOf;
 use crate::stage::{ops, Lake, Registration, Result, StepOptions};
 use crate::storage::delta::{self, txn_id};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 use crate::yaml::{self, YamlError};
 
 /// Step name used in txn ids.

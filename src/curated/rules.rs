@@ -13,7 +13,7 @@ use crate::rules::eval::{self, AsOf, RuleResult};
 use crate::rules::{RuleSet, RulesError};
 use crate::stage::cast::cast_text;
 use crate::stage::Result;
-use crate::storage::Stage;
+use crate::vocab::Stage;
 
 /// A product column's type as rules see it (`None` for types rules cannot judge).
 fn rule_type(dtype: &DataType) -> Option<ColumnType> {

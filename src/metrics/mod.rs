@@ -8,9 +8,12 @@ pub mod notify;
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
 
 pub use notify::{LogNotifier, Notifier};
 
@@ -88,15 +91,23 @@ pub trait MetricsSink: Send + Sync + fmt::Debug {
 pub struct LogMetricsSink {
     path: PathBuf,
     namespace: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl LogMetricsSink {
-    /// A log at `path`.
+    /// A log at `path`, stamped with the system clock.
     pub fn new(path: PathBuf, namespace: &str) -> Self {
         Self {
             path,
             namespace: namespace.to_string(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Stamps lines with `clock`'s time.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -122,7 +133,10 @@ impl MetricsSink for LogMetricsSink {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let timestamp = self
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut buf = Vec::new();
         for m in metrics {
             let line = Line {

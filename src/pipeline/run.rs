@@ -6,7 +6,7 @@ use crate::curated::{self, CuratedConfig, CuratedReport};
 use crate::stage::raw::{self, RawBatchReport};
 use crate::stage::trusted::{self, TrustedBatchReport};
 use crate::stage::{Dataset, Lake, Result, StepOptions};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 
 /// Options of one `promote` run.
 #[derive(Debug, Clone, Copy)]

@@ -20,7 +20,8 @@ use crate::curated::CuratedConfig;
 use crate::stage::forgotten::{self, STUDENT_ID};
 use crate::stage::{crash_point, ops, Dataset, Lake, Result, StepError, SOURCE_HASH, SOURCE_LINE};
 use crate::storage::delta::{self, txn_id, TableLoc};
-use crate::storage::{LandedFile, Stage};
+use crate::storage::LandedFile;
+use crate::vocab::{Stage, TableRef};
 
 /// The step name in commits and books.
 pub const STEP: &str = crate::stage::trusted::FORGET_STEP;
@@ -112,7 +113,7 @@ pub async fn forget(
         for (stage, table) in [
             (Stage::Raw, name.to_string()),
             (Stage::Trusted, name.to_string()),
-            (Stage::Trusted, format!("{name}_quarantine")),
+            (Stage::Trusted, TableRef::quarantine(name).name()),
         ] {
             targets.push(Target {
                 name: format!("{}.{table}", stage.as_str()),
@@ -144,8 +145,8 @@ pub async fn forget(
                 })
                 .collect();
             targets.push(Target {
-                name: format!("raw.{name}_rejects"),
-                loc: lake.loc(Stage::Raw, &format!("{name}_rejects"))?,
+                name: TableRef::rejects(name).to_string(),
+                loc: lake.table_loc(&TableRef::rejects(name))?,
                 predicate: any.join(" OR "),
             });
         }
@@ -204,7 +205,7 @@ pub async fn forget(
         .collect();
     order.sort_by_key(|t| {
         (
-            t.name.starts_with("trusted.") && !t.name.ends_with("_quarantine"),
+            t.name.starts_with("trusted.") && !TableRef::is_quarantine_name(&t.name),
             t.name.clone(),
         )
     });
@@ -358,7 +359,7 @@ async fn record_books(
             let rejects = lake_count(
                 lake,
                 Stage::Raw,
-                &format!("{name}_rejects"),
+                &TableRef::rejects(name).name(),
                 &format!(
                     "{SOURCE_LINE} IN ({}) AND _batch_id = {}",
                     l.lines
@@ -373,7 +374,7 @@ async fn record_books(
             let quarantined = lake_count(
                 lake,
                 Stage::Trusted,
-                &format!("{name}_quarantine"),
+                &TableRef::quarantine(name).name(),
                 &format!(
                     "{} AND _batch_id = {}",
                     forgotten::predicate(tomb),

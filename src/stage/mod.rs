@@ -21,6 +21,7 @@ pub mod trusted;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, CatalogError, ColumnEntry, TableEntry};
+use crate::clock::Clock;
 use crate::contract::Contract;
 use crate::crypto::{CryptoError, KeyProvider};
 use crate::frame::FrameError;
@@ -28,7 +29,8 @@ use crate::metrics::{MetricsError, MetricsSink};
 use crate::pipeline::Pipeline;
 use crate::rules::{RuleSet, RulesError};
 use crate::storage::delta::{self, TableLoc};
-use crate::storage::{Stage, StorageError, TableStore};
+use crate::storage::{StorageError, TableStore};
+use crate::vocab::{Stage, TableRef};
 
 /// Lineage: the landing file's original name.
 pub const SOURCE_FILE: &str = "_source_file";
@@ -134,12 +136,6 @@ pub enum StepError {
     },
 }
 
-/// Time source, so tests can pin "now".
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current instant.
-    fn now(&self) -> chrono::DateTime<chrono::Utc>;
-}
-
 /// Stops a step when a `fail` rule failed in `ev`: nothing has been committed yet.
 ///
 /// # Errors
@@ -186,26 +182,6 @@ impl StepError {
     }
 }
 
-/// A clock stopped at one instant (`MEDALLION_NOW`: reproducible reruns and tests).
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0
-    }
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now()
-    }
-}
-
 /// The backends a step works through.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -249,6 +225,14 @@ impl Lake {
             url: self.store.table_url(stage, table)?,
             options: self.store.storage_options(),
         })
+    }
+
+    /// Location of a dataset's table (data, rejects or quarantine).
+    ///
+    /// # Errors
+    /// When the store cannot form it.
+    pub fn table_loc(&self, table: &TableRef) -> Result<TableLoc> {
+        self.loc(table.stage, &table.name())
     }
 
     /// Location of an ops table (quality results, promotions).

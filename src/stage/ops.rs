@@ -590,10 +590,7 @@ pub async fn quarantine_samples(
     batch: &str,
     per_rule: usize,
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
-    let loc = lake.loc(
-        crate::storage::Stage::Trusted,
-        &format!("{dataset}_quarantine"),
-    )?;
+    let loc = lake.table_loc(&crate::vocab::TableRef::quarantine(dataset))?;
     let sql = format!(
         "SELECT _source_file, _source_line, _rule_ids, _failures FROM t WHERE _batch_id = {} ORDER BY _source_line",
         delta::sql_literal(batch)

@@ -23,7 +23,8 @@ use crate::metrics::io::IoSnapshot;
 use crate::metrics::{Metric, Unit};
 use crate::rules::eval::{AsOf, RuleResult, ID_ISSUES};
 use crate::storage::delta::{self, txn_id};
-use crate::storage::{LandedFile, Stage};
+use crate::storage::LandedFile;
+use crate::vocab::{Stage, TableRef};
 
 /// Step name used in txn ids and reports.
 pub const STEP: &str = "landing-to-raw";
@@ -129,15 +130,14 @@ struct Lineage {
 }
 
 impl Lineage {
-    fn of(f: &LandedFile) -> Self {
-        let ingested_micros =
-            chrono::DateTime::parse_from_rfc3339(&f.landed_at).map_or(0, |d| d.timestamp_micros());
-        Self {
+    fn of(f: &LandedFile) -> Result<Self> {
+        let ingested_micros = f.landed_instant()?.timestamp_micros();
+        Ok(Self {
             file: f.original_name.clone(),
             hash: f.sha256.clone(),
             batch: f.batch_id(),
             ingested_micros,
-        }
+        })
     }
 
     fn columns(&self, lines: Vec<i64>) -> Vec<ArrayRef> {
@@ -189,7 +189,7 @@ fn rejects_batch(lin: &Lineage, rejects: &[Reject]) -> Result<RecordBatch> {
 pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<RawBatchReport>> {
     let name = ds.name();
     let data_loc = lake.loc(Stage::Raw, name)?;
-    let rejects_name = format!("{name}_rejects");
+    let rejects_name = TableRef::rejects(name).name();
     let rejects_loc = lake.loc(Stage::Raw, &rejects_name)?;
     let keys = lake.keys.pseudonymization_key().await?;
     let schema = data_schema(ds);
@@ -209,7 +209,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             None => history.insert(ops::rule_history(lake, name, "raw").await?),
         };
         let io_start = IoSnapshot::now();
-        let lin = Lineage::of(&file);
+        let lin = Lineage::of(&file)?;
         let parser = Parser::new(&ds.contract, &keys, ds.pipeline.raw.chunk_rows);
         let meta = [
             ("medallion.step", serde_json::json!(STEP)),

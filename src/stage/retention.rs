@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{ops, Dataset, Lake, Result, INGESTED_AT};
 use crate::metrics::{Metric, Unit};
 use crate::storage::delta;
-use crate::storage::Stage;
+use crate::vocab::TableRef;
 
 /// Step name in the books.
 pub const STEP: &str = "quarantine-purge";
@@ -49,7 +49,7 @@ pub async fn purge_quarantine(
     dry_run: bool,
 ) -> Result<PurgeReport> {
     let name = ds.name();
-    let loc = lake.loc(Stage::Trusted, &format!("{name}_quarantine"))?;
+    let loc = lake.table_loc(&TableRef::quarantine(name))?;
     let cut = cutoff(lake.clock.now(), days);
     let predicate = format!("{INGESTED_AT} < '{}'", cut.format("%Y-%m-%dT%H:%M:%SZ"));
     let old = delta::count_where(&loc, Some(&predicate)).await?;

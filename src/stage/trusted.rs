@@ -22,8 +22,8 @@ use crate::rules::eval::{
 };
 use crate::rules::Check;
 use crate::storage::delta::{self, txn_id, UpsertCounts};
-use crate::storage::Stage;
 use crate::storage::StorageError;
+use crate::vocab::{Stage, TableRef};
 
 /// Catalog description of `trusted.<dataset>_quarantine`.
 pub const QUARANTINE_DESCRIPTION: &str =
@@ -412,7 +412,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let name = ds.name();
     let raw_loc = lake.loc(Stage::Raw, name)?;
     let data_loc = lake.loc(Stage::Trusted, name)?;
-    let q_name = format!("{name}_quarantine");
+    let q_name = TableRef::quarantine(name).name();
     let q_loc = lake.loc(Stage::Trusted, &q_name)?;
     let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
     // Read on the first pending batch only: a no-op run reads the logs and nothing more.
@@ -688,7 +688,7 @@ pub struct ReleaseReport {
 /// [`StepError::Stopped`] when a `fail` rule fails; storage errors.
 pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<ReleaseReport> {
     let name = ds.name();
-    let q_loc = lake.loc(Stage::Trusted, &format!("{name}_quarantine"))?;
+    let q_loc = lake.table_loc(&TableRef::quarantine(name))?;
     let data_loc = lake.loc(Stage::Trusted, name)?;
     let mut report = ReleaseReport {
         dataset: name.to_string(),
