@@ -20,6 +20,8 @@ pub mod dashboard;
 pub mod evaluate;
 pub mod frame;
 pub mod generate;
+pub mod lake;
+pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;

@@ -9,10 +9,11 @@ use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{Backend, ConfigError, ProjectConfig};
 use crate::contract::{self, ContractError};
 use crate::crypto::LocalKeyRing;
+use crate::lake::Lake;
 use crate::metrics::LogMetricsSink;
 use crate::pipeline::{self, Pipeline, PipelineError};
 use crate::rules::{DatasetRules, RulesError};
-use crate::stage::{Dataset, Lake};
+use crate::stage::Dataset;
 use crate::storage::{LocalTableStore, StorageError};
 
 /// Errors opening a project or one of its datasets.

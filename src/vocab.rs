@@ -141,6 +141,20 @@ impl fmt::Display for TableRef {
     }
 }
 
+/// A table's columns with their catalog comments, `(column, comment)`, in table order. Each
+/// table family keeps its list beside the code that defines its columns; Glue takes at most
+/// 255 characters per comment.
+pub type ColumnComments = &'static [(&'static str, &'static str)];
+
+/// The comment of `column` in `comments`, if it has a non-empty one.
+pub fn comment_in(comments: ColumnComments, column: &str) -> Option<&'static str> {
+    comments
+        .iter()
+        .find(|(name, _)| *name == column)
+        .map(|(_, text)| *text)
+        .filter(|t| !t.trim().is_empty())
+}
+
 /// Keys medallion writes into the `commitInfo` of its Delta commits (read back to tell what a
 /// commit did). Values are JSON.
 pub mod commit_key {

@@ -826,17 +826,17 @@ async fn report_cmd(
     if !crate::curated::PRODUCTS.contains(&dataset) {
         p.dataset(dataset)?;
     }
-    let mut history = crate::stage::ops::history(&p.lake, dataset).await?;
+    let mut history = crate::ledger::history(&p.lake, dataset).await?;
     if let Some(stage) = stage {
         history
             .results
             .retain(|r| r.stage == stage.stage().as_str());
     }
-    let held = crate::stage::hold::pending(&p.lake, dataset).await?;
+    let held = crate::ledger::holds::pending(&p.lake, dataset).await?;
     let r = match QualityReport::build(dataset, &history, batch, &Default::default()) {
         Ok(probe) => {
             let samples =
-                crate::stage::ops::quarantine_samples(&p.lake, dataset, &probe.batch_id, 5).await?;
+                crate::ledger::quarantine_samples(&p.lake, dataset, &probe.batch_id, 5).await?;
             let mut r = QualityReport::build(dataset, &history, Some(&probe.batch_id), &samples)
                 .map_err(|e| UsageError(e.to_string()))?;
             r.held = held;

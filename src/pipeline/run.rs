@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use crate::curated::{self, CuratedConfig, CuratedReport};
+use crate::lake::Lake;
 use crate::stage::raw::{self, RawBatchReport};
 use crate::stage::trusted::{self, TrustedBatchReport};
-use crate::stage::{Dataset, Lake, Result, StepOptions};
+use crate::stage::{Dataset, Result, StepOptions};
 use crate::vocab::Stage;
 
 /// Options of one `promote` run.

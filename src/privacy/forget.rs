@@ -17,14 +17,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::curated::CuratedConfig;
+use crate::lake::Lake;
+use crate::ledger;
 use crate::stage::forgotten::{self, STUDENT_ID};
-use crate::stage::{crash_point, ops, Dataset, Lake, Result, StepError, SOURCE_HASH, SOURCE_LINE};
+use crate::stage::{crash_point, Dataset, Result, StepError, SOURCE_HASH, SOURCE_LINE};
 use crate::storage::delta::{self, txn_id, TableLoc};
 use crate::storage::LandedFile;
 use crate::vocab::{Stage, TableRef};
 
 /// The step name in commits and books.
-pub const STEP: &str = crate::stage::trusted::FORGET_STEP;
+pub const STEP: &str = ledger::Step::Forget.as_str();
 
 /// One landed file that mentions the student.
 #[derive(Debug, Clone, Serialize)]
@@ -178,7 +180,7 @@ pub async fn forget(
         let sql = format!("SELECT DISTINCT course_id FROM t WHERE {}", t.predicate);
         if let Ok(Some((schema, batches))) = delta::query(&t.loc, &sql).await {
             let df = crate::frame::from_batches(&schema, &batches)?;
-            courses.extend(ops::strings_of(&df, "course_id")?);
+            courses.extend(crate::frame::strings_of(&df, "course_id")?);
         }
     }
     report.courses = courses.iter().cloned().collect();
@@ -193,11 +195,9 @@ pub async fn forget(
 
     let label = format!("forget-{}", &tomb[..16]);
     let app = txn_id(STEP, &tomb);
-    let meta = [
-        ("medallion.step", serde_json::json!(STEP)),
-        ("medallion.batch", serde_json::json!(label)),
-        ("medallion.courses", serde_json::json!(report.courses)),
-    ];
+    let meta = ledger::CommitMeta::batch(ledger::Step::Forget, label)
+        .with_courses(report.courses.iter().cloned())
+        .entries();
     // Side tables first, trusted data last (curated reads the trusted commit's courses).
     let mut order: Vec<&Target> = targets
         .iter()
@@ -382,9 +382,9 @@ async fn record_books(
                 ),
             )
             .await?;
-            ops::record_erasure(
+            ledger::record_books(
                 lake,
-                ops::PromotionRow {
+                ledger::PromotionRow {
                     dataset: name.to_string(),
                     step: STEP.to_string(),
                     batch_id: format!("{}/forget-{}", l.batch_id, &tomb[..16]),
