@@ -27,6 +27,8 @@ pub mod pipeline;
 pub mod privacy;
 pub mod profile;
 pub mod project;
+#[cfg(feature = "aws")]
+pub mod provision;
 pub mod query;
 pub mod report;
 pub mod rules;

@@ -1033,7 +1033,8 @@ fn product_rules_check(
 
 #[cfg(feature = "aws")]
 async fn aws_cmd(root: &Path, action: super::AwsAction, out: &mut dyn Write) -> Result<Exit> {
-    use crate::aws::{setup, Aws};
+    use crate::aws::Aws;
+    use crate::provision as setup;
     let config = crate::config::ProjectConfig::load(root).map_err(ProjectError::from)?;
     let cfg = config.aws.clone().ok_or_else(|| {
         UsageError(format!(
