@@ -102,14 +102,6 @@ pub fn redact(args: &[String], pseudonym: &dyn Fn(&str) -> String) -> Vec<String
     out
 }
 
-/// Who runs this process.
-pub fn actor() -> String {
-    std::env::var("MEDALLION_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
 /// The versions and row counts of every catalogued table and the landed-file count of every
 /// dataset in `datasets`.
 ///

@@ -3,6 +3,9 @@
 //! polars and delta-rs use two Arrow implementations; both speak the Arrow C Data Interface,
 //! so columns cross without copying: polars exports each array and field as the C structs,
 //! arrow-rs imports them (and the other way round). Strings leave polars as `LargeUtf8`.
+//!
+//! Invariants: conversions copy no column data; the column readers ([`strings_of`],
+//! [`u64s_of`], [`f64s_of`]) read nulls as empty or zero, never panic on a missing value.
 
 use std::sync::Arc;
 

@@ -2,6 +2,9 @@
 //! encrypted in the ops bucket), is polled with backoff, and its results are read page by page.
 //! Table names are written as in the catalog (`curated.at_risk_students`) and mapped to the
 //! Glue databases (`<prefix>_curated.at_risk_students`), so named queries run on both engines.
+//!
+//! Invariants: queries only — the workgroup is created and verified by
+//! [`crate::provision`]; results become Arrow here ([`AthenaResult::to_batch`]), all text.
 
 use std::time::Duration;
 
@@ -23,6 +26,47 @@ pub struct AthenaResult {
     pub rows: Vec<Vec<Option<String>>>,
     /// Bytes Athena scanned.
     pub bytes_scanned: i64,
+}
+
+impl AthenaResult {
+    /// The rows as one Arrow batch of text columns (Athena returns text; nulls stay null).
+    ///
+    /// # Errors
+    /// When the rows do not fit the columns.
+    pub fn to_batch(
+        &self,
+    ) -> Result<
+        (
+            deltalake::arrow::datatypes::SchemaRef,
+            deltalake::arrow::array::RecordBatch,
+        ),
+        deltalake::arrow::error::ArrowError,
+    > {
+        use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+        use deltalake::arrow::datatypes::{DataType, Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let cols: Vec<ArrayRef> = (0..self.columns.len())
+            .map(|i| {
+                std::sync::Arc::new(StringArray::from(
+                    self.rows
+                        .iter()
+                        .map(|row| row.get(i).cloned().flatten())
+                        .collect::<Vec<_>>(),
+                )) as ArrayRef
+            })
+            .collect();
+        let batch = if self.columns.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            RecordBatch::try_new(schema.clone(), cols)?
+        };
+        Ok((schema, batch))
+    }
 }
 
 /// Rewrites `<stage>.<table>` to `<glue prefix>_<stage>.<table>`.

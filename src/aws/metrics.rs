@@ -1,5 +1,7 @@
 //! Metrics to CloudWatch: one PutMetricData call per 500 data points, dimensions Dataset,
 //! Stage (and Rule for rule metrics).
+//!
+//! Invariants: every data point of one emit carries the same timestamp, from the sink's clock.
 
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! The lake on S3: landing objects under `<prefix>-landing/<dataset>/<sha256>.<ext>` (with a
 //! `.meta.json` beside each), Delta tables under `s3://<prefix>-<stage>/<table>/`.
 //! Landing puts are conditional (`If-None-Match: *`), so landing is idempotent and immutable.
+//!
+//! Invariants: the landing time is the caller's (its clock), never read here.
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -1,12 +1,25 @@
-//! The command line: clap arguments turned into calls on the library. The only module that
-//! knows clap, and (with `main`) the only one that uses anyhow.
+//! The command line: clap arguments resolved once into a [`RunConfig`] ([`config`]), then
+//! one file per verb group (`project`, `promote`, `quality`, `query`, `aws`, `evaluate`,
+//! `privacy`, `audit`, `alerts`, `dashboard`, `watch`) calling the library.
+//!
+//! Invariants: the only module that knows clap and reads the environment, and (with `main`)
+//! the only one that uses anyhow; it formats what the library returns and holds no SQL, no
+//! table naming and no library logic of its own.
 
 mod alerts;
 mod audit;
-mod commands;
+#[cfg(feature = "aws")]
+mod aws;
+mod config;
 mod dashboard;
+mod evaluate;
 mod privacy;
 mod progress;
+mod project;
+mod promote;
+mod quality;
+mod query;
+mod run;
 mod shell;
 mod watch;
 
@@ -15,7 +28,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use commands::{exit_for, run, run_step};
+pub use config::{Progress, RunConfig};
+pub use promote::run_step;
+pub use run::{exit_for, run};
 
 /// Runs a command future on a fresh runtime and maps its outcome to an exit code, printing
 /// errors as one paragraph (the whole chain with `verbose`). Shared by every binary.

@@ -1,5 +1,8 @@
 //! The local key ring: a JSON file holding the project's pseudonymisation key, created on first
 //! use with owner-only permissions. It lives outside the lake's stages and is never committed.
+//!
+//! Invariants: the ring is created once (a racing creator's ring wins, never overwritten); its
+//! `created_at` comes from the clock it was given.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -72,6 +72,32 @@ pub fn product_columns(
     Ok(columns_of(&df))
 }
 
+/// A product's columns with their rule types.
+pub type ProductColumns = Vec<(String, Option<ColumnType>)>;
+
+/// A product's columns in a project whose contracts `contract` gives by dataset name (the one
+/// place that knows which datasets the products read); `None` when the product cannot be built
+/// there (a dataset it reads has no contract, such as engagement in a project without it).
+pub fn product_columns_in(
+    product: &str,
+    cfg: &CuratedConfig,
+    contract: &dyn Fn(&str) -> Option<Contract>,
+) -> Option<Result<ProductColumns>> {
+    let (Some(att), Some(gr), Some(st)) = (
+        contract("attendance"),
+        contract("grades"),
+        contract("students"),
+    ) else {
+        return None;
+    };
+    let engagement = contract("engagement");
+    match product_columns(product, cfg, &att, &gr, &st, engagement.as_ref()) {
+        Ok(c) => Some(Ok(c)),
+        Err(_) if engagement.is_none() => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
 /// Loads a product's rules from `dir/<product>.yaml` (none when absent), checked against the
 /// columns of `df`.
 ///

@@ -9,13 +9,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use deltalake::arrow::array::{
-    ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
-};
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::array::{ArrayRef, RecordBatch};
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use super::quality::{self, StoredResult};
+use super::table::{count, instant, instants, strs, text, u64s};
 use super::{Result, Step};
 use crate::frame::{f64s_of, strings_of, u64s_of};
 use crate::lake::Lake;
@@ -135,36 +134,22 @@ pub fn warned_rules(rules: &[RuleResult]) -> u64 {
         .count() as u64
 }
 
-pub(super) fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
 pub(super) fn promotions_schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let u = |n: &str| Field::new(n, DataType::UInt64, false);
     Arc::new(Schema::new(vec![
-        s("dataset"),
-        s("step"),
-        s("batch_id"),
-        s("source_file"),
-        u("rows_in"),
-        u("rows_promoted"),
-        u("rejected"),
-        u("quarantined"),
-        u("duplicates_dropped"),
-        u("updated"),
-        u("warned_rules"),
-        s("contract_version"),
-        Field::new("recorded_at", ts(), false),
+        text("dataset"),
+        text("step"),
+        text("batch_id"),
+        text("source_file"),
+        count("rows_in"),
+        count("rows_promoted"),
+        count("rejected"),
+        count("quarantined"),
+        count("duplicates_dropped"),
+        count("updated"),
+        count("warned_rules"),
+        text("contract_version"),
+        instant("recorded_at"),
     ]))
-}
-
-pub(super) fn strs(v: Vec<String>) -> ArrayRef {
-    Arc::new(StringArray::from(v))
-}
-
-pub(super) fn u64s(v: Vec<u64>) -> ArrayRef {
-    Arc::new(UInt64Array::from(v))
 }
 
 /// Records a books row (once: the row's txn is checked).
@@ -194,7 +179,7 @@ pub async fn record_books(lake: &Lake, row: PromotionRow) -> Result<()> {
         u64s(vec![row.updated]),
         u64s(vec![row.warned_rules]),
         strs(vec![row.contract_version]),
-        Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),
+        instants(vec![now]),
     ];
     let batch = RecordBatch::try_new(promotions_schema(), cols)?;
     delta::append(&loc, promotions_schema(), vec![batch], &app, &[]).await?;

@@ -7,12 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use deltalake::arrow::array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
-};
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use serde::Serialize;
 
+use super::table::{count, float, instant, instants, strs, text, u64s};
 use super::{recorded_batches, Result, Step};
 use crate::frame::{f64s_of, strings_of, u64s_of};
 use crate::lake::Lake;
@@ -86,23 +85,17 @@ impl HoldRow {
 }
 
 fn holds_schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let u = |n: &str| Field::new(n, DataType::UInt64, false);
     Arc::new(Schema::new(vec![
-        s("dataset"),
-        s("stage"),
-        s("batch_id"),
-        s("source_file"),
-        u("rows_in"),
-        u("bad_rows"),
-        Field::new("bad_share", DataType::Float64, false),
-        s("reason"),
-        s("advice"),
-        Field::new(
-            "held_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
+        text("dataset"),
+        text("stage"),
+        text("batch_id"),
+        text("source_file"),
+        count("rows_in"),
+        count("bad_rows"),
+        float("bad_share", false),
+        text("reason"),
+        text("advice"),
+        instant("held_at"),
     ]))
 }
 
@@ -117,8 +110,8 @@ pub async fn record(lake: &Lake, row: &HoldRow) -> Result<()> {
         "hold",
         &format!("{}/{}/{}/{now}", row.stage, row.dataset, row.batch_id),
     );
-    let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v.to_string()])) };
-    let u = |v: u64| -> ArrayRef { Arc::new(UInt64Array::from(vec![v])) };
+    let s = |v: &str| strs(vec![v.to_string()]);
+    let u = |v: u64| u64s(vec![v]);
     let cols: Vec<ArrayRef> = vec![
         s(&row.dataset),
         s(&row.stage),
@@ -129,7 +122,7 @@ pub async fn record(lake: &Lake, row: &HoldRow) -> Result<()> {
         Arc::new(Float64Array::from(vec![row.hold.share])),
         s(&row.hold.reason),
         s(&row.hold.advice),
-        Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),
+        instants(vec![now]),
     ];
     let batch = RecordBatch::try_new(holds_schema(), cols)?;
     delta::append(&loc, holds_schema(), vec![batch], &app, &[]).await?;

@@ -17,13 +17,16 @@ pub mod books;
 pub mod commit;
 pub mod holds;
 pub mod quality;
+mod table;
 
 use std::fmt;
 
 pub use books::{history, record_books, recorded_batches, History, PromotionRow};
 pub use commit::CommitMeta;
 pub use holds::{Hold, HoldRow};
-pub use quality::{quarantine_samples, record_rules, rule_history, StoredResult};
+pub use quality::{
+    quarantine_samples, quarantined, record_rules, rule_history, QuarantinedRow, StoredResult,
+};
 
 use crate::frame::FrameError;
 use crate::storage::StorageError;

@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use deltalake::arrow::array::{ArrayRef, Float64Array, RecordBatch, TimestampMicrosecondArray};
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use deltalake::arrow::datatypes::{Schema, SchemaRef};
 use serde::Serialize;
 
-use super::books::{strs, ts, u64s};
+use super::table::{count, float, instant, instants, strs, text, u64s};
 use super::Result;
 use crate::frame::strings_of;
 use crate::lake::Lake;
@@ -113,23 +113,21 @@ pub const QUALITY_RESULTS_COLUMNS: ColumnComments = &[
 ];
 
 fn quality_schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let u = |n: &str| Field::new(n, DataType::UInt64, false);
     Arc::new(Schema::new(vec![
-        s("dataset"),
-        s("stage"),
-        s("batch_id"),
-        s("rule_id"),
-        s("description"),
-        s("severity"),
-        s("level"),
-        u("evaluated"),
-        u("passed"),
-        u("failed"),
-        Field::new("failure_rate", DataType::Float64, false),
-        Field::new("metric", DataType::Float64, true),
-        s("outcome"),
-        Field::new("evaluated_at", ts(), false),
+        text("dataset"),
+        text("stage"),
+        text("batch_id"),
+        text("rule_id"),
+        text("description"),
+        text("severity"),
+        text("level"),
+        count("evaluated"),
+        count("passed"),
+        count("failed"),
+        float("failure_rate", false),
+        float("metric", true),
+        text("outcome"),
+        instant("evaluated_at"),
     ]))
 }
 
@@ -195,7 +193,7 @@ pub async fn record_rules(
                 .map(|x| x.outcome.as_str().to_string())
                 .collect(),
         ),
-        Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+        instants(vec![now; n]),
     ];
     let batch = RecordBatch::try_new(quality_schema(), cols)?;
     delta::append(&loc, quality_schema(), vec![batch], &app, &[]).await?;
@@ -269,6 +267,63 @@ pub async fn quarantine_samples(
         }
     }
     Ok(out)
+}
+
+/// One row of `trusted.<dataset>_quarantine` as `medallion quarantine` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedRow {
+    /// Landing file as delivered.
+    pub source_file: String,
+    /// Line in the landing file.
+    pub source_line: i64,
+    /// Each failure as `rule: column=value` (identifiers pseudonymised).
+    pub failures: String,
+}
+
+/// How many rows of `dataset`'s quarantine fail `rule` (every row when `None`), and the first
+/// `limit` of them in batch and line order.
+///
+/// # Errors
+/// Storage errors.
+pub async fn quarantined(
+    lake: &Lake,
+    dataset: &str,
+    rule: Option<&str>,
+    limit: usize,
+) -> Result<(i64, Vec<QuarantinedRow>)> {
+    let loc = lake.table_loc(&TableRef::quarantine(dataset))?;
+    let filter = match rule {
+        Some(r) => format!(
+            "WHERE concat(',', _rule_ids, ',') LIKE '%,{},%'",
+            r.replace('\'', "''").replace('%', "")
+        ),
+        None => String::new(),
+    };
+    let count_sql = format!("SELECT count(*) AS n FROM t {filter}");
+    let total = match delta::query(&loc, &count_sql).await? {
+        Some((s, b)) => crate::frame::from_batches(&s, &b)?
+            .column("n")?
+            .i64()?
+            .get(0)
+            .unwrap_or(0),
+        None => 0,
+    };
+    let sql = format!("SELECT _source_file, _source_line, _batch_id, _rule_ids, _failures FROM t {filter} ORDER BY _batch_id, _source_line LIMIT {limit}");
+    let mut rows = Vec::new();
+    if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+        let df = crate::frame::from_batches(&schema, &batches)?;
+        let files = df.column("_source_file")?.str()?.clone();
+        let lines = df.column("_source_line")?.i64()?.clone();
+        let fails = df.column("_failures")?.str()?.clone();
+        for i in 0..df.height() {
+            rows.push(QuarantinedRow {
+                source_file: files.get(i).unwrap_or_default().to_string(),
+                source_line: lines.get(i).unwrap_or_default(),
+                failures: fails.get(i).unwrap_or_default().to_string(),
+            });
+        }
+    }
+    Ok((total, rows))
 }
 
 /// Each rule's dataset-level metric over earlier batches of one stage, oldest first.

@@ -1,5 +1,8 @@
 //! Metrics: one event per batch (never per row), labels with few values (dataset, stage, rule;
 //! never a student, file or batch id). Locally they go to a JSON-lines log under the lake.
+//!
+//! Invariants: a sink stamps what it emits with the clock it was given (the project's), never
+//! the system time directly; emitting is append-only.
 
 pub mod cost;
 pub mod io;

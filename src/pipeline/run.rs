@@ -1,4 +1,8 @@
 //! Running a dataset's steps up to a target stage.
+//!
+//! Invariants: a step that loses a Delta commit race (on any table, the ledger's included: its
+//! storage errors keep their kind) is run again, up to a bound, and skips what the winner
+//! committed.
 
 use serde::Serialize;
 

@@ -5,7 +5,7 @@
 
 use super::bucket::{bucket_drift, UNVERIFIED_VERSIONING};
 use super::Check;
-use crate::aws::{call, Aws, AwsError, BUCKETS};
+use crate::aws::{Aws, AwsError, BUCKETS};
 use crate::catalog::Catalog;
 
 /// Reads the live set-up and reports every drift from what bootstrap creates, plus Glue tables
@@ -26,14 +26,7 @@ pub async fn doctor(
             return Ok(out);
         }
     };
-    let rotating = aws
-        .kms
-        .get_key_rotation_status()
-        .key_id(&arn)
-        .send()
-        .await
-        .map_err(call("kms", "GetKeyRotationStatus"))?
-        .key_rotation_enabled();
+    let rotating = super::kms::rotation_enabled(aws, &arn).await?;
     out.push(if rotating {
         Check::Ok("KMS key rotation on".into())
     } else {

@@ -8,6 +8,20 @@ use aws_sdk_kms::types::KeyUsageType;
 use super::Check;
 use crate::aws::{call, Aws, AwsError};
 
+/// Whether the key's automatic rotation is on.
+pub(super) async fn rotation_enabled(aws: &Aws, arn: &str) -> Result<bool, AwsError> {
+    Ok(aws
+        .kms
+        .get_key_rotation_status()
+        .key_id(arn)
+        .send()
+        .await
+        .map_err(call("kms", "GetKeyRotationStatus"))?
+        .key_rotation_enabled())
+}
+
+/// Finds the key by its alias (creating key and alias when missing) and turns rotation on;
+/// `None` on a dry run that would create it.
 pub(super) async fn ensure_key(
     aws: &Aws,
     dry: bool,
@@ -48,14 +62,7 @@ pub(super) async fn ensure_key(
             meta.arn().unwrap_or_default().to_string()
         }
     };
-    let rotating = aws
-        .kms
-        .get_key_rotation_status()
-        .key_id(&arn)
-        .send()
-        .await
-        .map_err(call("kms", "GetKeyRotationStatus"))?
-        .key_rotation_enabled();
+    let rotating = rotation_enabled(aws, &arn).await?;
     if rotating {
         out.push(Check::Ok(format!("KMS key {alias}: rotation on")));
     } else if dry {

@@ -1,5 +1,8 @@
 //! The folder lake: `<lake>/landing/<dataset>/<sha256>.<ext>` with a `.meta.json` beside each
 //! file, and Delta tables under `<lake>/<stage>/<table>/`.
+//!
+//! Invariants: a landed file and its manifest are created with create-new (never overwritten);
+//! the landing time is the caller's (its clock), never read here.
 
 use std::collections::HashMap;
 use std::io::Read;
