@@ -145,6 +145,8 @@ pub(super) async fn purge(
     )?;
     Ok(Exit::Ok)
 }
+
+/// `medallion rules check`: every contract, rules file and pipeline, checked by the library.
 pub(super) fn rules_check(p: &Project, out: &mut dyn Write) -> Result<Exit> {
     let c = p.check()?;
     for line in &c.ok {
@@ -178,6 +180,7 @@ pub(super) async fn suggest(
     }
     Ok(Exit::Ok)
 }
+
 /// `medallion profile`: a table's column profile.
 pub(super) async fn profile(
     p: &Project,
@@ -203,6 +206,8 @@ pub(super) async fn profile(
     }
     Ok(Exit::Ok)
 }
+
+/// The profile of a dataset's (or curated product's) table in `stage`.
 async fn load_profile(
     p: &Project,
     dataset: &str,
