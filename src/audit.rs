@@ -18,14 +18,15 @@ use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicro
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
-use crate::stage::{ops, Lake, Result, StepError};
+use crate::lake::Lake;
+use crate::stage::{Result, StepError};
 use crate::storage::delta::{self, txn_id};
 
 /// The ops table name.
 pub const AUDIT: &str = "audit";
 
 /// Columns of `ops.audit` with their catalog comments, in table order.
-pub const AUDIT_COLUMNS: crate::stage::ColumnComments = &[
+pub const AUDIT_COLUMNS: crate::vocab::ColumnComments = &[
     ("at", "When the command started (UTC)"),
     ("actor", "Who ran it: $MEDALLION_ACTOR when a scheduler sets it, else the OS user"),
     ("action", "The verb: land, promote, landing-to-raw, raw-to-trusted, trusted-to-curated, quarantine release, quarantine purge, forget, aws bootstrap"),
@@ -99,14 +100,6 @@ pub fn redact(args: &[String], pseudonym: &dyn Fn(&str) -> String) -> Vec<String
         }
     }
     out
-}
-
-/// Who runs this process.
-pub fn actor() -> String {
-    std::env::var("MEDALLION_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 /// The versions and row counts of every catalogued table and the landed-file count of every
@@ -244,7 +237,7 @@ pub async fn read(
         return Ok(Vec::new());
     };
     let df = crate::frame::from_batches(&schema, &batches)?;
-    let col = |c: &str| ops::strings_of(&df, c);
+    let col = |c: &str| crate::frame::strings_of(&df, c);
     let (at, actor, act, args, ch, out) = (
         col("at_text")?,
         col("actor")?,

@@ -3,6 +3,9 @@
 //! polars and delta-rs use two Arrow implementations; both speak the Arrow C Data Interface,
 //! so columns cross without copying: polars exports each array and field as the C structs,
 //! arrow-rs imports them (and the other way round). Strings leave polars as `LargeUtf8`.
+//!
+//! Invariants: conversions copy no column data; the column readers ([`strings_of`],
+//! [`u64s_of`], [`f64s_of`]) read nulls as empty or zero, never panic on a missing value.
 
 use std::sync::Arc;
 
@@ -144,6 +147,40 @@ pub fn distinct_text(
         out.extend(s.str()?.iter().flatten().map(str::to_string));
     }
     Ok(())
+}
+
+/// The text column `c` of `df`, nulls as empty strings.
+///
+/// # Errors
+/// When the column is missing or not text.
+pub fn strings_of(df: &DataFrame, c: &str) -> Result<Vec<String>, FrameError> {
+    Ok(df
+        .column(c)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+/// The count column `c` of `df` as `u64`, nulls as 0 (Delta has no unsigned types: counts come
+/// back as Int64).
+///
+/// # Errors
+/// When the column is missing or not numeric.
+pub fn u64s_of(df: &DataFrame, c: &str) -> Result<Vec<u64>, FrameError> {
+    let s = df
+        .column(c)?
+        .as_materialized_series()
+        .cast(&polars::prelude::DataType::UInt64)?;
+    Ok(s.u64()?.iter().map(|v| v.unwrap_or_default()).collect())
+}
+
+/// The float column `c` of `df`.
+///
+/// # Errors
+/// When the column is missing or not `f64`.
+pub fn f64s_of(df: &DataFrame, c: &str) -> Result<Vec<Option<f64>>, FrameError> {
+    Ok(df.column(c)?.f64()?.iter().collect())
 }
 
 #[cfg(test)]

@@ -1,17 +1,22 @@
 //! Wiring: a project folder's configuration turned into backends and datasets.
 //! The one place that picks backend implementations from `medallion.yaml`.
+//!
+//! Invariants: reads no environment variable — what a run overrides (`now`, the key ring) comes
+//! in [`ProjectOptions`]; one [`Project`] has one clock, shared by every backend that reads time.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::catalog::FileCatalog;
+use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{Backend, ConfigError, ProjectConfig};
 use crate::contract::{self, ContractError};
 use crate::crypto::LocalKeyRing;
+use crate::lake::Lake;
 use crate::metrics::LogMetricsSink;
 use crate::pipeline::{self, Pipeline, PipelineError};
 use crate::rules::{DatasetRules, RulesError};
-use crate::stage::{Clock, Dataset, Lake, SystemClock};
+use crate::stage::Dataset;
 use crate::storage::{LocalTableStore, StorageError};
 
 /// Errors opening a project or one of its datasets.
@@ -60,26 +65,57 @@ pub struct Project {
     pub lake: Lake,
 }
 
+/// How one run opens a project, over what `medallion.yaml` says (the caller resolves these
+/// from its environment and flags; the library reads no environment variable).
+#[derive(Debug, Clone, Default)]
+pub struct ProjectOptions {
+    /// Run as of this instant (RFC 3339; `MEDALLION_NOW`): "in the future" rules, freshness and
+    /// retention cutoffs are measured from it. `None`: the system clock.
+    pub now: Option<String>,
+    /// The key ring to use instead of the configured one (`MEDALLION_KEYRING`).
+    pub keyring: Option<std::path::PathBuf>,
+}
+
+/// What `medallion rules check` found: one line per valid dataset and product, and every
+/// problem.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectCheck {
+    /// `ok  <name>: ...` lines.
+    pub ok: Vec<String>,
+    /// Every problem found (invalid YAML, rules over unknown columns, stray rules files).
+    pub problems: Vec<String>,
+}
+
 impl Project {
-    /// Opens the project at `root` with the system clock.
+    /// Opens the project at `root` with the system clock and the configured key ring.
     ///
     /// # Errors
     /// Configuration or storage errors.
     pub async fn open(root: &Path) -> Result<Self, ProjectError> {
-        // `MEDALLION_NOW` (RFC 3339) runs as of that instant: "in the future" rules, freshness
-        // and retention cutoffs are measured from it.
-        let clock: Arc<dyn crate::stage::Clock> = match std::env::var("MEDALLION_NOW") {
-            Ok(t) => {
+        Self::open_with(root, &ProjectOptions::default()).await
+    }
+
+    /// Opens the project at `root` as `options` say.
+    ///
+    /// # Errors
+    /// Configuration (an unparsable `now` included) or storage errors.
+    pub async fn open_with(root: &Path, options: &ProjectOptions) -> Result<Self, ProjectError> {
+        let clock: Arc<dyn Clock> = match &options.now {
+            Some(t) => {
                 let at =
-                    chrono::DateTime::parse_from_rfc3339(&t).map_err(|e| ConfigError::Invalid {
+                    chrono::DateTime::parse_from_rfc3339(t).map_err(|e| ConfigError::Invalid {
                         path: root.join(crate::config::CONFIG_FILE),
                         message: format!("MEDALLION_NOW `{t}` is not an RFC 3339 instant: {e}"),
                     })?;
-                Arc::new(crate::stage::FixedClock(at.with_timezone(&chrono::Utc)))
+                Arc::new(FixedClock(at.with_timezone(&chrono::Utc)))
             }
-            Err(_) => Arc::new(SystemClock),
+            None => Arc::new(SystemClock),
         };
-        Self::open_with_clock(root, clock).await
+        let mut config = ProjectConfig::load(root)?;
+        if let Some(k) = &options.keyring {
+            config.keyring = k.clone();
+        }
+        Self::open_config(config, clock).await
     }
 
     /// Opens the project at `root` with `clock`.
@@ -87,7 +123,13 @@ impl Project {
     /// # Errors
     /// Configuration or storage errors.
     pub async fn open_with_clock(root: &Path, clock: Arc<dyn Clock>) -> Result<Self, ProjectError> {
-        let config = ProjectConfig::load(root)?;
+        Self::open_config(ProjectConfig::load(root)?, clock).await
+    }
+
+    async fn open_config(
+        config: ProjectConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ProjectError> {
         // Every Delta request from here on is counted for the cost metrics.
         crate::storage::counting::install();
         let prices_path = config.catalog.join("prices.yaml");
@@ -105,11 +147,16 @@ impl Project {
                 Lake {
                     store: Arc::new(store),
                     catalog: Arc::new(FileCatalog::new(root.join("_catalog").join("catalog.json"))),
-                    metrics: Arc::new(LogMetricsSink::new(
-                        root.join("_metrics").join("metrics.jsonl"),
-                        "Medallion",
-                    )),
-                    keys: Arc::new(LocalKeyRing::new(config.keyring.clone())),
+                    metrics: Arc::new(
+                        LogMetricsSink::new(
+                            root.join("_metrics").join("metrics.jsonl"),
+                            "Medallion",
+                        )
+                        .with_clock(clock.clone()),
+                    ),
+                    keys: Arc::new(
+                        LocalKeyRing::new(config.keyring.clone()).with_clock(clock.clone()),
+                    ),
                     clock,
                     prices: None,
                     notifier: Arc::new(crate::metrics::LogNotifier::new(
@@ -141,7 +188,7 @@ impl Project {
         Ok(Lake {
             store: Arc::new(S3TableStore::new(aws.clone(), key_arn.clone())),
             catalog: Arc::new(GlueCatalog::new(aws.clone(), "academics-data")),
-            metrics: Arc::new(CloudWatchSink::new(aws.clone())),
+            metrics: Arc::new(CloudWatchSink::new(aws.clone(), clock.clone())),
             notifier: Arc::new(crate::aws::notify::SnsNotifier::new(aws.clone())),
             keys: Arc::new(KmsKeyProvider::new(aws, key_arn)),
             clock,
@@ -159,6 +206,81 @@ impl Project {
             message: "this medallion was built without the `aws` feature".into(),
         }
         .into())
+    }
+
+    /// Checks every contract, rules file and pipeline of the project without touching the lake:
+    /// each dataset, each curated product's rules against the product's columns, and rules
+    /// files that name no dataset or product.
+    ///
+    /// # Errors
+    /// A product that cannot be built from its contracts (polars).
+    pub fn check(&self) -> Result<ProjectCheck, crate::stage::StepError> {
+        let mut c = ProjectCheck::default();
+        let datasets = self.datasets().unwrap_or_else(|e| {
+            c.problems.push(e.to_string());
+            Vec::new()
+        });
+        for d in &datasets {
+            match self.dataset(d) {
+                Ok(ds) => c.ok.push(format!(
+                    "ok  {d}: contract v{}, {} raw rules, {} trusted rules ({} from the contract)",
+                    ds.contract.version,
+                    ds.raw_rules.rules.len(),
+                    ds.rules.rules.len(),
+                    ds.rules
+                        .rules
+                        .iter()
+                        .filter(|r| r.id.starts_with("contract."))
+                        .count()
+                )),
+                Err(e) => c.problems.push(e.to_string()),
+            }
+        }
+        match self.curated() {
+            Ok(cfg) => {
+                let contract = |d: &str| self.dataset(d).ok().map(|ds| ds.contract);
+                for product in crate::curated::PRODUCTS {
+                    let path = self.config.quality_rules.join(format!("{product}.yaml"));
+                    if !path.exists() {
+                        continue;
+                    }
+                    let Some(columns) =
+                        crate::curated::rules::product_columns_in(product, &cfg, &contract)
+                    else {
+                        continue;
+                    };
+                    match crate::rules::RuleSet::load_product(&path, product, &columns?) {
+                        Ok(rs) => {
+                            c.ok.push(format!("ok  {product}: {} curated rules", rs.rules.len()))
+                        }
+                        Err(e) => c.problems.push(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => c.problems.push(e.to_string()),
+        }
+        // A rules file nobody reads is a mistake worth naming.
+        if let Ok(entries) = std::fs::read_dir(&self.config.quality_rules) {
+            for e in entries.flatten() {
+                let path = e.path();
+                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
+                let yaml = path.extension().is_some_and(|x| x == "yaml" || x == "yml");
+                if yaml
+                    && !datasets.iter().any(|d| d == stem)
+                    && !crate::curated::PRODUCTS.contains(&stem)
+                {
+                    c.problems.push(format!(
+                        "{}: no dataset or curated product is named `{stem}` (datasets: {}; products: {})",
+                        path.display(),
+                        datasets.join(", "),
+                        crate::curated::PRODUCTS.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(c)
     }
 
     /// Dataset names that have a pipeline, in dependency order.

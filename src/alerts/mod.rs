@@ -24,10 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::curated::products;
 use crate::frame;
+use crate::lake::Lake;
 use crate::metrics::{Metric, Unit};
-use crate::stage::{Lake, Registration, Result};
+use crate::stage::{Registration, Result};
 use crate::storage::delta::{self, txn_id};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 use crate::yaml::{self, YamlError};
 
 /// The curated table holding the alerts.
@@ -35,7 +36,7 @@ pub const TABLE: &str = "alerts";
 /// File name of the rules under `pipelines/`.
 pub const FILE: &str = "alerts.yaml";
 /// Step name in txn ids and metrics.
-pub const STEP: &str = "alerts";
+pub const STEP: &str = crate::ledger::Step::Alerts.as_str();
 
 const S: &str = "student_id";
 const C: &str = "course_id";
@@ -717,7 +718,7 @@ pub async fn evaluate(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
             schema,
             batches,
             &txn_id(STEP, &now),
-            &[("medallion.step", serde_json::json!(STEP))],
+            &crate::ledger::CommitMeta::new(crate::ledger::Step::Alerts).entries(),
         )
         .await?;
         crate::stage::crash_point(STEP, "after-commit");

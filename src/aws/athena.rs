@@ -2,13 +2,13 @@
 //! encrypted in the ops bucket), is polled with backoff, and its results are read page by page.
 //! Table names are written as in the catalog (`curated.at_risk_students`) and mapped to the
 //! Glue databases (`<prefix>_curated.at_risk_students`), so named queries run on both engines.
+//!
+//! Invariants: queries only — the workgroup is created and verified by
+//! [`crate::provision`]; results become Arrow here ([`AthenaResult::to_batch`]), all text.
 
 use std::time::Duration;
 
-use aws_sdk_athena::types::{
-    EncryptionConfiguration, EncryptionOption, QueryExecutionState, ResultConfiguration,
-    WorkGroupConfiguration,
-};
+use aws_sdk_athena::types::QueryExecutionState;
 
 use super::{call, Aws, AwsError};
 
@@ -28,6 +28,47 @@ pub struct AthenaResult {
     pub bytes_scanned: i64,
 }
 
+impl AthenaResult {
+    /// The rows as one Arrow batch of text columns (Athena returns text; nulls stay null).
+    ///
+    /// # Errors
+    /// When the rows do not fit the columns.
+    pub fn to_batch(
+        &self,
+    ) -> Result<
+        (
+            deltalake::arrow::datatypes::SchemaRef,
+            deltalake::arrow::array::RecordBatch,
+        ),
+        deltalake::arrow::error::ArrowError,
+    > {
+        use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+        use deltalake::arrow::datatypes::{DataType, Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let cols: Vec<ArrayRef> = (0..self.columns.len())
+            .map(|i| {
+                std::sync::Arc::new(StringArray::from(
+                    self.rows
+                        .iter()
+                        .map(|row| row.get(i).cloned().flatten())
+                        .collect::<Vec<_>>(),
+                )) as ArrayRef
+            })
+            .collect();
+        let batch = if self.columns.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            RecordBatch::try_new(schema.clone(), cols)?
+        };
+        Ok((schema, batch))
+    }
+}
+
 /// Rewrites `<stage>.<table>` to `<glue prefix>_<stage>.<table>`.
 pub fn qualify(aws: &Aws, sql: &str) -> String {
     let re = regex::Regex::new(r"\b(raw|trusted|curated|ops)\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -41,98 +82,6 @@ pub fn qualify(aws: &Aws, sql: &str) -> String {
 /// Where query results go: the ops bucket, encrypted with the project key.
 pub fn results_location(aws: &Aws) -> String {
     format!("s3://{}/athena-results/", aws.bucket("ops"))
-}
-
-/// Creates or verifies the workgroup (results encrypted with SSE-KMS, configuration enforced).
-///
-/// # Errors
-/// AWS errors.
-pub async fn ensure_workgroup(
-    aws: &Aws,
-    key_arn: &str,
-    dry: bool,
-) -> Result<super::setup::Check, AwsError> {
-    use super::setup::Check;
-    // moto answers GetWorkGroup for an unknown name with an empty body: check the name.
-    let existing = aws
-        .athena
-        .get_work_group()
-        .work_group(WORKGROUP)
-        .send()
-        .await
-        .ok()
-        .filter(|w| w.work_group().is_some_and(|g| g.name() == WORKGROUP));
-    let encrypted = existing
-        .as_ref()
-        .and_then(|w| w.work_group())
-        .and_then(|w| w.configuration())
-        .and_then(|c| c.result_configuration())
-        .and_then(|r| r.encryption_configuration())
-        .is_some_and(|e| e.encryption_option() == &EncryptionOption::SseKms);
-    if encrypted {
-        return Ok(Check::Ok(format!(
-            "Athena workgroup {WORKGROUP}: results SSE-KMS"
-        )));
-    }
-    if dry {
-        return Ok(Check::Planned(format!(
-            "Athena workgroup {WORKGROUP} with SSE-KMS results in {}",
-            results_location(aws)
-        )));
-    }
-    let enc = EncryptionConfiguration::builder()
-        .encryption_option(EncryptionOption::SseKms)
-        .kms_key(key_arn)
-        .build()
-        .map_err(call("athena", "CreateWorkGroup"))?;
-    let conf = WorkGroupConfiguration::builder()
-        .result_configuration(
-            ResultConfiguration::builder()
-                .output_location(results_location(aws))
-                .encryption_configuration(enc)
-                .build(),
-        )
-        .enforce_work_group_configuration(true)
-        .publish_cloud_watch_metrics_enabled(true)
-        .build();
-    if existing.is_some() {
-        aws.athena
-            .update_work_group()
-            .work_group(WORKGROUP)
-            .configuration_updates(
-                aws_sdk_athena::types::WorkGroupConfigurationUpdates::builder()
-                    .result_configuration_updates(
-                        aws_sdk_athena::types::ResultConfigurationUpdates::builder()
-                            .output_location(results_location(aws))
-                            .encryption_configuration(
-                                conf.result_configuration()
-                                    .and_then(|r| r.encryption_configuration())
-                                    .cloned()
-                                    .ok_or_else(|| {
-                                        AwsError::NotBootstrapped("no encryption".into())
-                                    })?,
-                            )
-                            .build(),
-                    )
-                    .enforce_work_group_configuration(true)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(call("athena", "UpdateWorkGroup"))?;
-    } else {
-        aws.athena
-            .create_work_group()
-            .name(WORKGROUP)
-            .description("medallion queries; results SSE-KMS in the ops bucket")
-            .configuration(conf)
-            .send()
-            .await
-            .map_err(call("athena", "CreateWorkGroup"))?;
-    }
-    Ok(Check::Changed(format!(
-        "Athena workgroup {WORKGROUP}: results SSE-KMS"
-    )))
 }
 
 /// Runs `sql` in the workgroup and reads every result page.

@@ -1,22 +1,28 @@
 //! Metrics to CloudWatch: one PutMetricData call per 500 data points, dimensions Dataset,
 //! Stage (and Rule for rule metrics).
+//!
+//! Invariants: every data point of one emit carries the same timestamp, from the sink's clock.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 
 use super::Aws;
+use crate::clock::Clock;
 use crate::metrics::{Metric, MetricsError, MetricsSink, Unit};
 
 /// CloudWatch metrics under the configured namespace.
 #[derive(Debug, Clone)]
 pub struct CloudWatchSink {
     aws: Aws,
+    clock: Arc<dyn Clock>,
 }
 
 impl CloudWatchSink {
-    /// A sink for the project's namespace.
-    pub fn new(aws: Aws) -> Self {
-        Self { aws }
+    /// A sink for the project's namespace, stamping data points with `clock`'s time.
+    pub fn new(aws: Aws, clock: Arc<dyn Clock>) -> Self {
+        Self { aws, clock }
     }
 }
 
@@ -36,8 +42,7 @@ impl MetricsSink for CloudWatchSink {
     }
 
     async fn emit(&self, metrics: &[Metric]) -> Result<(), MetricsError> {
-        let now =
-            aws_sdk_cloudwatch::primitives::DateTime::from_secs(chrono::Utc::now().timestamp());
+        let now = aws_sdk_cloudwatch::primitives::DateTime::from_secs(self.clock.now().timestamp());
         for chunk in metrics.chunks(500) {
             let data: Vec<MetricDatum> = chunk
                 .iter()

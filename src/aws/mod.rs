@@ -1,5 +1,6 @@
 //! The AWS backend: S3 (SSE-KMS) lake, Glue Data Catalog, KMS envelope keys, CloudWatch
-//! metrics, plus `medallion aws bootstrap|doctor|policies`.
+//! metrics, SQS inbox, SNS alerts and Athena queries (the clients; creating and verifying the
+//! resources is [`crate::provision`]'s).
 //!
 //! Invariants: every object medallion writes carries SSE-KMS with the configured customer key
 //! (landing puts set it explicitly; delta-rs gets it through its storage options, for data
@@ -12,7 +13,6 @@ pub mod inbox;
 pub mod keys;
 pub mod metrics;
 pub mod notify;
-pub mod setup;
 pub mod store;
 
 use std::collections::HashMap;

@@ -1,6 +1,8 @@
 //! The lake on S3: landing objects under `<prefix>-landing/<dataset>/<sha256>.<ext>` (with a
 //! `.meta.json` beside each), Delta tables under `s3://<prefix>-<stage>/<table>/`.
 //! Landing puts are conditional (`If-None-Match: *`), so landing is idempotent and immutable.
+//!
+//! Invariants: the landing time is the caller's (its clock), never read here.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -11,7 +13,8 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use url::Url;
 
 use super::Aws;
-use crate::storage::{LandOutcome, LandedFile, Result, Stage, StorageError, TableStore};
+use crate::storage::{LandOutcome, LandedFile, Result, StorageError, TableStore};
+use crate::vocab::Stage;
 
 /// A lake in S3 buckets.
 #[derive(Debug, Clone)]
@@ -151,12 +154,14 @@ impl TableStore for S3TableStore {
         original_name: &str,
         format: &str,
         bytes: &[u8],
+        landed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<LandOutcome> {
         let existing = self.list_landed(dataset).await?;
-        let file = match LandedFile::plan(dataset, original_name, format, bytes, &existing) {
-            LandOutcome::Landed(f) => f,
-            already => return Ok(already),
-        };
+        let file =
+            match LandedFile::plan(dataset, original_name, format, bytes, &existing, landed_at) {
+                LandOutcome::Landed(f) => f,
+                already => return Ok(already),
+            };
         let sha256 = file.sha256.clone();
         let bucket = self.aws.bucket("landing");
         self.put_new(

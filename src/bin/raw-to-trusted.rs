@@ -1,4 +1,4 @@
 //! `raw-to-trusted`: promotes raw batches into trusted, for schedulers that run one step per job (`--help`).
 fn main() -> std::process::ExitCode {
-    medallion::cli::step_main(medallion::storage::Stage::Trusted)
+    medallion::cli::step_main(medallion::vocab::Stage::Trusted)
 }

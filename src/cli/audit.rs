@@ -3,10 +3,10 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::config::RunConfig;
 use super::{Command, Exit, OutputFormat, QuarantineAction, UsageError};
 use crate::audit::{self, AuditRow};
 use crate::project::Project;
@@ -42,11 +42,11 @@ pub fn action_of(cmd: &Command) -> Option<&'static str> {
 /// that cannot be written is logged, never turned into the command's failure (the command's
 /// own result is what the user needs to see).
 pub async fn audited(
-    project: Option<PathBuf>,
+    rc: &RunConfig,
     action: &str,
     command: impl Future<Output = Result<Exit>>,
 ) -> Result<Exit> {
-    let Ok(p) = super::commands::open(project.as_deref()).await else {
+    let Ok(p) = rc.open().await else {
         // No project: the command reports that itself.
         return command.await;
     };
@@ -65,7 +65,7 @@ pub async fn audited(
             e.to_string().lines().next().unwrap_or_default()
         ),
     };
-    if let Err(e) = write(&p, action, started, &before, &datasets, outcome).await {
+    if let Err(e) = write(&p, &rc.actor, action, started, &before, &datasets, outcome).await {
         tracing::warn!(error = %e, action, "Could not append to the audit trail.");
     }
     result
@@ -73,6 +73,7 @@ pub async fn audited(
 
 async fn write(
     p: &Project,
+    actor: &str,
     action: &str,
     started: chrono::DateTime<chrono::Utc>,
     before: &audit::Snapshot,
@@ -90,7 +91,7 @@ async fn write(
     let args: Vec<String> = std::env::args().skip(1).collect();
     let row = AuditRow {
         at: started.to_rfc3339(),
-        actor: audit::actor(),
+        actor: actor.to_string(),
         action: action.to_string(),
         arguments: audit::redact(&args, &|v| {
             crate::stage::forgotten::tombstone(&key.pseudonym(v))

@@ -181,18 +181,22 @@ fn list(p: &Project, format: OutputFormat, out: &mut dyn Write) -> Result<Exit> 
 ///
 /// # Errors
 /// The bind policy (exit 2), invalid dashboards, socket errors.
-pub async fn serve(p: &Project, a: &ServeArgs, out: &mut dyn Write) -> Result<Exit> {
+pub async fn serve(
+    p: &Project,
+    a: &ServeArgs,
+    token: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<Exit> {
     use dashboard::serve as s;
-    let token = std::env::var(s::TOKEN_ENV).ok().filter(|t| !t.is_empty());
     let addr = std::net::SocketAddr::new(a.bind, a.port);
-    s::check_bind(addr, token.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    s::check_bind(addr, token).map_err(|e| UsageError(e.to_string()))?;
     let loaded = load_with_data(p, &[]).await?;
     let app = Arc::new(s::App {
         site: site::build(&loaded, &built_at(p)),
         catalog: p.lake.catalog.clone(),
         options: p.lake.store.storage_options(),
         queries_dir: p.config.catalog.join("queries"),
-        token: token.clone(),
+        token: token.map(str::to_string),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await

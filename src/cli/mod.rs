@@ -1,12 +1,25 @@
-//! The command line: clap arguments turned into calls on the library. The only module that
-//! knows clap, and (with `main`) the only one that uses anyhow.
+//! The command line: clap arguments resolved once into a [`RunConfig`] ([`config`]), then
+//! one file per verb group (`project`, `promote`, `quality`, `query`, `aws`, `evaluate`,
+//! `privacy`, `audit`, `alerts`, `dashboard`, `watch`) calling the library.
+//!
+//! Invariants: the only module that knows clap and reads the environment, and (with `main`)
+//! the only one that uses anyhow; it formats what the library returns and holds no SQL, no
+//! table naming and no library logic of its own.
 
 mod alerts;
 mod audit;
-mod commands;
+#[cfg(feature = "aws")]
+mod aws;
+mod config;
 mod dashboard;
+mod evaluate;
 mod privacy;
 mod progress;
+mod project;
+mod promote;
+mod quality;
+mod query;
+mod run;
 mod shell;
 mod watch;
 
@@ -15,7 +28,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use commands::{exit_for, run, run_step};
+pub use config::{Progress, RunConfig};
+pub use promote::run_step;
+pub use run::{exit_for, run};
 
 /// Runs a command future on a fresh runtime and maps its outcome to an exit code, printing
 /// errors as one paragraph (the whole chain with `verbose`). Shared by every binary.
@@ -45,7 +60,7 @@ pub fn block_on(
 
 /// `main` of the stage binaries (`landing-to-raw`, `raw-to-trusted`, `trusted-to-curated`):
 /// parses [`StepCli`] and runs one step up to `to`.
-pub fn step_main(to: crate::storage::Stage) -> ExitCode {
+pub fn step_main(to: crate::vocab::Stage) -> ExitCode {
     use clap::Parser as _;
     let args = StepCli::parse();
     crate::init_logging(args.verbose, false);
@@ -474,11 +489,11 @@ pub enum StageArg {
 
 impl StageArg {
     /// The lake stage named.
-    pub fn stage(self) -> crate::storage::Stage {
+    pub fn stage(self) -> crate::vocab::Stage {
         match self {
-            Self::Raw => crate::storage::Stage::Raw,
-            Self::Trusted => crate::storage::Stage::Trusted,
-            Self::Curated => crate::storage::Stage::Curated,
+            Self::Raw => crate::vocab::Stage::Raw,
+            Self::Trusted => crate::vocab::Stage::Trusted,
+            Self::Curated => crate::vocab::Stage::Curated,
         }
     }
 }

@@ -1,11 +1,14 @@
 //! Per-step progress on a terminal: a spinner while a step runs, then its rows and rows/s.
-//! Only when stderr is a TTY and `-q` is off; no colour under `NO_COLOR`. Elsewhere nothing is
-//! drawn (the command's own output says what was done).
+//! Only when stderr is a TTY and `-q` is off; no colour under `NO_COLOR` (both resolved once,
+//! in [`super::config::RunConfig`]). Elsewhere nothing is drawn (the command's own output says
+//! what was done).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::config::Progress;
 
 /// Whether progress is drawn.
 pub fn enabled(quiet: bool) -> bool {
@@ -20,11 +23,10 @@ pub struct Step {
 }
 
 impl Step {
-    /// Starts a spinner for `label` (nothing when `enabled` is false).
-    pub fn start(enabled: bool, label: &str) -> Self {
-        let bar = enabled.then(|| {
-            let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            let template = if colour {
+    /// Starts a spinner for `label` (nothing when progress is not drawn).
+    pub fn start(progress: Progress, label: &str) -> Self {
+        let bar = progress.draw.then(|| {
+            let template = if progress.colour {
                 "{spinner:.cyan} {msg} [{elapsed}]"
             } else {
                 "{spinner} {msg} [{elapsed}]"

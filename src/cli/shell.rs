@@ -23,7 +23,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
-use super::commands::render;
+use super::query::render;
 use super::{Exit, QueryFormat};
 use crate::catalog::TableEntry;
 use crate::query::Engine;

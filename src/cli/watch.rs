@@ -26,11 +26,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
+use super::config::Progress;
 use super::{Exit, OutputFormat, UsageError, WatchArgs};
 use crate::pipeline::{self, PromoteOptions, PromotionSummary};
 use crate::project::Project;
 use crate::stage::{Dataset, StepError};
-use crate::storage::{LandOutcome, Stage};
+use crate::storage::LandOutcome;
+use crate::vocab::Stage;
 
 /// Attempts of a step that meets a backend error.
 const ATTEMPTS: u32 = 4;
@@ -42,7 +44,7 @@ pub(crate) struct Ctl {
     curated: Arc<crate::curated::CuratedConfig>,
     stop: Arc<AtomicBool>,
     wake: Arc<tokio::sync::Notify>,
-    progress: bool,
+    progress: Progress,
 }
 
 impl Ctl {
@@ -63,7 +65,7 @@ impl Ctl {
 }
 
 /// Installs the SIGINT/SIGTERM handlers.
-fn signals(quiet: bool, progress: bool, curated: crate::curated::CuratedConfig) -> Result<Ctl> {
+fn signals(quiet: bool, progress: Progress, curated: crate::curated::CuratedConfig) -> Result<Ctl> {
     let ctl = Ctl {
         curated: Arc::new(curated),
         stop: Arc::new(AtomicBool::new(false)),
@@ -180,7 +182,10 @@ async fn land(
         _ => ds.pipeline.source.format.extension(),
     };
     with_backoff("land", ctl, || async {
-        Ok(p.lake.store.land(ds.name(), name, format, bytes).await?)
+        Ok(p.lake
+            .store
+            .land(ds.name(), name, format, bytes, p.lake.clock.now())
+            .await?)
     })
     .await
 }
@@ -416,10 +421,10 @@ async fn catch_up(
     summary.extend(s);
     if !summary.is_empty() {
         writeln!(out, "Resuming: promoting what an earlier run left pending.")?;
-        super::commands::print_summary(&summary, OutputFormat::Text, out)?;
+        super::promote::print_summary(&summary, OutputFormat::Text, out)?;
     } else if let Some(a) = &summary.alerts {
         if !a.fired.is_empty() || !a.resolved.is_empty() {
-            super::commands::print_summary(&summary, OutputFormat::Text, out)?;
+            super::promote::print_summary(&summary, OutputFormat::Text, out)?;
         }
     }
     out.flush()?;
@@ -523,8 +528,14 @@ fn scan(
 ///
 /// # Errors
 /// Configuration errors, or an inbox that cannot be read.
-pub async fn run(p: &Project, a: &WatchArgs, quiet: bool, out: &mut dyn Write) -> Result<Exit> {
-    let ctl = signals(quiet, super::progress::enabled(quiet), p.curated()?)?;
+pub async fn run(
+    p: &Project,
+    a: &WatchArgs,
+    quiet: bool,
+    progress: Progress,
+    out: &mut dyn Write,
+) -> Result<Exit> {
+    let ctl = signals(quiet, progress, p.curated()?)?;
     let datasets = datasets(p)?;
     #[cfg(feature = "aws")]
     if p.config.backend == crate::config::Backend::Aws {

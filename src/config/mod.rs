@@ -2,6 +2,10 @@
 //!
 //! Defaults are chosen so that an empty `medallion.yaml` (or none, for `demo`) works: local
 //! backend, lake under `./lake`, contracts/rules/pipelines in their conventional folders.
+//!
+//! Invariants: loading reads the file only — no environment variable (per-run overrides such as
+//! `MEDALLION_KEYRING` arrive through `ProjectOptions`); relative paths resolve against the
+//! project folder.
 
 mod scaffold;
 
@@ -203,9 +207,8 @@ impl ProjectConfig {
                 root.join(p)
             }
         };
-        let keyring = std::env::var_os("MEDALLION_KEYRING")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| abs(f.keyring.clone(), ".medallion/keyring.json"));
+        // `MEDALLION_KEYRING` overrides this per run (see `ProjectOptions`).
+        let keyring = abs(f.keyring.clone(), ".medallion/keyring.json");
         Self {
             root: root.to_path_buf(),
             backend: f.backend,

@@ -1,12 +1,17 @@
 //! The local key ring: a JSON file holding the project's pseudonymisation key, created on first
 //! use with owner-only permissions. It lives outside the lake's stages and is never committed.
+//!
+//! Invariants: the ring is created once (a racing creator's ring wins, never overwritten); its
+//! `created_at` comes from the clock it was given.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{CryptoError, KeyProvider, Pseudonymizer};
+use crate::clock::{Clock, SystemClock};
 
 #[derive(Serialize, Deserialize)]
 struct KeyRingFile {
@@ -19,12 +24,22 @@ struct KeyRingFile {
 #[derive(Debug, Clone)]
 pub struct LocalKeyRing {
     path: PathBuf,
+    clock: Arc<dyn Clock>,
 }
 
 impl LocalKeyRing {
-    /// A key ring at `path` (created when first needed).
+    /// A key ring at `path` (created when first needed, stamped with the system clock).
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self {
+            path,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Stamps a newly created ring with `clock`'s time.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn err(&self, message: impl Into<String>) -> CryptoError {
@@ -40,7 +55,7 @@ impl LocalKeyRing {
         let file = KeyRingFile {
             version: 1,
             pseudonymization_key_hex: hex::encode(key),
-            created_at: chrono::Utc::now().to_rfc3339(),
+            created_at: self.clock.now().to_rfc3339(),
         };
         let text = serde_json::to_string_pretty(&file).map_err(|e| self.err(e.to_string()))?;
         if let Some(dir) = self.path.parent() {

@@ -17,15 +17,17 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::frame;
+use crate::lake::Lake;
+use crate::ledger;
 use crate::metrics::{Metric, Unit};
 use crate::rules::eval::AsOf;
-use crate::stage::{ops, Lake, Registration, Result, StepOptions};
+use crate::stage::{Registration, Result, StepOptions};
 use crate::storage::delta::{self, txn_id};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 use crate::yaml::{self, YamlError};
 
 /// Step name used in txn ids.
-pub const STEP: &str = "trusted-to-curated";
+pub const STEP: &str = crate::ledger::Step::TrustedToCurated.as_str();
 
 /// One at-risk indicator's settings.
 ///
@@ -270,14 +272,12 @@ async fn trusted_commits(lake: &Lake, ds: &str) -> Result<Vec<TrustedCommit>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for info in delta::step_commits(&trusted, &[TRUSTED, RELEASE_STEP, FORGET_STEP]).await? {
-        let Some(label) = info.get("medallion.batch").and_then(|v| v.as_str()) else {
+        let meta = ledger::CommitMeta::read(&info);
+        let Some(label) = meta.batch else {
             continue;
         };
-        let courses = info
-            .get("medallion.courses")
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok());
-        seen.insert(label.to_string());
-        out.push((label.to_string(), courses));
+        seen.insert(label.clone());
+        out.push((label, meta.courses));
     }
     for f in lake.store.list_landed(ds).await? {
         let b = f.batch_id();
@@ -403,7 +403,7 @@ pub async fn run(
             Some(dir) => rules::load(dir, product, &df)?,
             None => crate::rules::RuleSet::default(),
         };
-        let history = ops::rule_history(lake, product, "curated").await?;
+        let history = ledger::rule_history(lake, product, Stage::Curated).await?;
         let results = rules::judge(
             product,
             &df,
@@ -428,17 +428,16 @@ pub async fn run(
         // Results first, product last: a crash in between reruns the same build, whose
         // results are then already recorded (same batch label, same txn).
         let label = report.batches.last().cloned().unwrap_or_default();
-        ops::record_rules(lake, product, "curated", &label, &report.rules).await?;
+        ledger::record_rules(lake, product, Stage::Curated, &label, &report.rules).await?;
         crate::stage::crash_point(STEP, "after-results");
         let (schema, data) = frame::to_batches(&mut df)?;
         let loc = lake.loc(Stage::Curated, product)?;
         let txns: Vec<String> = todo.iter().map(|p| p.app.clone()).collect();
         // No course touched (batches without rows): nothing to replace, the txns still land.
         let predicate = (!courses.is_empty() || rows > 0).then(|| course_filter(&courses));
-        let meta = [
-            ("medallion.step", serde_json::json!(STEP)),
-            ("medallion.batches", serde_json::json!(report.batches)),
-        ];
+        let meta = ledger::CommitMeta::new(ledger::Step::TrustedToCurated)
+            .with_batches(report.batches.clone())
+            .entries();
         delta::replace_where(&loc, schema, data, predicate.as_deref(), &txns, &meta).await?;
         crate::stage::crash_point(STEP, "after-product");
         lake.register(Registration {

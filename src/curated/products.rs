@@ -6,7 +6,7 @@ use polars::prelude::*;
 use super::{CuratedConfig, Indicator};
 use crate::rules::eval::none_if_empty;
 use crate::stage::{ColumnComments, Result, StepError};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 
 const S: &str = "student_id";
 const C: &str = "course_id";

@@ -13,7 +13,7 @@ use crate::rules::eval::{self, AsOf, RuleResult};
 use crate::rules::{RuleSet, RulesError};
 use crate::stage::cast::cast_text;
 use crate::stage::Result;
-use crate::storage::Stage;
+use crate::vocab::Stage;
 
 /// A product column's type as rules see it (`None` for types rules cannot judge).
 fn rule_type(dtype: &DataType) -> Option<ColumnType> {
@@ -70,6 +70,32 @@ pub fn product_columns(
     };
     let df = products::build(product, &inputs, cfg)?;
     Ok(columns_of(&df))
+}
+
+/// A product's columns with their rule types.
+pub type ProductColumns = Vec<(String, Option<ColumnType>)>;
+
+/// A product's columns in a project whose contracts `contract` gives by dataset name (the one
+/// place that knows which datasets the products read); `None` when the product cannot be built
+/// there (a dataset it reads has no contract, such as engagement in a project without it).
+pub fn product_columns_in(
+    product: &str,
+    cfg: &CuratedConfig,
+    contract: &dyn Fn(&str) -> Option<Contract>,
+) -> Option<Result<ProductColumns>> {
+    let (Some(att), Some(gr), Some(st)) = (
+        contract("attendance"),
+        contract("grades"),
+        contract("students"),
+    ) else {
+        return None;
+    };
+    let engagement = contract("engagement");
+    match product_columns(product, cfg, &att, &gr, &st, engagement.as_ref()) {
+        Ok(c) => Some(Ok(c)),
+        Err(_) if engagement.is_none() => None,
+        Err(e) => Some(Err(e)),
+    }
 }
 
 /// Loads a product's rules from `dir/<product>.yaml` (none when absent), checked against the

@@ -1,12 +1,17 @@
 //! Running a dataset's steps up to a target stage.
+//!
+//! Invariants: a step that loses a Delta commit race (on any table, the ledger's included: its
+//! storage errors keep their kind) is run again, up to a bound, and skips what the winner
+//! committed.
 
 use serde::Serialize;
 
 use crate::curated::{self, CuratedConfig, CuratedReport};
+use crate::lake::Lake;
 use crate::stage::raw::{self, RawBatchReport};
 use crate::stage::trusted::{self, TrustedBatchReport};
-use crate::stage::{Dataset, Lake, Result, StepOptions};
-use crate::storage::Stage;
+use crate::stage::{Dataset, Result, StepOptions};
+use crate::vocab::Stage;
 
 /// Options of one `promote` run.
 #[derive(Debug, Clone, Copy)]

@@ -17,13 +17,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::curated::CuratedConfig;
+use crate::lake::Lake;
+use crate::ledger;
 use crate::stage::forgotten::{self, STUDENT_ID};
-use crate::stage::{crash_point, ops, Dataset, Lake, Result, StepError, SOURCE_HASH, SOURCE_LINE};
+use crate::stage::{crash_point, Dataset, Result, StepError, SOURCE_HASH, SOURCE_LINE};
 use crate::storage::delta::{self, txn_id, TableLoc};
-use crate::storage::{LandedFile, Stage};
+use crate::storage::LandedFile;
+use crate::vocab::{Stage, TableRef};
 
 /// The step name in commits and books.
-pub const STEP: &str = crate::stage::trusted::FORGET_STEP;
+pub const STEP: &str = ledger::Step::Forget.as_str();
 
 /// One landed file that mentions the student.
 #[derive(Debug, Clone, Serialize)]
@@ -112,7 +115,7 @@ pub async fn forget(
         for (stage, table) in [
             (Stage::Raw, name.to_string()),
             (Stage::Trusted, name.to_string()),
-            (Stage::Trusted, format!("{name}_quarantine")),
+            (Stage::Trusted, TableRef::quarantine(name).name()),
         ] {
             targets.push(Target {
                 name: format!("{}.{table}", stage.as_str()),
@@ -144,8 +147,8 @@ pub async fn forget(
                 })
                 .collect();
             targets.push(Target {
-                name: format!("raw.{name}_rejects"),
-                loc: lake.loc(Stage::Raw, &format!("{name}_rejects"))?,
+                name: TableRef::rejects(name).to_string(),
+                loc: lake.table_loc(&TableRef::rejects(name))?,
                 predicate: any.join(" OR "),
             });
         }
@@ -177,7 +180,7 @@ pub async fn forget(
         let sql = format!("SELECT DISTINCT course_id FROM t WHERE {}", t.predicate);
         if let Ok(Some((schema, batches))) = delta::query(&t.loc, &sql).await {
             let df = crate::frame::from_batches(&schema, &batches)?;
-            courses.extend(ops::strings_of(&df, "course_id")?);
+            courses.extend(crate::frame::strings_of(&df, "course_id")?);
         }
     }
     report.courses = courses.iter().cloned().collect();
@@ -192,11 +195,9 @@ pub async fn forget(
 
     let label = format!("forget-{}", &tomb[..16]);
     let app = txn_id(STEP, &tomb);
-    let meta = [
-        ("medallion.step", serde_json::json!(STEP)),
-        ("medallion.batch", serde_json::json!(label)),
-        ("medallion.courses", serde_json::json!(report.courses)),
-    ];
+    let meta = ledger::CommitMeta::batch(ledger::Step::Forget, label)
+        .with_courses(report.courses.iter().cloned())
+        .entries();
     // Side tables first, trusted data last (curated reads the trusted commit's courses).
     let mut order: Vec<&Target> = targets
         .iter()
@@ -204,7 +205,7 @@ pub async fn forget(
         .collect();
     order.sort_by_key(|t| {
         (
-            t.name.starts_with("trusted.") && !t.name.ends_with("_quarantine"),
+            t.name.starts_with("trusted.") && !TableRef::is_quarantine_name(&t.name),
             t.name.clone(),
         )
     });
@@ -358,7 +359,7 @@ async fn record_books(
             let rejects = lake_count(
                 lake,
                 Stage::Raw,
-                &format!("{name}_rejects"),
+                &TableRef::rejects(name).name(),
                 &format!(
                     "{SOURCE_LINE} IN ({}) AND _batch_id = {}",
                     l.lines
@@ -373,7 +374,7 @@ async fn record_books(
             let quarantined = lake_count(
                 lake,
                 Stage::Trusted,
-                &format!("{name}_quarantine"),
+                &TableRef::quarantine(name).name(),
                 &format!(
                     "{} AND _batch_id = {}",
                     forgotten::predicate(tomb),
@@ -381,9 +382,9 @@ async fn record_books(
                 ),
             )
             .await?;
-            ops::record_erasure(
+            ledger::record_books(
                 lake,
-                ops::PromotionRow {
+                ledger::PromotionRow {
                     dataset: name.to_string(),
                     step: STEP.to_string(),
                     batch_id: format!("{}/forget-{}", l.batch_id, &tomb[..16]),

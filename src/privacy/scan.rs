@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::catalog::TableEntry;
 use crate::contract::{Contract, Privacy, Treatment};
-use crate::stage::{Lake, Result};
+use crate::lake::Lake;
+use crate::stage::Result;
 use crate::storage::delta::{self, TableLoc};
 
 /// Shortest clear value matched against the roster (shorter ones collide with ordinary text).

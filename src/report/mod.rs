@@ -152,7 +152,7 @@ fn not_written(committed: bool, held: bool) -> &'static str {
     }
 }
 
-fn held_text(out: &mut String, held: Option<&crate::stage::hold::Hold>) {
+fn held_text(out: &mut String, held: Option<&crate::ledger::Hold>) {
     if let Some(h) = held {
         let _ = writeln!(out, "  held because {}", h.reason);
         let _ = writeln!(out, "  to go on: {}", h.advice);

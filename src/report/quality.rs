@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::stage::hold::HoldRow;
-use crate::stage::ops::{History, PromotionRow, StoredResult};
+use crate::ledger::{History, HoldRow, PromotionRow, Step, StoredResult};
 
 /// One rule in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -155,8 +154,8 @@ impl QualityReport {
         };
         Ok(Self {
             dataset: dataset.to_string(),
-            raw: books(crate::stage::raw::STEP),
-            trusted: books(crate::stage::trusted::STEP),
+            raw: books(Step::LandingToRaw.as_str()),
+            trusted: books(Step::RawToTrusted.as_str()),
             batch_id,
             previous_batch,
             rules,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{ColumnType, Contract, Treatment};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 use crate::yaml::{self, YamlError};
 
 /// Errors loading or checking rules.

@@ -16,7 +16,7 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{ops, Lake, Result, StepError, LINEAGE};
+use super::{Lake, Result, StepError, LINEAGE};
 use crate::rules::eval::{Outcome, RuleResult, FAILURES, ID_ISSUES, RULE_IDS};
 use crate::rules::Severity;
 use crate::storage::delta::{self, txn_id};
@@ -90,7 +90,9 @@ pub async fn load(lake: &Lake) -> Result<HashSet<String>> {
         return Ok(HashSet::new());
     };
     let df = crate::frame::from_batches(&schema, &batches)?;
-    Ok(ops::strings_of(&df, "tombstone")?.into_iter().collect())
+    Ok(crate::frame::strings_of(&df, "tombstone")?
+        .into_iter()
+        .collect())
 }
 
 /// The rows of `frame` whose `student_id` is a forgotten student; `None` when there are none

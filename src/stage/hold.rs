@@ -14,34 +14,13 @@
 //! - `--accept-held` promotes a held batch anyway, its bad rows going to rejects or quarantine
 //!   as the rules say, so nothing is ever lost.
 
-use std::sync::Arc;
-
-use deltalake::arrow::array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
-};
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use serde::Serialize;
-
 use super::raw::RawBatchReport;
 use super::trusted::TrustedBatchReport;
-use super::{ops, Lake, Result, StepError};
-use crate::storage::delta::{self, txn_id};
-
+use crate::ledger::{Hold, HoldRow};
 use crate::metrics::{Metric, Unit};
 use crate::pipeline::HoldConfig;
 use crate::rules::eval::RuleResult;
 use crate::rules::Severity;
-
-/// Why a batch was held, and what to do about it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Hold {
-    /// What is wrong with the batch, in words (counts and the limit included).
-    pub reason: String,
-    /// What the user can do.
-    pub advice: String,
-    /// The bad share that tripped the hold (1.0 for a file without data rows or usable header).
-    pub share: f64,
-}
 
 const RAW_ADVICE: &str = "land a corrected file, or fix the contract and promote again; \
 `promote --accept-held` keeps the batch's lines as rejects instead";
@@ -150,45 +129,6 @@ pub fn metrics(dataset: &str, stage: &str, h: &Hold) -> Vec<Metric> {
     ]
 }
 
-/// Ops table with one row per held attempt (append-only history; the report shows the latest
-/// hold of every batch still pending).
-pub const HOLDS: &str = "holds";
-
-/// Columns of `ops.holds` with their catalog comments, in table order.
-pub const HOLDS_COLUMNS: super::ColumnComments = &[
-    ("dataset", "Dataset the held batch belongs to"),
-    ("stage", "Stage the batch was held at: raw (parsing) or trusted (rules)"),
-    ("batch_id", "Batch id of the landed file (it stays pending until promoted)"),
-    ("source_file", "Landing file name as delivered"),
-    ("rows_in", "Lines (raw) or rows (trusted) the step read from the batch"),
-    ("bad_rows", "Of those, rejected (raw) or to be quarantined (trusted)"),
-    ("bad_share", "bad_rows / rows_in, 0..1 (1 for a file without data rows or a usable header)"),
-    ("reason", "Why the batch was held, in words, with the limit and the rules that failed most"),
-    ("advice", "What to do: fix the contract or rules and promote again, land a corrected file, or promote --accept-held"),
-    ("held_at", "When the hold was recorded (UTC); a batch held on several runs has one row per run"),
-];
-
-/// One row of `_ops/holds`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HoldRow {
-    /// Dataset.
-    pub dataset: String,
-    /// Stage the batch was held at (`raw`, `trusted`).
-    pub stage: String,
-    /// Batch id.
-    pub batch_id: String,
-    /// Landing file as delivered.
-    pub source_file: String,
-    /// Rows (lines) the step read.
-    pub rows_in: u64,
-    /// Of those, rejected (raw) or to be quarantined (trusted).
-    pub bad_rows: u64,
-    /// Why, and what to do.
-    pub hold: Hold,
-    /// When (RFC 3339), filled on read.
-    pub held_at: String,
-}
-
 impl HoldRow {
     /// The hold of a raw batch.
     pub fn raw(r: &RawBatchReport, h: &Hold) -> Self {
@@ -208,129 +148,6 @@ impl HoldRow {
         let (b, f) = (&r.batch_id, &r.source_file);
         Self::new(&r.dataset, "trusted", b, f, r.raw_rows, r.quarantined, h)
     }
-
-    fn new(ds: &str, stage: &str, b: &str, f: &str, rows: u64, bad: u64, h: &Hold) -> Self {
-        Self {
-            dataset: ds.to_string(),
-            stage: stage.to_string(),
-            batch_id: b.to_string(),
-            source_file: f.to_string(),
-            rows_in: rows,
-            bad_rows: bad,
-            hold: h.clone(),
-            held_at: String::new(),
-        }
-    }
-}
-
-fn holds_schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let u = |n: &str| Field::new(n, DataType::UInt64, false);
-    Arc::new(Schema::new(vec![
-        s("dataset"),
-        s("stage"),
-        s("batch_id"),
-        s("source_file"),
-        u("rows_in"),
-        u("bad_rows"),
-        Field::new("bad_share", DataType::Float64, false),
-        s("reason"),
-        s("advice"),
-        Field::new(
-            "held_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
-/// Appends a hold to `_ops/holds` (each attempt is an event: a batch held twice has two rows).
-///
-/// # Errors
-/// Storage errors.
-pub async fn record(lake: &Lake, row: &HoldRow) -> Result<()> {
-    let loc = lake.ops_loc(HOLDS)?;
-    let now = lake.clock.now().timestamp_micros();
-    let app = txn_id(
-        "hold",
-        &format!("{}/{}/{}/{now}", row.stage, row.dataset, row.batch_id),
-    );
-    let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v.to_string()])) };
-    let u = |v: u64| -> ArrayRef { Arc::new(UInt64Array::from(vec![v])) };
-    let cols: Vec<ArrayRef> = vec![
-        s(&row.dataset),
-        s(&row.stage),
-        s(&row.batch_id),
-        s(&row.source_file),
-        u(row.rows_in),
-        u(row.bad_rows),
-        Arc::new(Float64Array::from(vec![row.hold.share])),
-        s(&row.hold.reason),
-        s(&row.hold.advice),
-        Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),
-    ];
-    let batch =
-        RecordBatch::try_new(holds_schema(), cols).map_err(|e| StepError::Frame(e.into()))?;
-    delta::append(&loc, holds_schema(), vec![batch], &app, &[]).await?;
-    Ok(())
-}
-
-/// The latest hold of every batch of `dataset` that is still pending (not promoted since).
-///
-/// # Errors
-/// Storage errors.
-pub async fn pending(lake: &Lake, dataset: &str) -> Result<Vec<HoldRow>> {
-    let sql = format!(
-        "SELECT *, CAST(held_at AS VARCHAR) AS held_text FROM t WHERE dataset = {} ORDER BY held_at",
-        delta::sql_literal(dataset)
-    );
-    let Some((schema, batches)) = delta::query(&lake.ops_loc(HOLDS)?, &sql).await? else {
-        return Ok(Vec::new());
-    };
-    let df = crate::frame::from_batches(&schema, &batches)?;
-    let (stages, ids, files) = (
-        ops::strings_of(&df, "stage")?,
-        ops::strings_of(&df, "batch_id")?,
-        ops::strings_of(&df, "source_file")?,
-    );
-    let (reasons, advice, at) = (
-        ops::strings_of(&df, "reason")?,
-        ops::strings_of(&df, "advice")?,
-        ops::strings_of(&df, "held_text")?,
-    );
-    let (rows, bad) = (
-        ops::u64s_of(&df, "rows_in")?,
-        ops::u64s_of(&df, "bad_rows")?,
-    );
-    let share = ops::f64s_of(&df, "bad_share")?;
-    let raw_done = ops::recorded_batches(lake, dataset, super::raw::STEP).await?;
-    let trusted_done = ops::recorded_batches(lake, dataset, super::trusted::STEP).await?;
-    let mut latest: std::collections::BTreeMap<(String, String), HoldRow> = Default::default();
-    for i in 0..df.height() {
-        let done = match stages[i].as_str() {
-            "raw" => &raw_done,
-            _ => &trusted_done,
-        };
-        if done.contains(&ids[i]) {
-            continue;
-        }
-        let mut row = HoldRow::new(
-            dataset,
-            &stages[i],
-            &ids[i],
-            &files[i],
-            rows[i],
-            bad[i],
-            &Hold {
-                reason: reasons[i].clone(),
-                advice: advice[i].clone(),
-                share: share[i].unwrap_or(1.0),
-            },
-        );
-        row.held_at = at[i].clone();
-        latest.insert((stages[i].clone(), ids[i].clone()), row);
-    }
-    Ok(latest.into_values().collect())
 }
 
 fn percent(x: f64) -> String {

@@ -28,7 +28,7 @@ use crate::rules::eval::{
     RULE_IDS,
 };
 use crate::rules::{Check, RuleSet};
-use crate::storage::Stage;
+use crate::vocab::Stage;
 
 /// Lineage columns a raw batch (one landed file) holds the same value in on every row.
 const BATCH_CONSTANTS: [&str; 4] = [SOURCE_FILE, SOURCE_HASH, BATCH_ID, INGESTED_AT];

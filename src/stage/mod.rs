@@ -8,28 +8,30 @@
 //!   completes the side tables it is missing and never writes any table twice;
 //! - a `fail` rule stops the step before anything is written.
 
+pub mod books;
 pub mod cast;
 pub mod forgotten;
 pub mod hold;
 mod judge;
-pub mod ops;
 pub mod parse;
 pub mod raw;
 pub mod raw_rules;
 pub mod retention;
 pub mod trusted;
 
-use std::sync::Arc;
-
-use crate::catalog::{Catalog, CatalogError, ColumnEntry, TableEntry};
+use crate::catalog::{CatalogError, ColumnEntry, TableEntry};
 use crate::contract::Contract;
-use crate::crypto::{CryptoError, KeyProvider};
+use crate::crypto::CryptoError;
 use crate::frame::FrameError;
-use crate::metrics::{MetricsError, MetricsSink};
+use crate::lake::Lake;
+use crate::ledger::{self, LedgerError};
+use crate::metrics::MetricsError;
 use crate::pipeline::Pipeline;
 use crate::rules::{RuleSet, RulesError};
 use crate::storage::delta::{self, TableLoc};
-use crate::storage::{Stage, StorageError, TableStore};
+use crate::storage::StorageError;
+use crate::vocab::Stage;
+pub use crate::vocab::{comment_in, ColumnComments};
 
 /// Lineage: the landing file's original name.
 pub const SOURCE_FILE: &str = "_source_file";
@@ -43,11 +45,6 @@ pub const BATCH_ID: &str = "_batch_id";
 pub const INGESTED_AT: &str = "_ingested_at";
 /// The lineage columns, in table order.
 pub const LINEAGE: [&str; 5] = [SOURCE_FILE, SOURCE_LINE, SOURCE_HASH, BATCH_ID, INGESTED_AT];
-
-/// A table's columns with their catalog comments, `(column, comment)`, in table order. Each
-/// table family keeps its list beside the code that defines its columns; Glue takes at most
-/// 255 characters per comment.
-pub type ColumnComments = &'static [(&'static str, &'static str)];
 
 /// Comments of the columns medallion adds to every dataset's tables (lineage, identifier
 /// checks, quarantine reasons), whatever the contract says.
@@ -76,15 +73,6 @@ pub const SHARED_COMMENTS: ColumnComments = &[
         "Each failure as rule: column=value (identifiers pseudonymised)",
     ),
 ];
-
-/// The comment of `column` in `comments`, if it has a non-empty one.
-pub fn comment_in(comments: ColumnComments, column: &str) -> Option<&'static str> {
-    comments
-        .iter()
-        .find(|(name, _)| *name == column)
-        .map(|(_, text)| *text)
-        .filter(|t| !t.trim().is_empty())
-}
 
 /// Result alias for steps.
 pub type Result<T, E = StepError> = std::result::Result<T, E>;
@@ -135,10 +123,15 @@ pub enum StepError {
     },
 }
 
-/// Time source, so tests can pin "now".
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current instant.
-    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+/// A ledger error keeps its kind: a storage error stays [`StepError::Storage`], so a commit
+/// conflict on the books is retried like one on any table.
+impl From<LedgerError> for StepError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Storage(e) => Self::Storage(e),
+            LedgerError::Frame(e) => Self::Frame(e),
+        }
+    }
 }
 
 /// Stops a step when a `fail` rule failed in `ev`: nothing has been committed yet.
@@ -199,82 +192,7 @@ impl StepError {
     }
 }
 
-/// A clock stopped at one instant (`MEDALLION_NOW`: reproducible reruns and tests).
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0
-    }
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now()
-    }
-}
-
-/// The backends a step works through.
-#[derive(Debug, Clone)]
-pub struct Lake {
-    /// Landing files and table locations.
-    pub store: Arc<dyn TableStore>,
-    /// Table catalog.
-    pub catalog: Arc<dyn Catalog>,
-    /// Metrics sink.
-    pub metrics: Arc<dyn MetricsSink>,
-    /// Pseudonymisation keys.
-    pub keys: Arc<dyn KeyProvider>,
-    /// Clock.
-    pub clock: Arc<dyn Clock>,
-    /// Price table for the cost metrics (`None`: no cost metrics).
-    pub prices: Option<Arc<crate::metrics::cost::Prices>>,
-    /// Where alert changes are sent (a local log, or SNS on AWS).
-    pub notifier: Arc<dyn crate::metrics::Notifier>,
-}
-
 impl Lake {
-    /// The cost metrics of the work counted since `start`, for one dataset (or product) and
-    /// stage; none without a price table.
-    pub fn cost_metrics(
-        &self,
-        start: &crate::metrics::io::IoSnapshot,
-        dataset: &str,
-        stage: &str,
-    ) -> Vec<crate::metrics::Metric> {
-        match &self.prices {
-            Some(p) => p.cost(start.elapsed()).metrics(dataset, stage),
-            None => Vec::new(),
-        }
-    }
-
-    /// Location of a stage table.
-    ///
-    /// # Errors
-    /// When the store cannot form it.
-    pub fn loc(&self, stage: Stage, table: &str) -> Result<TableLoc> {
-        Ok(TableLoc {
-            url: self.store.table_url(stage, table)?,
-            options: self.store.storage_options(),
-        })
-    }
-
-    /// Location of an ops table (quality results, promotions).
-    ///
-    /// # Errors
-    /// When the store cannot form it.
-    pub fn ops_loc(&self, table: &str) -> Result<TableLoc> {
-        Ok(TableLoc {
-            url: self.store.ops_table_url(table)?,
-            options: self.store.storage_options(),
-        })
-    }
-
     /// Refreshes the catalog entry of a table from its Delta log.
     ///
     /// # Errors
@@ -427,11 +345,11 @@ impl Lake {
     /// forgotten, holds) with their descriptions and column comments.
     async fn register_ops_where(&self, wanted: impl Fn(&str) -> bool) -> Result<()> {
         for (table, description, comments) in [
-            (ops::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates.", ops::PROMOTIONS_COLUMNS),
-            (ops::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome.", ops::QUALITY_RESULTS_COLUMNS),
+            (ledger::books::PROMOTIONS, "The books of every batch of every step: rows in, promoted, rejected, quarantined, duplicates.", ledger::books::PROMOTIONS_COLUMNS),
+            (ledger::quality::QUALITY_RESULTS, "One row per rule per batch: evaluated, passed, failed, failure rate, metric, outcome.", ledger::quality::QUALITY_RESULTS_COLUMNS),
             (crate::audit::AUDIT, "The audit trail: one row per command that changed the lake (time, actor, action, arguments with identifiers replaced by one-way tokens, table versions and row counts before and after, outcome). Append-only.", crate::audit::AUDIT_COLUMNS),
             (forgotten::FORGOTTEN, "Tombstones of students erased with `medallion forget` (SHA-256 of the pseudonym, never the pseudonym): their rows in later exports are held in quarantine.", forgotten::FORGOTTEN_COLUMNS),
-            (hold::HOLDS, "One row per batch held back instead of promoted (mostly rejected or quarantined, no data rows, a foreign header): stage, counts, reason and what to do.", hold::HOLDS_COLUMNS),
+            (ledger::holds::HOLDS, "One row per batch held back instead of promoted (mostly rejected or quarantined, no data rows, a foreign header): stage, counts, reason and what to do.", ledger::holds::HOLDS_COLUMNS),
         ] {
             if !wanted(table) {
                 continue;

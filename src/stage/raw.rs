@@ -16,17 +16,19 @@ use super::hold;
 use super::parse::{Chunk, Parser, Reject};
 use super::raw_rules::RawJudge;
 use super::{
-    ops, ColumnComments, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID,
+    ColumnComments, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID,
     INGESTED_AT, SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
 };
+use crate::ledger::{self, CommitMeta, Step};
 use crate::metrics::io::IoSnapshot;
 use crate::metrics::{Metric, Unit};
 use crate::rules::eval::{AsOf, RuleResult, ID_ISSUES};
 use crate::storage::delta::{self, txn_id};
-use crate::storage::{LandedFile, Stage};
+use crate::storage::LandedFile;
+use crate::vocab::{Stage, TableRef};
 
 /// Step name used in txn ids and reports.
-pub const STEP: &str = "landing-to-raw";
+pub const STEP: &str = Step::LandingToRaw.as_str();
 
 /// What landing→raw did with one file.
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +55,7 @@ pub struct RawBatchReport {
     pub committed: bool,
     /// Why the batch was held back instead of promoted (nothing written; it stays pending).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub held: Option<super::hold::Hold>,
+    pub held: Option<crate::ledger::Hold>,
 }
 
 impl RawBatchReport {
@@ -129,15 +131,14 @@ struct Lineage {
 }
 
 impl Lineage {
-    fn of(f: &LandedFile) -> Self {
-        let ingested_micros =
-            chrono::DateTime::parse_from_rfc3339(&f.landed_at).map_or(0, |d| d.timestamp_micros());
-        Self {
+    fn of(f: &LandedFile) -> Result<Self> {
+        let ingested_micros = f.landed_instant()?.timestamp_micros();
+        Ok(Self {
             file: f.original_name.clone(),
             hash: f.sha256.clone(),
             batch: f.batch_id(),
             ingested_micros,
-        }
+        })
     }
 
     fn columns(&self, lines: Vec<i64>) -> Vec<ArrayRef> {
@@ -189,7 +190,7 @@ fn rejects_batch(lin: &Lineage, rejects: &[Reject]) -> Result<RecordBatch> {
 pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<RawBatchReport>> {
     let name = ds.name();
     let data_loc = lake.loc(Stage::Raw, name)?;
-    let rejects_name = format!("{name}_rejects");
+    let rejects_name = TableRef::rejects(name).name();
     let rejects_loc = lake.loc(Stage::Raw, &rejects_name)?;
     let keys = lake.keys.pseudonymization_key().await?;
     let schema = data_schema(ds);
@@ -206,19 +207,14 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         let started = Instant::now();
         let history = match &mut history {
             Some(h) => h,
-            None => history.insert(ops::rule_history(lake, name, "raw").await?),
+            None => history.insert(ledger::rule_history(lake, name, Stage::Raw).await?),
         };
         let io_start = IoSnapshot::now();
-        let lin = Lineage::of(&file);
+        let lin = Lineage::of(&file)?;
         let parser = Parser::new(&ds.contract, &keys, ds.pipeline.raw.chunk_rows);
-        let meta = [
-            ("medallion.step", serde_json::json!(STEP)),
-            ("medallion.batch", serde_json::json!(batch)),
-            (
-                "medallion.contract_version",
-                serde_json::json!(ds.contract.version),
-            ),
-        ];
+        let meta = CommitMeta::batch(Step::LandingToRaw, &batch)
+            .with_contract(&ds.contract.version)
+            .entries();
         let reader = lake.store.open_landed(&file).await?;
         let mut chunks = match file.format.as_str() {
             "jsonl" => parser.jsonl(reader),
@@ -321,7 +317,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         if let Some(h) = &report.held {
             tracing::warn!(dataset = name, batch = %batch, reason = %h.reason, "Holding the batch back.");
             if !opts.dry_run {
-                hold::record(lake, &hold::HoldRow::raw(&report, h)).await?;
+                ledger::holds::record(lake, &ledger::HoldRow::raw(&report, h)).await?;
                 lake.metrics.emit(&hold::metrics(name, "raw", h)).await?;
             }
             // The pending appenders are dropped uncommitted: nothing of this batch is written.
@@ -336,7 +332,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             out.commit().await?;
         }
         super::crash_point(STEP, "after-rejects");
-        ops::record_raw(lake, &report).await?;
+        super::books::record_raw(lake, &report).await?;
         // The data table is committed last: its txn marks the batch done.
         if data.commit().await?.is_none() {
             // A concurrent promotion committed this batch first; its books are the same.

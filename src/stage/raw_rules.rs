@@ -14,7 +14,7 @@ use super::{Dataset, Result, StepError};
 use crate::contract::ColumnType;
 use crate::rules::eval::{self, AsOf, RuleResult};
 use crate::rules::RuleSet;
-use crate::storage::Stage;
+use crate::vocab::Stage;
 
 /// Collects what raw rules need while a file streams into raw.
 pub struct RawJudge {

@@ -6,13 +6,13 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{ops, Dataset, Lake, Result, INGESTED_AT};
+use super::{Dataset, Lake, Result, INGESTED_AT};
 use crate::metrics::{Metric, Unit};
 use crate::storage::delta;
-use crate::storage::Stage;
+use crate::vocab::TableRef;
 
 /// Step name in the books.
-pub const STEP: &str = "quarantine-purge";
+pub const STEP: &str = crate::ledger::Step::QuarantinePurge.as_str();
 
 /// What a purge did (or would do).
 #[derive(Debug, Clone, Serialize)]
@@ -49,7 +49,7 @@ pub async fn purge_quarantine(
     dry_run: bool,
 ) -> Result<PurgeReport> {
     let name = ds.name();
-    let loc = lake.loc(Stage::Trusted, &format!("{name}_quarantine"))?;
+    let loc = lake.table_loc(&TableRef::quarantine(name))?;
     let cut = cutoff(lake.clock.now(), days);
     let predicate = format!("{INGESTED_AT} < '{}'", cut.format("%Y-%m-%dT%H:%M:%SZ"));
     let old = delta::count_where(&loc, Some(&predicate)).await?;
@@ -68,7 +68,7 @@ pub async fn purge_quarantine(
     if old > 0 {
         // Books first, with a batch id fixed by the cutoff day: a crash before the delete reruns
         // into the same (already recorded) batch.
-        ops::record_purge(lake, &report).await?;
+        super::books::record_purge(lake, &report).await?;
         super::crash_point(STEP, "after-books");
         delta::delete_where(&loc, &predicate).await?;
         super::crash_point(STEP, "after-delete");

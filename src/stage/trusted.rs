@@ -14,28 +14,29 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::judge::{self, unique_columns, BatchJudge, Judged};
-use super::{ops, Dataset, Lake, Registration, Result, StepOptions, BATCH_ID};
+use super::{Dataset, Lake, Registration, Result, StepOptions, BATCH_ID};
 use crate::frame;
+use crate::ledger::{self, CommitMeta, Step};
 use crate::metrics::io::IoSnapshot;
 use crate::metrics::{Metric, Unit};
 use crate::rules::eval::{self, AsOf, RuleResult, FAILURES, RULE_IDS};
 use crate::rules::Check;
 use crate::storage::delta::{self, txn_id, UpsertCounts};
-use crate::storage::Stage;
 use crate::storage::StorageError;
+use crate::vocab::{Stage, TableRef};
 
 /// Catalog description of `trusted.<dataset>_quarantine`.
 pub const QUARANTINE_DESCRIPTION: &str =
     "Rows that broke a quarantine rule, with every rule id they failed and the failing values.";
 
 /// Step name used in txn ids and reports.
-pub const STEP: &str = "raw-to-trusted";
+pub const STEP: &str = Step::RawToTrusted.as_str();
 
 /// Step name of a quarantine release (a trusted commit curated consumes like a batch).
-pub const RELEASE_STEP: &str = "quarantine-release";
+pub const RELEASE_STEP: &str = Step::QuarantineRelease.as_str();
 /// Step name of an erasure (`medallion forget`): its trusted commits carry the courses the
 /// student was in, so curated recomputes them like a batch.
-pub const FORGET_STEP: &str = "forget";
+pub const FORGET_STEP: &str = Step::Forget.as_str();
 
 /// What raw→trusted did with one batch.
 #[derive(Debug, Clone, Serialize)]
@@ -66,7 +67,7 @@ pub struct TrustedBatchReport {
     pub committed: bool,
     /// Why the batch was held back instead of promoted (nothing written; it stays pending).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub held: Option<super::hold::Hold>,
+    pub held: Option<crate::ledger::Hold>,
 }
 
 impl TrustedBatchReport {
@@ -343,30 +344,33 @@ async fn settle_books(
     let mut done = std::collections::HashSet::new();
     let mut recorded = None;
     for info in commits {
-        let Some(batch) = info.get("medallion.batch").and_then(|v| v.as_str()) else {
+        let Some(batch) = CommitMeta::read(&info).batch else {
             continue;
         };
+        let batch = batch.as_str();
         done.insert(batch.to_string());
-        let Some(books) = info.get("medallion.books") else {
+        if !info.contains_key(crate::vocab::commit_key::BOOKS) {
             continue;
-        };
+        }
         if recorded.is_none() {
-            recorded = Some(ops::recorded_batches(lake, ds.name(), STEP).await?);
+            recorded = Some(ledger::recorded_batches(lake, ds.name(), Step::RawToTrusted).await?);
         }
         if recorded.as_ref().is_some_and(|r| r.contains(batch)) {
             continue;
         }
-        let row: ops::PromotionRow =
-            serde_json::from_value(books.clone()).map_err(|e| StorageError::Corrupt {
-                path: data_loc.url.to_string(),
-                message: format!("books of batch {batch}: {e}"),
-            })?;
+        let Some(row) = CommitMeta::read_books(&info).map_err(|e| StorageError::Corrupt {
+            path: data_loc.url.to_string(),
+            message: format!("books of batch {batch}: {e}"),
+        })?
+        else {
+            continue;
+        };
         tracing::info!(
             dataset = ds.name(),
             batch,
             "Recording books a crash left unrecorded."
         );
-        ops::record_books(lake, row).await?;
+        ledger::record_books(lake, row).await?;
     }
     Ok(done)
 }
@@ -413,7 +417,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let name = ds.name();
     let raw_loc = lake.loc(Stage::Raw, name)?;
     let data_loc = lake.loc(Stage::Trusted, name)?;
-    let q_name = format!("{name}_quarantine");
+    let q_name = TableRef::quarantine(name).name();
     let q_loc = lake.loc(Stage::Trusted, &q_name)?;
     let types = |c: &str| ds.contract.column(c).and_then(|c| c.ty);
     // Read on the first pending batch only: a no-op run reads the logs and nothing more.
@@ -457,7 +461,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         }
         let history = match &mut history {
             Some(h) => h,
-            None => history.insert(ops::rule_history(lake, name, "trusted").await?),
+            None => history.insert(ledger::rule_history(lake, name, Stage::Trusted).await?),
         };
         let refs = refs.as_ref().unwrap_or(&empty_refs);
         let forgotten = forgotten.as_ref().unwrap_or(&empty);
@@ -480,14 +484,9 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             delivered: None,
             batch_unique: batch_unique.as_ref(),
         };
-        let meta = [
-            ("medallion.step", serde_json::json!(STEP)),
-            ("medallion.batch", serde_json::json!(batch)),
-            (
-                "medallion.contract_version",
-                serde_json::json!(ds.contract.version),
-            ),
-        ];
+        let commit =
+            CommitMeta::batch(Step::RawToTrusted, &batch).with_contract(&ds.contract.version);
+        let meta = commit.entries();
         // Quarantined rows stream into the quarantine table's pending commit, chunk by chunk;
         // it is committed only once the whole batch is judged and neither stopped nor held.
         let mut q_writable = !opts.dry_run && !delta::has_batch(&q_loc, &app).await?;
@@ -566,7 +565,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             report.committed = false;
             tracing::warn!(dataset = name, batch = %batch, reason = %h.reason, "Holding the batch back.");
             if !opts.dry_run {
-                super::hold::record(lake, &super::hold::HoldRow::trusted(&report, h)).await?;
+                ledger::holds::record(lake, &ledger::HoldRow::trusted(&report, h)).await?;
                 lake.metrics
                     .emit(&super::hold::metrics(name, "trusted", h))
                     .await?;
@@ -595,15 +594,12 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         // The books travel in the data commit itself (atomic with the rows they count) and
         // are copied into `_ops/promotions` after it; a crash in between is settled by the
         // next run from the commit (see `settle_books`).
-        let books = ops::trusted_books(&report, &ds.contract.version);
-        let books_json = serde_json::to_value(&books).map_err(|e| StorageError::Corrupt {
-            path: data_loc.url.to_string(),
-            message: e.to_string(),
-        })?;
-        let mut meta = meta.to_vec();
-        meta.push(("medallion.courses", serde_json::json!(courses)));
-        meta.push(("medallion.books", books_json));
-        ops::record_rules(lake, name, "trusted", &batch, &report.rules).await?;
+        let books = super::books::trusted_books(&report, &ds.contract.version);
+        let meta = commit
+            .with_courses(courses)
+            .with_books(books.clone())
+            .entries();
+        ledger::record_rules(lake, name, Stage::Trusted, &batch, &report.rules).await?;
         for r in &report.rules {
             if let Some(m) = r.metric {
                 history.entry(r.rule_id.clone()).or_default().push(m);
@@ -619,7 +615,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             tracing::warn!(dataset = name, batch = %batch, ?merged, expected = ?counts, "Trusted changed during the promotion; the recorded books may be off.");
         }
         super::crash_point(STEP, "after-data");
-        ops::record_books(lake, books).await?;
+        ledger::record_books(lake, books).await?;
         let mut metrics = vec![
             Metric::new("RowsIn", raw_rows as f64, Unit::Count, name, "trusted"),
             Metric::new(
@@ -740,7 +736,7 @@ pub struct ReleaseReport {
 /// [`StepError::Stopped`] when a `fail` rule fails; storage errors.
 pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<ReleaseReport> {
     let name = ds.name();
-    let q_loc = lake.loc(Stage::Trusted, &format!("{name}_quarantine"))?;
+    let q_loc = lake.table_loc(&TableRef::quarantine(name))?;
     let data_loc = lake.loc(Stage::Trusted, name)?;
     let mut report = ReleaseReport {
         dataset: name.to_string(),
@@ -799,20 +795,15 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
     let stamp = lake.clock.now().timestamp_micros().to_string();
     let app = txn_id(RELEASE_STEP, &stamp);
     // Curated picks a release up like a batch: its label and the courses it touches.
-    let meta = [
-        ("medallion.step", serde_json::json!(RELEASE_STEP)),
-        (
-            "medallion.batch",
-            serde_json::json!(format!("release-{stamp}")),
-        ),
-        ("medallion.courses", serde_json::json!(courses)),
-    ];
+    let meta = CommitMeta::batch(Step::QuarantineRelease, format!("release-{stamp}"))
+        .with_courses(courses)
+        .entries();
     merge_winners(&data_loc, ds, winners, &app, &meta).await?;
     super::crash_point(RELEASE_STEP, "after-trusted");
     let (rs, rb) = frame::to_batches(&mut remaining)?;
     delta::overwrite(&q_loc, rs, rb, &app, &meta).await?;
     super::crash_point(RELEASE_STEP, "after-quarantine");
-    ops::record_release(lake, &report, &stamp).await?;
+    super::books::record_release(lake, &report, &stamp).await?;
     lake.sync_catalog().await?;
     Ok(report)
 }

@@ -17,6 +17,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
 use super::{Result, StorageError};
+use crate::vocab::commit_key;
 
 /// Commits between two checkpoints of a table medallion creates.
 pub const CHECKPOINT_INTERVAL: &str = "10";
@@ -115,7 +116,7 @@ pub async fn step_commits(
     let mut history = table.history(None);
     while let Some(info) = history.next().await {
         let info = info.map_err(|e| loc.err(e))?;
-        let step = info.info.get("medallion.step").and_then(|v| v.as_str());
+        let step = info.info.get(commit_key::STEP).and_then(|v| v.as_str());
         if step.is_some_and(|s| steps.contains(&s)) {
             out.push(info.info);
         }
@@ -136,11 +137,11 @@ pub async fn batches_in_history(
 ) -> Result<std::collections::HashSet<String>> {
     let mut out = std::collections::HashSet::new();
     for info in step_commits(loc, &[step]).await? {
-        if let Some(batch) = info.get("medallion.batch").and_then(|v| v.as_str()) {
+        if let Some(batch) = info.get(commit_key::BATCH).and_then(|v| v.as_str()) {
             out.insert(batch.to_string());
         }
         // A curated build consumes several batches in one commit.
-        if let Some(all) = info.get("medallion.batches").and_then(|v| v.as_array()) {
+        if let Some(all) = info.get(commit_key::BATCHES).and_then(|v| v.as_array()) {
             out.extend(all.iter().filter_map(|b| b.as_str()).map(str::to_string));
         }
     }
@@ -864,8 +865,8 @@ mod tests {
             .is_empty());
         let meta = |b: &str| {
             [
-                ("medallion.step", serde_json::json!("load")),
-                ("medallion.batch", serde_json::json!(b)),
+                (commit_key::STEP, serde_json::json!("load")),
+                (commit_key::BATCH, serde_json::json!(b)),
             ]
         };
         append(
@@ -884,8 +885,8 @@ mod tests {
             .await
             .expect("no metadata");
         let built = [
-            ("medallion.step", serde_json::json!("build")),
-            ("medallion.batches", serde_json::json!(["x/b1", "x/b2"])),
+            (commit_key::STEP, serde_json::json!("build")),
+            (commit_key::BATCHES, serde_json::json!(["x/b1", "x/b2"])),
         ];
         replace_where(
             &loc,

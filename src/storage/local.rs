@@ -1,5 +1,8 @@
 //! The folder lake: `<lake>/landing/<dataset>/<sha256>.<ext>` with a `.meta.json` beside each
 //! file, and Delta tables under `<lake>/<stage>/<table>/`.
+//!
+//! Invariants: a landed file and its manifest are created with create-new (never overwritten);
+//! the landing time is the caller's (its clock), never read here.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -8,7 +11,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use url::Url;
 
-use super::{LandOutcome, LandedFile, Result, Stage, StorageError, TableStore};
+use super::{LandOutcome, LandedFile, Result, StorageError, TableStore};
+use crate::vocab::Stage;
 
 /// A lake in a local folder.
 #[derive(Debug, Clone)]
@@ -76,14 +80,16 @@ impl TableStore for LocalTableStore {
         original_name: &str,
         format: &str,
         bytes: &[u8],
+        landed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<LandOutcome> {
         let dir = self.landing_dir(dataset);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let existing = self.list_landed(dataset).await?;
-        let file = match LandedFile::plan(dataset, original_name, format, bytes, &existing) {
-            LandOutcome::Landed(f) => f,
-            already => return Ok(already),
-        };
+        let file =
+            match LandedFile::plan(dataset, original_name, format, bytes, &existing, landed_at) {
+                LandOutcome::Landed(f) => f,
+                already => return Ok(already),
+            };
         let sha256 = &file.sha256;
         let data_path = dir.join(format!("{sha256}.{format}"));
         write_new(&data_path, bytes)?;
@@ -187,15 +193,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalTableStore::new(dir.path()).unwrap();
         let a = store
-            .land("attendance", "a.csv", "csv", b"x\n1\n")
+            .land("attendance", "a.csv", "csv", b"x\n1\n", chrono::Utc::now())
             .await
             .unwrap();
         let b = store
-            .land("attendance", "copy-of-a.csv", "csv", b"x\n1\n")
+            .land(
+                "attendance",
+                "copy-of-a.csv",
+                "csv",
+                b"x\n1\n",
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         let c = store
-            .land("attendance", "c.csv", "csv", b"x\n2\n")
+            .land("attendance", "c.csv", "csv", b"x\n2\n", chrono::Utc::now())
             .await
             .unwrap();
         assert!(matches!(a, LandOutcome::Landed(_)));

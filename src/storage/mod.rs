@@ -18,6 +18,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::vocab::Stage;
+
 pub use local::LocalTableStore;
 
 /// Result alias for this module.
@@ -80,49 +82,6 @@ impl StorageError {
     }
 }
 
-/// The lake's stages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    /// Files as delivered.
-    Landing,
-    /// Parsed text, pseudonymised, with lineage.
-    Raw,
-    /// Typed, deduplicated, contract-conformant.
-    Trusted,
-    /// Data products for analysts.
-    Curated,
-}
-
-impl Stage {
-    /// Lowercase name, also the lake folder and catalog database suffix.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Landing => "landing",
-            Self::Raw => "raw",
-            Self::Trusted => "trusted",
-            Self::Curated => "curated",
-        }
-    }
-
-    /// Parses a stage name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "landing" => Self::Landing,
-            "raw" => Self::Raw,
-            "trusted" => Self::Trusted,
-            "curated" => Self::Curated,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What one landed file is, as recorded next to it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LandedFile {
@@ -150,13 +109,14 @@ pub struct LandedFile {
 impl LandedFile {
     /// What landing `bytes` means, given the files of the dataset `existing` (in landing
     /// order): the file already holding the same content, or the record of the new file
-    /// (content-addressed, next in sequence) that the store then writes.
+    /// (content-addressed, next in sequence, landed at `landed_at`) that the store then writes.
     pub fn plan(
         dataset: &str,
         original_name: &str,
         format: &str,
         bytes: &[u8],
         existing: &[LandedFile],
+        landed_at: chrono::DateTime<chrono::Utc>,
     ) -> LandOutcome {
         use sha2::{Digest, Sha256};
         let sha256 = hex::encode(Sha256::digest(bytes));
@@ -172,7 +132,7 @@ impl LandedFile {
             original_name: original_name.to_string(),
             format: format.to_string(),
             bytes: bytes.len() as u64,
-            landed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            landed_at: landed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             seq: existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
             replaces: None,
         })
@@ -188,6 +148,26 @@ impl LandedFile {
             replaces: Some(self.identity().to_string()),
             ..self.clone()
         }
+    }
+
+    /// When the file was landed, as recorded in its manifest.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] naming the file when the recorded `landed_at` is not an
+    /// RFC 3339 instant (read as epoch 0 it would make the rows eligible for purge at once).
+    pub fn landed_instant(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.landed_at)
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| StorageError::Corrupt {
+                path: format!(
+                    "landing/{}/{} ({})",
+                    self.dataset, self.original_name, self.sha256
+                ),
+                message: format!(
+                    "landed_at `{}` is not an RFC 3339 instant: {e}",
+                    self.landed_at
+                ),
+            })
     }
 
     /// The content hash the batch was named after (the original delivery's).
@@ -245,7 +225,8 @@ pub trait TableStore: Send + Sync + fmt::Debug {
     fn ops_table_url(&self, table: &str) -> Result<Url>;
     /// Options delta-rs needs to reach the storage (empty locally).
     fn storage_options(&self) -> HashMap<String, String>;
-    /// Copies `bytes` into landing under a content-addressed name.
+    /// Copies `bytes` into landing under a content-addressed name, recording `landed_at` (the
+    /// caller's clock) when the content is new.
     ///
     /// # Errors
     /// I/O errors.
@@ -255,6 +236,7 @@ pub trait TableStore: Send + Sync + fmt::Debug {
         original_name: &str,
         format: &str,
         bytes: &[u8],
+        landed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<LandOutcome>;
     /// Landed files of a dataset, in landing order.
     ///

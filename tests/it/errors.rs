@@ -161,3 +161,27 @@ fn header_only_export_after_a_load_promotes_cleanly() {
         again.stdout
     );
 }
+
+/// An unreadable `landed_at` in a landing manifest stops the raw step with an error naming the
+/// file; it is never read as epoch 0 (which would make the rows eligible for purge at once).
+#[test]
+fn unparsable_landed_at_is_an_error_naming_the_file() {
+    let p = TestProject::new();
+    let inbox = p.generate(5, 3, 0.0);
+    p.ok(&["land", "courses", inbox.to_str().unwrap()]);
+    let dir = p.path("lake/landing/courses");
+    let manifest = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.to_string_lossy().ends_with(".meta.json"))
+        .expect("a landing manifest");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    meta["landed_at"] = serde_json::json!("yesterday-ish");
+    std::fs::write(&manifest, serde_json::to_string(&meta).unwrap()).unwrap();
+    let r = p.run(&["promote", "courses"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("landing/courses/"), "{}", r.stderr);
+    assert!(r.stderr.contains("yesterday-ish"), "{}", r.stderr);
+    assert_eq!(p.rows("raw", "courses"), 0);
+}
