@@ -91,6 +91,7 @@ impl TrustedBatchReport {
 fn typed_frame(ds: &Dataset, mut df: DataFrame) -> Result<DataFrame> {
     for c in &ds.contract.trusted {
         let text = df.column(&c.name)?.as_materialized_series().clone();
+        let text = super::cast::null_tokens(&text, &c.null_values)?;
         let typed = match c.ty {
             Some(ty) => cast_text(&text, ty)?,
             None => text.clone(),
