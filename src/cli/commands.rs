@@ -78,9 +78,15 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<Exit> {
         } => evaluate_at_risk(project, &args, out).await,
         Command::Demo(args) => demo(project, &args, out).await,
         Command::Generate(args) => gen(&args, out),
-        Command::Land { dataset, files } => {
-            land(&open(project).await?, &dataset, &files, out).await
-        }
+        Command::Land {
+            dataset,
+            files,
+            all,
+        } => match (all, dataset) {
+            (Some(dir), _) => super::land_all::land_all(&open(project).await?, &dir, out).await,
+            (None, Some(dataset)) => land(&open(project).await?, &dataset, &files, out).await,
+            (None, None) => Err(UsageError("name a dataset or --all DIR".into()).into()),
+        },
         Command::Promote(args) => {
             let progress = super::progress::enabled(cli.quiet);
             promote(&open(project).await?, &args, progress, out).await
@@ -354,20 +360,22 @@ fn gen(a: &GenerateArgs, out: &mut dyn Write) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-async fn land(p: &Project, dataset: &str, files: &[PathBuf], out: &mut dyn Write) -> Result<Exit> {
+pub(super) async fn land(
+    p: &Project,
+    dataset: &str,
+    files: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<Exit> {
     let ds = p.dataset(dataset)?;
     let mut paths = Vec::new();
     for f in files {
         if f.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(f)
+            // Hive partitions are found in subfolders; lookup files of source.map come along.
+            let mut found: Vec<PathBuf> = super::land_all::files_under(f)
                 .with_context(|| format!("cannot list {}", f.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| ds.pipeline.matches(n))
-                })
+                .into_iter()
+                .filter(|(_, name)| ds.pipeline.wants(name))
+                .map(|(path, _)| path)
                 .collect();
             found.sort();
             if found.is_empty() {
@@ -388,13 +396,11 @@ async fn land(p: &Project, dataset: &str, files: &[PathBuf], out: &mut dyn Write
     for path in paths {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "unnamed".into());
+        let name = crate::stage::parquet::delivered_name(&path);
         let format = match path.extension().and_then(|e| e.to_str()) {
             Some("jsonl" | "ndjson") => "jsonl",
             Some("csv") => "csv",
+            Some("parquet") => "parquet",
             _ => ds.pipeline.source.format.extension(),
         };
         match p.lake.store.land(dataset, &name, format, &bytes).await? {

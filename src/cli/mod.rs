@@ -5,6 +5,7 @@ mod alerts;
 mod audit;
 mod commands;
 mod dashboard;
+mod land_all;
 mod privacy;
 mod progress;
 mod shell;
@@ -136,10 +137,14 @@ pub enum Command {
     /// Copy export files into the landing zone (content-addressed; landing twice is a no-op).
     Land {
         /// Dataset the files belong to.
-        dataset: String,
-        /// Files, or folders whose files match the pipeline's pattern.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all")]
+        dataset: Option<String>,
+        /// Files, or folders whose files (subfolders included) match the pipeline's patterns.
+        #[arg(required_unless_present = "all")]
         files: Vec<PathBuf>,
+        /// Every file under DIR, each into every dataset whose patterns match its name.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "files"])]
+        all: Option<PathBuf>,
     },
     /// Promote datasets to a stage, running every step still needed.
     Promote(PromoteArgs),

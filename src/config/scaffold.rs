@@ -150,6 +150,53 @@ pub const TEMPLATES: &[&str] = &["school", "oulad"];
 /// The curated settings of an OULAD project: the shipped ones with OULAD's pass mark (40).
 pub const OULAD_PRODUCTS: &str = include_str!("../../templates/oulad/products.yaml");
 
+/// The files an OULAD project has instead of the shipped ones: OULAD landed as it is and mapped
+/// by configuration (`source.map` in the pipelines), its own courses and students contracts,
+/// and rules for its quirks.
+pub const OULAD_FILES: &[(&str, &str)] = &[
+    ("pipelines/curated/products.yaml", OULAD_PRODUCTS),
+    (
+        "pipelines/courses.yaml",
+        include_str!("../../templates/oulad/pipelines/courses.yaml"),
+    ),
+    (
+        "pipelines/students.yaml",
+        include_str!("../../templates/oulad/pipelines/students.yaml"),
+    ),
+    (
+        "pipelines/grades.yaml",
+        include_str!("../../templates/oulad/pipelines/grades.yaml"),
+    ),
+    (
+        "pipelines/engagement.yaml",
+        include_str!("../../templates/oulad/pipelines/engagement.yaml"),
+    ),
+    (
+        "contracts/courses.yaml",
+        include_str!("../../templates/oulad/contracts/courses.yaml"),
+    ),
+    (
+        "contracts/students.yaml",
+        include_str!("../../templates/oulad/contracts/students.yaml"),
+    ),
+    (
+        "quality_rules/courses.yaml",
+        include_str!("../../templates/oulad/quality_rules/courses.yaml"),
+    ),
+    (
+        "quality_rules/students.yaml",
+        include_str!("../../templates/oulad/quality_rules/students.yaml"),
+    ),
+    (
+        "quality_rules/grades.yaml",
+        include_str!("../../templates/oulad/quality_rules/grades.yaml"),
+    ),
+    (
+        "quality_rules/engagement.yaml",
+        include_str!("../../templates/oulad/quality_rules/engagement.yaml"),
+    ),
+];
+
 /// Writes the shipped project files into `dir`, never overwriting an existing file.
 /// Returns the files written.
 ///
@@ -160,15 +207,18 @@ pub fn scaffold(dir: &Path) -> Result<Vec<String>, ConfigError> {
 }
 
 /// [`scaffold`] for a template of [`TEMPLATES`]: `school` (the default) or `oulad` (the Open
-/// University Learning Analytics Dataset's pass mark in the curated settings).
+/// University Learning Analytics Dataset landed as it is: [`OULAD_FILES`]).
 ///
 /// # Errors
 /// [`ConfigError::Io`] naming the path that could not be written.
 pub fn scaffold_template(dir: &Path, template: &str) -> Result<Vec<String>, ConfigError> {
     let mut written = Vec::new();
     for (rel, text) in FILES {
-        let text = match (template, *rel) {
-            ("oulad", "pipelines/curated/products.yaml") => OULAD_PRODUCTS,
+        let text = match template {
+            "oulad" => OULAD_FILES
+                .iter()
+                .find(|(r, _)| r == rel)
+                .map_or(*text, |(_, t)| *t),
             _ => *text,
         };
         let path = dir.join(rel);
