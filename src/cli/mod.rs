@@ -304,9 +304,10 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub as_of_day: i64,
     /// The OULAD folder (its CSVs, in it or in csv/; activity from studentVle*.csv and
-    /// parquet/studentVle/...).
+    /// parquet/studentVle/...). Without it: the lake of the OULAD project around (its
+    /// trusted tables, `medallion init --template oulad`).
     #[arg(long, env = "MEDALLION_OULAD")]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// Only these presentations (`2014J`) or module-presentations (`AAA-2014J`); repeatable.
     #[arg(long)]
     pub presentation: Vec<String>,
