@@ -736,6 +736,21 @@ impl<'a> Mapping<'a> {
     }
 }
 
+/// The problems of `spec` against the contract's source `columns`: a contract column without
+/// an expression, an expression for a column the contract does not have.
+pub fn check_targets(spec: &MappingSpec, columns: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in columns {
+        if !spec.targets.iter().any(|t| &t.column == c) {
+            problems.push(format!(
+                "source.map.columns: no expression for contract column `{c}` (write `{c}: ~` for none)"
+            ));
+        }
+    }
+    for_unmapped(spec, columns, &mut problems);
+    problems
+}
+
 /// Whether `spec` maps columns the contract does not have (reported as a problem).
 fn for_unmapped(spec: &MappingSpec, outputs: &[String], problems: &mut Vec<String>) -> bool {
     let mut any = false;
