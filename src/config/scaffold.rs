@@ -239,3 +239,47 @@ pub fn scaffold_template(dir: &Path, template: &str) -> Result<Vec<String>, Conf
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_project_is_the_shipped_files_and_oulad_only_replaces_its_own() {
+        let school = tempfile::tempdir().unwrap();
+        let oulad = tempfile::tempdir().unwrap();
+        let a = scaffold(school.path()).unwrap();
+        let b = scaffold_template(oulad.path(), "oulad").unwrap();
+        assert_eq!(a, b, "both templates write the same files");
+        for (rel, text) in FILES {
+            let s = std::fs::read_to_string(school.path().join(rel)).unwrap();
+            assert_eq!(&s, text, "{rel}: the default project is unchanged");
+            let o = std::fs::read_to_string(oulad.path().join(rel)).unwrap();
+            match OULAD_FILES.iter().find(|(r, _)| r == rel) {
+                Some((_, t)) => assert_eq!(&o, t, "{rel}"),
+                None => assert_eq!(&o, text, "{rel}"),
+            }
+        }
+        // No shipped pipeline maps; every OULAD one does, and fits its contract.
+        for d in SHIPPED_DATASETS {
+            let p =
+                crate::pipeline::Pipeline::load(&school.path().join(format!("pipelines/{d}.yaml")))
+                    .unwrap();
+            assert!(p.mapping.is_none(), "{d}");
+        }
+        for d in ["courses", "students", "grades", "engagement"] {
+            let p =
+                crate::pipeline::Pipeline::load(&oulad.path().join(format!("pipelines/{d}.yaml")))
+                    .unwrap();
+            let c =
+                crate::contract::load(&oulad.path().join(format!("contracts/{d}.yaml"))).unwrap();
+            let columns: Vec<String> = c.source.iter().map(|s| s.name.clone()).collect();
+            let spec = p.mapping.as_ref().unwrap_or_else(|| panic!("{d} maps"));
+            assert_eq!(
+                crate::stage::mapping::check_targets(spec, &columns),
+                Vec::<String>::new(),
+                "{d}"
+            );
+        }
+    }
+}
