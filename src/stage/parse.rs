@@ -874,6 +874,74 @@ mod tests {
         assert_eq!(c.columns[0][0].as_deref(), Some("A1"));
     }
 
+    fn parquet_bytes(batch: deltalake::arrow::array::RecordBatch) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut w = deltalake::parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None)
+            .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        buf
+    }
+
+    #[test]
+    fn parquet_rows_are_matched_by_name_like_csv() {
+        use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+        use std::sync::Arc;
+        let names: Vec<&str> = HEADER.trim().split(',').collect();
+        let cols: Vec<ArrayRef> = names
+            .iter()
+            .map(|n| match *n {
+                "minutes_attended" => Arc::new(Int64Array::from(vec![Some(50), None])) as ArrayRef,
+                "record_id" => Arc::new(StringArray::from(vec!["A1", "A2"])) as ArrayRef,
+                "student_id" => Arc::new(StringArray::from(vec!["S000001", "<bad>"])) as ArrayRef,
+                _ => Arc::new(StringArray::from(vec![Some("x"), None])) as ArrayRef,
+            })
+            .collect();
+        let bytes = parquet_bytes(RecordBatch::try_from_iter(names.iter().zip(cols)).unwrap());
+        let c = contract();
+        let keys = Pseudonymizer::new([1; 32]);
+        let p = Parser::new(&c, &keys, 100);
+        let mut chunks = p.parquet::<&[u8]>(bytes, "attendance.parquet").unwrap();
+        let ch = chunks.next_chunk().unwrap().unwrap();
+        assert!(chunks.next_chunk().unwrap().is_none());
+        assert_eq!(ch.lines, vec![1, 2]);
+        assert!(ch.rejects.is_empty());
+        // minutes_attended (raw column 6 after the dropped name and email): text, null kept.
+        assert_eq!(ch.columns[6], vec![Some("50".to_string()), None]);
+        assert_eq!(
+            ch.id_issues[1].as_deref(),
+            Some("contract.student_id.pattern")
+        );
+        assert_eq!(
+            chunks.delivered_columns().map(<[String]>::len),
+            Some(names.len())
+        );
+        // A file without the contract's columns: every row a schema_drift reject, located.
+        let only = RecordBatch::try_from_iter([(
+            "record_id",
+            Arc::new(StringArray::from(vec!["A1", "A2", "A3"])) as ArrayRef,
+        )])
+        .unwrap();
+        let mut chunks = p
+            .parquet::<&[u8]>(parquet_bytes(only), "x.parquet")
+            .unwrap();
+        let ch = chunks.next_chunk().unwrap().unwrap();
+        let got: Vec<(u64, RejectKind)> = ch.rejects.iter().map(|r| (r.line, r.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, RejectKind::SchemaDrift),
+                (2, RejectKind::SchemaDrift),
+                (3, RejectKind::SchemaDrift)
+            ]
+        );
+        assert!(ch.rejects[0].message.contains("missing column(s)"));
+        // Not parquet at all: an error naming why, not a panic.
+        assert!(p
+            .parquet::<&[u8]>(b"not parquet".to_vec(), "y.parquet")
+            .is_err());
+    }
+
     #[test]
     fn jsonl_lines_are_parsed_or_rejected() {
         let c = contract();
