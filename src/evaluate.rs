@@ -29,6 +29,8 @@ use serde::Serialize;
 use crate::curated::products::{self, INDICATORS};
 use crate::curated::CuratedConfig;
 
+mod lake;
+
 /// Errors of `evaluate`.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -68,21 +70,34 @@ struct Presentation {
     module: String,
     presentation: String,
     length: i64,
+    /// Course id (`AAA-2013J`).
+    course: String,
+    /// Day 0.
+    start: NaiveDate,
 }
 
 impl Presentation {
-    fn course_id(&self) -> String {
-        format!("{}-{}", self.module, self.presentation)
+    /// From OULAD's codes, with an assumed calendar anchor (B: 1 February, J: 1 October; only
+    /// differences matter).
+    fn oulad(module: &str, presentation: &str, length: i64) -> Self {
+        let year: i32 = presentation
+            .get(..4)
+            .and_then(|y| y.parse().ok())
+            .unwrap_or(2013);
+        let month = if presentation.ends_with('B') { 2 } else { 10 };
+        Self {
+            module: module.to_string(),
+            presentation: presentation.to_string(),
+            length,
+            course: format!("{module}-{presentation}"),
+            start: NaiveDate::from_ymd_opt(year, month, 1).unwrap_or_default(),
+        }
     }
-    /// An assumed calendar anchor (B: 1 February, J: 1 October); only differences matter.
+    fn course_id(&self) -> String {
+        self.course.clone()
+    }
     fn start(&self) -> NaiveDate {
-        let year: i32 = self.presentation[..4].parse().unwrap_or(2013);
-        let month = if self.presentation.ends_with('B') {
-            2
-        } else {
-            10
-        };
-        NaiveDate::from_ymd_opt(year, month, 1).unwrap_or_default()
+        self.start
     }
 }
 
@@ -171,11 +186,11 @@ impl Oulad {
         let mut o = Oulad::default();
         let keep = |p: &str| only.is_empty() || only.iter().any(|x| x == p);
         for r in read_csv(dir, "courses.csv")? {
-            let p = Presentation {
-                module: get(&r, "code_module").to_string(),
-                presentation: get(&r, "code_presentation").to_string(),
-                length: day(r.get("module_presentation_length")).unwrap_or(0),
-            };
+            let p = Presentation::oulad(
+                get(&r, "code_module"),
+                get(&r, "code_presentation"),
+                day(r.get("module_presentation_length")).unwrap_or(0),
+            );
             if keep(&p.presentation) || keep(&p.course_id()) {
                 o.presentations.push(p);
             }

@@ -349,6 +349,17 @@ impl Project {
         }
         let pipeline = Pipeline::load(&pipeline_path)?;
         let contract = contract::load(&self.config.contract_path(name))?;
+        if let Some(spec) = &pipeline.mapping {
+            let columns: Vec<String> = contract.source.iter().map(|c| c.name.clone()).collect();
+            let problems = crate::stage::mapping::check_targets(spec, &columns);
+            if !problems.is_empty() {
+                return Err(crate::pipeline::PipelineError::Invalid {
+                    path: pipeline_path.display().to_string(),
+                    message: problems.join("; "),
+                }
+                .into());
+            }
+        }
         let rules = DatasetRules::load(&self.config.rules_path(name), &contract)?;
         Ok(Dataset {
             contract,

@@ -35,10 +35,25 @@ pub(super) async fn at_risk(
         )
         .map_err(|e| UsageError(e.to_string()))?,
     };
-    let data = cwd.join(&a.data);
-    let o = evaluate::Oulad::load(&data, a.as_of_day, &a.presentation)
-        .await
-        .map_err(|e| UsageError(e.to_string()))?;
+    let (o, source) = match &a.data {
+        Some(data) => {
+            let data = cwd.join(data);
+            let o = evaluate::Oulad::load(&data, a.as_of_day, &a.presentation)
+                .await
+                .map_err(|e| UsageError(e.to_string()))?;
+            (o, data.display().to_string())
+        }
+        None => {
+            let p = rc.open().await?;
+            let o = evaluate::Oulad::from_lake(&p.lake, a.as_of_day, &a.presentation)
+                .await
+                .map_err(|e| UsageError(e.to_string()))?;
+            (
+                o,
+                format!("the lake's trusted tables ({})", p.config.root.display()),
+            )
+        }
+    };
     let used = settings.map_or_else(
         || "the OULAD template's settings".to_string(),
         |p| p.display().to_string(),
@@ -55,6 +70,7 @@ pub(super) async fn at_risk(
     match a.format {
         OutputFormat::Text => {
             write!(out, "{}", evaluate::text(&e))?;
+            writeln!(out, "Data: {source}")?;
             writeln!(out, "Settings: {used}")?;
         }
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&e)?)?,

@@ -13,6 +13,7 @@ mod aws;
 mod config;
 mod dashboard;
 mod evaluate;
+mod land_all;
 mod privacy;
 mod progress;
 mod project;
@@ -151,10 +152,14 @@ pub enum Command {
     /// Copy export files into the landing zone (content-addressed; landing twice is a no-op).
     Land {
         /// Dataset the files belong to.
-        dataset: String,
-        /// Files, or folders whose files match the pipeline's pattern.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all")]
+        dataset: Option<String>,
+        /// Files, or folders whose files (subfolders included) match the pipeline's patterns.
+        #[arg(required_unless_present = "all")]
         files: Vec<PathBuf>,
+        /// Every file under DIR, each into every dataset whose patterns match its name.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "files"])]
+        all: Option<PathBuf>,
     },
     /// Promote datasets to a stage, running every step still needed.
     Promote(PromoteArgs),
@@ -314,9 +319,10 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub as_of_day: i64,
     /// The OULAD folder (its CSVs, in it or in csv/; activity from studentVle*.csv and
-    /// parquet/studentVle/...).
+    /// parquet/studentVle/...). Without it: the lake of the OULAD project around (its
+    /// trusted tables, `medallion init --template oulad`).
     #[arg(long, env = "MEDALLION_OULAD")]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// Only these presentations (`2014J`) or module-presentations (`AAA-2014J`); repeatable.
     #[arg(long)]
     pub presentation: Vec<String>,

@@ -84,15 +84,12 @@ pub(super) async fn land(
     let mut paths = Vec::new();
     for f in files {
         if f.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(f)
+            // Hive partitions are found in subfolders; lookup files of source.map come along.
+            let mut found: Vec<PathBuf> = super::land_all::files_under(f)
                 .with_context(|| format!("cannot list {}", f.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| ds.pipeline.matches(n))
-                })
+                .into_iter()
+                .filter(|(_, name)| ds.pipeline.wants(name))
+                .map(|(path, _)| path)
                 .collect();
             found.sort();
             if found.is_empty() {
@@ -113,13 +110,11 @@ pub(super) async fn land(
     for path in paths {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "unnamed".into());
+        let name = crate::stage::parquet::delivered_name(&path);
         let format = match path.extension().and_then(|e| e.to_str()) {
             Some("jsonl" | "ndjson") => "jsonl",
             Some("csv") => "csv",
+            Some("parquet") => "parquet",
             _ => ds.pipeline.source.format.extension(),
         };
         match p

@@ -61,9 +61,17 @@ async fn dispatch(rc: &RunConfig, command: Command, out: &mut dyn Write) -> Resu
         } => super::evaluate::at_risk(rc, &args, out).await,
         Command::Demo(args) => super::project::demo(rc, &args, out).await,
         Command::Generate(args) => super::project::generate(&args, out),
-        Command::Land { dataset, files } => {
-            super::project::land(&rc.open().await?, &dataset, &files, out).await
-        }
+        Command::Land {
+            dataset,
+            files,
+            all,
+        } => match (all, dataset) {
+            (Some(dir), _) => super::land_all::land_all(&rc.open().await?, &dir, out).await,
+            (None, Some(dataset)) => {
+                super::project::land(&rc.open().await?, &dataset, &files, out).await
+            }
+            (None, None) => Err(UsageError("name a dataset or --all DIR".into()).into()),
+        },
         Command::Promote(args) => {
             super::promote::promote(&rc.open().await?, &args, rc.progress, out).await
         }

@@ -165,7 +165,7 @@ fn datasets(p: &Project) -> Result<Vec<Dataset>> {
 }
 
 fn route<'a>(datasets: &'a [Dataset], name: &str) -> Option<&'a Dataset> {
-    datasets.iter().find(|d| d.pipeline.matches(name))
+    datasets.iter().find(|d| d.pipeline.wants(name))
 }
 
 /// Lands `bytes` delivered as `name` for `ds`.
@@ -179,6 +179,7 @@ async fn land(
     let format = match Path::new(name).extension().and_then(|e| e.to_str()) {
         Some("jsonl" | "ndjson") => "jsonl",
         Some("csv") => "csv",
+        Some("parquet") => "parquet",
         _ => ds.pipeline.source.format.extension(),
     };
     with_backoff("land", ctl, || async {

@@ -150,6 +150,53 @@ pub const TEMPLATES: &[&str] = &["school", "oulad"];
 /// The curated settings of an OULAD project: the shipped ones with OULAD's pass mark (40).
 pub const OULAD_PRODUCTS: &str = include_str!("../../templates/oulad/products.yaml");
 
+/// The files an OULAD project has instead of the shipped ones: OULAD landed as it is and mapped
+/// by configuration (`source.map` in the pipelines), its own courses and students contracts,
+/// and rules for its quirks.
+pub const OULAD_FILES: &[(&str, &str)] = &[
+    ("pipelines/curated/products.yaml", OULAD_PRODUCTS),
+    (
+        "pipelines/courses.yaml",
+        include_str!("../../templates/oulad/pipelines/courses.yaml"),
+    ),
+    (
+        "pipelines/students.yaml",
+        include_str!("../../templates/oulad/pipelines/students.yaml"),
+    ),
+    (
+        "pipelines/grades.yaml",
+        include_str!("../../templates/oulad/pipelines/grades.yaml"),
+    ),
+    (
+        "pipelines/engagement.yaml",
+        include_str!("../../templates/oulad/pipelines/engagement.yaml"),
+    ),
+    (
+        "contracts/courses.yaml",
+        include_str!("../../templates/oulad/contracts/courses.yaml"),
+    ),
+    (
+        "contracts/students.yaml",
+        include_str!("../../templates/oulad/contracts/students.yaml"),
+    ),
+    (
+        "quality_rules/courses.yaml",
+        include_str!("../../templates/oulad/quality_rules/courses.yaml"),
+    ),
+    (
+        "quality_rules/students.yaml",
+        include_str!("../../templates/oulad/quality_rules/students.yaml"),
+    ),
+    (
+        "quality_rules/grades.yaml",
+        include_str!("../../templates/oulad/quality_rules/grades.yaml"),
+    ),
+    (
+        "quality_rules/engagement.yaml",
+        include_str!("../../templates/oulad/quality_rules/engagement.yaml"),
+    ),
+];
+
 /// Writes the shipped project files into `dir`, never overwriting an existing file.
 /// Returns the files written.
 ///
@@ -160,15 +207,18 @@ pub fn scaffold(dir: &Path) -> Result<Vec<String>, ConfigError> {
 }
 
 /// [`scaffold`] for a template of [`TEMPLATES`]: `school` (the default) or `oulad` (the Open
-/// University Learning Analytics Dataset's pass mark in the curated settings).
+/// University Learning Analytics Dataset landed as it is: [`OULAD_FILES`]).
 ///
 /// # Errors
 /// [`ConfigError::Io`] naming the path that could not be written.
 pub fn scaffold_template(dir: &Path, template: &str) -> Result<Vec<String>, ConfigError> {
     let mut written = Vec::new();
     for (rel, text) in FILES {
-        let text = match (template, *rel) {
-            ("oulad", "pipelines/curated/products.yaml") => OULAD_PRODUCTS,
+        let text = match template {
+            "oulad" => OULAD_FILES
+                .iter()
+                .find(|(r, _)| r == rel)
+                .map_or(*text, |(_, t)| *t),
             _ => *text,
         };
         let path = dir.join(rel);
@@ -188,4 +238,48 @@ pub fn scaffold_template(dir: &Path, template: &str) -> Result<Vec<String>, Conf
         written.push((*rel).to_string());
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_project_is_the_shipped_files_and_oulad_only_replaces_its_own() {
+        let school = tempfile::tempdir().unwrap();
+        let oulad = tempfile::tempdir().unwrap();
+        let a = scaffold(school.path()).unwrap();
+        let b = scaffold_template(oulad.path(), "oulad").unwrap();
+        assert_eq!(a, b, "both templates write the same files");
+        for (rel, text) in FILES {
+            let s = std::fs::read_to_string(school.path().join(rel)).unwrap();
+            assert_eq!(&s, text, "{rel}: the default project is unchanged");
+            let o = std::fs::read_to_string(oulad.path().join(rel)).unwrap();
+            match OULAD_FILES.iter().find(|(r, _)| r == rel) {
+                Some((_, t)) => assert_eq!(&o, t, "{rel}"),
+                None => assert_eq!(&o, text, "{rel}"),
+            }
+        }
+        // No shipped pipeline maps; every OULAD one does, and fits its contract.
+        for d in SHIPPED_DATASETS {
+            let p =
+                crate::pipeline::Pipeline::load(&school.path().join(format!("pipelines/{d}.yaml")))
+                    .unwrap();
+            assert!(p.mapping.is_none(), "{d}");
+        }
+        for d in ["courses", "students", "grades", "engagement"] {
+            let p =
+                crate::pipeline::Pipeline::load(&oulad.path().join(format!("pipelines/{d}.yaml")))
+                    .unwrap();
+            let c =
+                crate::contract::load(&oulad.path().join(format!("contracts/{d}.yaml"))).unwrap();
+            let columns: Vec<String> = c.source.iter().map(|s| s.name.clone()).collect();
+            let spec = p.mapping.as_ref().unwrap_or_else(|| panic!("{d} maps"));
+            assert_eq!(
+                crate::stage::mapping::check_targets(spec, &columns),
+                Vec::<String>::new(),
+                "{d}"
+            );
+        }
+    }
 }

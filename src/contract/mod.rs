@@ -147,6 +147,9 @@ pub struct Column {
     pub pattern: Option<String>,
     /// Accepted values.
     pub allowed_values: Vec<String>,
+    /// Texts that mean "missing" (`?` in OULAD): cast to null, not a type error
+    /// (`customProperties.nullValues`).
+    pub null_values: Vec<String>,
     /// Human description (goes to the catalog as the column comment).
     pub description: String,
     /// Privacy class, carried over from the source column.
@@ -225,7 +228,7 @@ fn number(v: &serde_yaml::Value) -> Option<f64> {
     }
 }
 
-const KNOWN_PROPERTY_KEYS: &[&str] = &["privacy", "treatment", "allowedValues"];
+const KNOWN_PROPERTY_KEYS: &[&str] = &["privacy", "treatment", "allowedValues", "nullValues"];
 const KNOWN_CONTRACT_KEYS: &[&str] = &["owner", "newestWinsBy"];
 
 /// Checks a parsed contract and builds the validated [`Contract`]. Pure: no I/O.
@@ -499,6 +502,23 @@ fn trusted_columns(
                 Vec::new()
             }
         };
+        let null_values = match custom(&p.custom_properties, "nullValues") {
+            None => Vec::new(),
+            Some(serde_yaml::Value::Sequence(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    serde_yaml::Value::String(s) => Some(s.clone()),
+                    serde_yaml::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            Some(_) => {
+                problems.push(format!(
+                    "{at}.customProperties.nullValues: expected a list of texts"
+                ));
+                Vec::new()
+            }
+        };
         let minimum = opts.minimum.as_ref().and_then(number);
         let maximum = opts.maximum.as_ref().and_then(number);
         if let (Some(lo), Some(hi)) = (minimum, maximum) {
@@ -517,6 +537,7 @@ fn trusted_columns(
             maximum,
             pattern: opts.pattern,
             allowed_values,
+            null_values,
             description: p.description.clone().unwrap_or_default(),
             privacy: src.map(|s| s.privacy),
         });

@@ -384,7 +384,8 @@ pub async fn run(
         };
         let students = match delta::query(
             &lake.loc(Stage::Trusted, "students")?,
-            "SELECT student_id, status FROM t ORDER BY student_id",
+            // One row per student (an OULAD project has one per registration): active wins.
+            "SELECT student_id, min(status) AS status FROM t GROUP BY student_id ORDER BY student_id",
         )
         .await?
         {

@@ -35,6 +35,8 @@ pub enum SourceFormat {
     Csv,
     /// One JSON object per line.
     Jsonl,
+    /// Apache Parquet (a hive partition's columns come from its folder names).
+    Parquet,
 }
 
 impl SourceFormat {
@@ -43,6 +45,7 @@ impl SourceFormat {
         match self {
             Self::Csv => "csv",
             Self::Jsonl => "jsonl",
+            Self::Parquet => "parquet",
         }
     }
 }
@@ -55,6 +58,13 @@ pub struct SourceConfig {
     pub format: SourceFormat,
     /// Glob-like pattern (`*` only) of file names picked up from a folder.
     pub pattern: String,
+    /// Further patterns (a hive-partitioned file is named `table/key=value/.../file`).
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// How delivered columns become the contract's (see [`crate::stage::mapping`]); without
+    /// it, columns are matched by name.
+    #[serde(default)]
+    pub map: Option<crate::stage::mapping::MappingConfig>,
 }
 
 /// landing→raw settings.
@@ -154,6 +164,9 @@ pub struct Pipeline {
     /// Curated products.
     #[serde(default)]
     pub curated: CuratedConfig,
+    /// `source.map`, validated at load.
+    #[serde(skip)]
+    pub mapping: Option<crate::stage::mapping::MappingSpec>,
 }
 
 impl Pipeline {
@@ -162,21 +175,47 @@ impl Pipeline {
     /// # Errors
     /// YAML errors with file:line:column, or out-of-range values.
     pub fn load(path: &Path) -> Result<Self, PipelineError> {
-        let p: Pipeline = yaml::load(path)?;
+        let mut p: Pipeline = yaml::load(path)?;
         p.validate().map_err(|e| PipelineError::Invalid {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+        if let Some(m) = &p.source.map {
+            let spec =
+                crate::stage::mapping::validate(m).map_err(|problems| PipelineError::Invalid {
+                    path: path.display().to_string(),
+                    message: problems.join("\n"),
+                })?;
+            p.mapping = Some(spec);
+        }
         Ok(p)
     }
 
-    /// Whether a file name matches the source pattern (`*` matches any run of characters).
+    /// Whether a file name matches the source pattern or one of the further `patterns`
+    /// (`*` matches any run of characters).
     pub fn matches(&self, file_name: &str) -> bool {
-        wildcard(self.source.pattern.as_bytes(), file_name.as_bytes())
+        std::iter::once(&self.source.pattern)
+            .chain(&self.source.patterns)
+            .any(|p| wildcard(p.as_bytes(), file_name.as_bytes()))
+    }
+
+    /// Whether a landed file is one of `source.map`'s lookup files (joined, not promoted).
+    pub fn is_lookup(&self, file_name: &str) -> bool {
+        self.source.map.as_ref().is_some_and(|m| {
+            m.lookups
+                .iter()
+                .any(|l| wildcard(l.file.as_bytes(), file_name.as_bytes()))
+        })
+    }
+
+    /// Whether `matches` or `is_lookup`: the file belongs to this dataset's landing.
+    pub fn wants(&self, file_name: &str) -> bool {
+        self.matches(file_name) || self.is_lookup(file_name)
     }
 }
 
-fn wildcard(p: &[u8], s: &[u8]) -> bool {
+/// Whether `s` matches the pattern `p` (`*` matches any run of characters, `/` included).
+pub fn wildcard(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
         (None, None) => true,
         (Some(b'*'), _) => wildcard(&p[1..], s) || (!s.is_empty() && wildcard(p, &s[1..])),

@@ -36,6 +36,23 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// The text column with every value equal to one of `tokens` (the contract's `nullValues`,
+/// such as OULAD's `?`) made null: a declared "missing" is not a type error.
+///
+/// # Errors
+/// When the column is not text.
+pub fn null_tokens(s: &Series, tokens: &[String]) -> PolarsResult<Series> {
+    if tokens.is_empty() {
+        return Ok(s.clone());
+    }
+    let ca = s.str()?;
+    let out: StringChunked = ca
+        .iter()
+        .map(|o| o.filter(|v| !tokens.iter().any(|t| t == v.trim())))
+        .collect();
+    Ok(out.into_series().with_name(s.name().clone()))
+}
+
 /// Casts a text column to `ty`, nulls where the text does not parse.
 ///
 /// # Errors

@@ -47,6 +47,8 @@ pub(super) struct Judged {
 fn typed_frame(ds: &Dataset, mut df: DataFrame) -> Result<DataFrame> {
     for c in &ds.contract.trusted {
         let text = df.column(&c.name)?.as_materialized_series().clone();
+        // Declared "missing" texts (`nullValues`) are null, not type failures.
+        let text = super::cast::null_tokens(&text, &c.null_values)?;
         let typed = match c.ty {
             Some(ty) => cast_text(&text, ty)?,
             None => text.clone(),
@@ -98,7 +100,12 @@ pub(super) fn repeated_keys(
         let mut typed = Vec::with_capacity(columns.len());
         for c in columns {
             let text = keys.column(c)?.as_materialized_series().clone();
-            typed.push(match ds.contract.column(c).and_then(|c| c.ty) {
+            let column = ds.contract.column(c);
+            let text = match column {
+                Some(col) => super::cast::null_tokens(&text, &col.null_values)?,
+                None => text,
+            };
+            typed.push(match column.and_then(|c| c.ty) {
                 Some(ty) => cast_text(&text, ty)?.into_column(),
                 None => text.into_column(),
             });

@@ -13,6 +13,9 @@ pub mod cast;
 pub mod forgotten;
 pub mod hold;
 mod judge;
+pub mod lookup;
+pub mod mapping;
+pub mod parquet;
 pub mod parse;
 pub mod raw;
 pub mod raw_rules;
@@ -113,6 +116,14 @@ pub enum StepError {
     /// polars failed.
     #[error("polars: {0}")]
     Polars(#[from] polars::prelude::PolarsError),
+    /// A `source.map` lookup file is missing or unreadable.
+    #[error("{dataset}: {message}")]
+    Lookup {
+        /// Dataset.
+        dataset: String,
+        /// What is missing and what to do.
+        message: String,
+    },
     /// Reading a landed file failed.
     #[error("{file}: {source}")]
     Parse {

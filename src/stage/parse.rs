@@ -10,6 +10,8 @@ use std::io::{BufRead, Read};
 
 use chrono::NaiveDate;
 
+use super::mapping::{LookupTable, Mapping, MappingSpec};
+use super::parquet::ParquetRows;
 use crate::contract::{Contract, SourceColumn, Treatment};
 use crate::crypto::Pseudonymizer;
 
@@ -26,6 +28,8 @@ pub enum RejectKind {
     InvalidJson,
     /// A JSON object with a key the contract does not know.
     UnexpectedField,
+    /// A value the pipeline's `source.map` could not compute from (a day that is not a number).
+    Unmappable,
 }
 
 impl RejectKind {
@@ -37,6 +41,7 @@ impl RejectKind {
             Self::SchemaDrift => "schema_drift",
             Self::InvalidJson => "invalid_json",
             Self::UnexpectedField => "unexpected_field",
+            Self::Unmappable => "unmappable",
         }
     }
 }
@@ -137,6 +142,15 @@ pub struct Parser<'a> {
     contract: &'a Contract,
     treat: Treat<'a>,
     chunk_rows: usize,
+    mapping: Option<(&'a MappingSpec, &'a [LookupTable])>,
+}
+
+/// How a file's fields become the contract's source columns.
+enum RowMap<'a> {
+    /// By name: the field index of each source column.
+    Direct(Vec<usize>),
+    /// By the pipeline's `source.map`.
+    Mapped(Mapping<'a>),
 }
 
 impl<'a> Parser<'a> {
@@ -151,7 +165,69 @@ impl<'a> Parser<'a> {
             contract,
             treat: Treat { keys, patterns },
             chunk_rows: chunk_rows.max(1),
+            mapping: None,
         }
+    }
+
+    /// Maps files by the pipeline's `source.map` (with its loaded `lookups`) instead of by
+    /// column name.
+    pub fn with_mapping(mut self, spec: &'a MappingSpec, lookups: &'a [LookupTable]) -> Self {
+        self.mapping = Some((spec, lookups));
+        self
+    }
+
+    /// The mapping of a file with columns `names`, or why it does not fit.
+    fn row_map(&'a self, names: &[String]) -> Result<RowMap<'a>, String> {
+        match self.mapping {
+            Some((spec, lookups)) => {
+                let outputs: Vec<String> = self
+                    .contract
+                    .source
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                Mapping::compile(spec, lookups, names, &outputs)
+                    .map(RowMap::Mapped)
+                    .map_err(|e| format!("source.map does not fit the file: {e}"))
+            }
+            None => self.map_names(names).map(RowMap::Direct),
+        }
+    }
+
+    /// The columns a file delivers as far as the contract is concerned: the contract's when
+    /// a mapping fits, else the file's own.
+    fn delivered_names(&self, names: Vec<String>, map: &Result<RowMap<'a>, String>) -> Vec<String> {
+        match map {
+            Ok(RowMap::Mapped(_)) => self
+                .contract
+                .source
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            _ => names,
+        }
+    }
+
+    /// Starts parsing a parquet file (`bytes`, delivered as `name`); chunks come from
+    /// [`Chunks::next_chunk`].
+    ///
+    /// # Errors
+    /// Not a parquet file.
+    pub fn parquet<R: Read>(
+        &'a self,
+        bytes: Vec<u8>,
+        name: &str,
+    ) -> Result<Chunks<'a, R>, ParseError> {
+        let rows = ParquetRows::open(bytes, name, self.chunk_rows)
+            .map_err(|e| ParseError(std::io::Error::other(e)))?;
+        let map = self.row_map(&rows.header);
+        let delivered = Some(self.delivered_names(rows.header.clone(), &map));
+        Ok(Chunks {
+            parser: self,
+            source: Source::Parquet { rows, map, row: 0 },
+            done: false,
+            delivered,
+        })
     }
 
     fn width(&self) -> usize {
@@ -191,8 +267,9 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Maps each source column to its field index, or explains the drift.
-    fn map_header(&self, header: &csv::ByteRecord) -> Result<Vec<usize>, String> {
+    /// Maps each source column to its field index (or applies the mapping), or explains the
+    /// drift.
+    fn map_header(&'a self, header: &csv::ByteRecord) -> Result<RowMap<'a>, String> {
         let mut names = Vec::with_capacity(header.len());
         for (i, raw) in header.iter().enumerate() {
             let raw = if i == 0 {
@@ -205,6 +282,11 @@ impl<'a> Parser<'a> {
                 Err(_) => return Err(format!("header field {} is not UTF-8", i + 1)),
             }
         }
+        self.row_map(&names)
+    }
+
+    /// Maps each source column to the position of its name in `names`, or explains the drift.
+    fn map_names(&self, names: &[String]) -> Result<Vec<usize>, String> {
         let missing: Vec<&str> = self
             .contract
             .source
@@ -249,10 +331,44 @@ impl<'a> Parser<'a> {
         &self,
         rec: &csv::ByteRecord,
         width: usize,
-        map: &[usize],
+        map: &RowMap<'_>,
         line: u64,
         chunk: &mut Chunk,
     ) {
+        let map = match map {
+            RowMap::Direct(m) => m,
+            RowMap::Mapped(m) => {
+                if rec.len() != width {
+                    chunk.rejects.push(Reject {
+                        line,
+                        kind: RejectKind::RaggedLine,
+                        column: None,
+                        message: format!("expected {width} fields, found {}", rec.len()),
+                    });
+                    return;
+                }
+                let mut fields = Vec::with_capacity(rec.len());
+                for (i, bytes) in rec.iter().enumerate() {
+                    match std::str::from_utf8(bytes) {
+                        Ok(s) => fields.push(Some(s)),
+                        Err(e) => {
+                            chunk.rejects.push(Reject {
+                                line,
+                                kind: RejectKind::InvalidUtf8,
+                                column: Some(format!("field {}", i + 1)),
+                                message: format!(
+                                    "invalid UTF-8 at byte {} of the field",
+                                    e.valid_up_to()
+                                ),
+                            });
+                            return;
+                        }
+                    }
+                }
+                self.mapped_row(m, &fields, line, chunk);
+                return;
+            }
+        };
         if rec.len() != width {
             chunk.rejects.push(Reject {
                 line,
@@ -283,6 +399,22 @@ impl<'a> Parser<'a> {
             line,
             chunk,
         );
+    }
+
+    /// Maps one delivered row and stores it, or rejects it naming the input column.
+    fn mapped_row(&self, m: &Mapping<'_>, fields: &[Option<&str>], line: u64, chunk: &mut Chunk) {
+        match m.apply(fields) {
+            Ok(values) => {
+                let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+                self.keep(&refs, line, chunk);
+            }
+            Err(e) => chunk.rejects.push(Reject {
+                line,
+                kind: RejectKind::Unmappable,
+                column: Some(e.column),
+                message: e.message,
+            }),
+        }
     }
 
     /// Stores one row's values (in contract source order; `None` = absent).
@@ -459,11 +591,11 @@ fn line_of(lines: &std::sync::Mutex<LineCursor>, pos: Option<&csv::Position>) ->
     }
 }
 
-enum Source<R: Read> {
+enum Source<'a, R: Read> {
     Csv {
         rdr: csv::Reader<NewlineIndex<R>>,
         /// Field count and column mapping (or the drift message), once the header is read.
-        header: Option<(usize, Result<Vec<usize>, String>)>,
+        header: Option<(usize, Result<RowMap<'a>, String>)>,
         /// Newlines read so far (exact line numbers).
         lines: std::sync::Arc<std::sync::Mutex<LineCursor>>,
     },
@@ -471,12 +603,19 @@ enum Source<R: Read> {
         rdr: std::io::BufReader<R>,
         line: u64,
     },
+    Parquet {
+        rows: ParquetRows,
+        /// Column mapping (or the drift message).
+        map: Result<RowMap<'a>, String>,
+        /// Rows read so far.
+        row: u64,
+    },
 }
 
 /// A landed file being parsed, chunk by chunk (bounded memory).
 pub struct Chunks<'a, R: Read> {
     parser: &'a Parser<'a>,
-    source: Source<R>,
+    source: Source<'a, R>,
     done: bool,
     delivered: Option<Vec<String>>,
 }
@@ -505,8 +644,9 @@ impl<R: Read> Chunks<'_, R> {
                 if header.is_none() {
                     match rdr.read_byte_record(&mut rec) {
                         Ok(true) => {
-                            self.delivered = Some(header_names(&rec));
-                            *header = Some((rec.len(), p.map_header(&rec)));
+                            let map = p.map_header(&rec);
+                            self.delivered = Some(p.delivered_names(header_names(&rec), &map));
+                            *header = Some((rec.len(), map));
                         }
                         Ok(false) => {
                             self.done = true;
@@ -567,6 +707,52 @@ impl<R: Read> Chunks<'_, R> {
                         continue;
                     }
                     p.json_row(text, *line, &mut chunk);
+                }
+            }
+            Source::Parquet { rows, map, row } => {
+                let Some(batch) = rows
+                    .next_batch()
+                    .map_err(|e| ParseError(std::io::Error::other(e)))?
+                else {
+                    self.done = true;
+                    return Ok(None);
+                };
+                match batch {
+                    Err((column, message, n)) => {
+                        for _ in 0..n {
+                            *row += 1;
+                            chunk.rejects.push(Reject {
+                                line: *row,
+                                kind: RejectKind::SchemaDrift,
+                                column: Some(column.clone()),
+                                message: message.clone(),
+                            });
+                        }
+                    }
+                    Ok(columns) => {
+                        let n = columns.first().map_or(0, Vec::len);
+                        for i in 0..n {
+                            *row += 1;
+                            let fields: Vec<Option<&str>> =
+                                columns.iter().map(|c| c[i].as_deref()).collect();
+                            match map {
+                                Err(message) => chunk.rejects.push(Reject {
+                                    line: *row,
+                                    kind: RejectKind::SchemaDrift,
+                                    column: None,
+                                    message: message.clone(),
+                                }),
+                                Ok(RowMap::Mapped(m)) => p.mapped_row(m, &fields, *row, &mut chunk),
+                                Ok(RowMap::Direct(idx)) => {
+                                    let values: Vec<Option<&str>> = idx
+                                        .iter()
+                                        .map(|&fi| fields.get(fi).copied().flatten())
+                                        .collect();
+                                    p.keep(&values, *row, &mut chunk);
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -686,6 +872,74 @@ mod tests {
         let chunks = parse(reordered.as_bytes());
         let c = chunks.iter().find(|c| !c.is_empty()).unwrap();
         assert_eq!(c.columns[0][0].as_deref(), Some("A1"));
+    }
+
+    fn parquet_bytes(batch: deltalake::arrow::array::RecordBatch) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut w = deltalake::parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None)
+            .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        buf
+    }
+
+    #[test]
+    fn parquet_rows_are_matched_by_name_like_csv() {
+        use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+        use std::sync::Arc;
+        let names: Vec<&str> = HEADER.trim().split(',').collect();
+        let cols: Vec<ArrayRef> = names
+            .iter()
+            .map(|n| match *n {
+                "minutes_attended" => Arc::new(Int64Array::from(vec![Some(50), None])) as ArrayRef,
+                "record_id" => Arc::new(StringArray::from(vec!["A1", "A2"])) as ArrayRef,
+                "student_id" => Arc::new(StringArray::from(vec!["S000001", "<bad>"])) as ArrayRef,
+                _ => Arc::new(StringArray::from(vec![Some("x"), None])) as ArrayRef,
+            })
+            .collect();
+        let bytes = parquet_bytes(RecordBatch::try_from_iter(names.iter().zip(cols)).unwrap());
+        let c = contract();
+        let keys = Pseudonymizer::new([1; 32]);
+        let p = Parser::new(&c, &keys, 100);
+        let mut chunks = p.parquet::<&[u8]>(bytes, "attendance.parquet").unwrap();
+        let ch = chunks.next_chunk().unwrap().unwrap();
+        assert!(chunks.next_chunk().unwrap().is_none());
+        assert_eq!(ch.lines, vec![1, 2]);
+        assert!(ch.rejects.is_empty());
+        // minutes_attended (raw column 6 after the dropped name and email): text, null kept.
+        assert_eq!(ch.columns[6], vec![Some("50".to_string()), None]);
+        assert_eq!(
+            ch.id_issues[1].as_deref(),
+            Some("contract.student_id.pattern")
+        );
+        assert_eq!(
+            chunks.delivered_columns().map(<[String]>::len),
+            Some(names.len())
+        );
+        // A file without the contract's columns: every row a schema_drift reject, located.
+        let only = RecordBatch::try_from_iter([(
+            "record_id",
+            Arc::new(StringArray::from(vec!["A1", "A2", "A3"])) as ArrayRef,
+        )])
+        .unwrap();
+        let mut chunks = p
+            .parquet::<&[u8]>(parquet_bytes(only), "x.parquet")
+            .unwrap();
+        let ch = chunks.next_chunk().unwrap().unwrap();
+        let got: Vec<(u64, RejectKind)> = ch.rejects.iter().map(|r| (r.line, r.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, RejectKind::SchemaDrift),
+                (2, RejectKind::SchemaDrift),
+                (3, RejectKind::SchemaDrift)
+            ]
+        );
+        assert!(ch.rejects[0].message.contains("missing column(s)"));
+        // Not parquet at all: an error naming why, not a panic.
+        assert!(p
+            .parquet::<&[u8]>(b"not parquet".to_vec(), "y.parquet")
+            .is_err());
     }
 
     #[test]

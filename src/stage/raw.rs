@@ -102,7 +102,7 @@ pub const ERROR_MESSAGE: &str = "error_message";
 pub const REJECTS_COLUMNS: ColumnComments = &[
     (
         ERROR_KIND,
-        "Why the line was rejected: ragged_line (field count differs from the header), invalid_utf8, schema_drift (header does not match the contract), invalid_json, unexpected_field (JSON key not in the contract)",
+        "Why the line was rejected: ragged_line (field count differs from the header), invalid_utf8, schema_drift (header does not match the contract), invalid_json, unexpected_field (JSON key not in the contract), unmappable (source.map)",
     ),
     (
         ERROR_COLUMN,
@@ -198,12 +198,22 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
     let mut history = None;
     let mut reports = Vec::new();
     let done = delta::batches_in_history(&data_loc, STEP).await?;
-    for file in lake.store.list_landed(name).await? {
+    let landed = lake.store.list_landed(name).await?;
+    let mut loaded: Option<Vec<super::mapping::LookupTable>> = None;
+    for file in landed.iter().cloned() {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
-        if done.contains(&batch) || delta::has_batch(&data_loc, &app).await? {
+        // A `source.map` lookup file is joined into the data files, not promoted itself.
+        if ds.pipeline.is_lookup(&file.original_name)
+            || done.contains(&batch)
+            || delta::has_batch(&data_loc, &app).await?
+        {
             continue;
         }
+        let lookups: &[super::mapping::LookupTable] = match &mut loaded {
+            Some(l) => l,
+            None => loaded.insert(super::lookup::load(lake, ds, &landed).await?),
+        };
         let started = Instant::now();
         let history = match &mut history {
             Some(h) => h,
@@ -211,18 +221,27 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         };
         let io_start = IoSnapshot::now();
         let lin = Lineage::of(&file)?;
-        let parser = Parser::new(&ds.contract, &keys, ds.pipeline.raw.chunk_rows);
+        let mut parser = Parser::new(&ds.contract, &keys, ds.pipeline.raw.chunk_rows);
+        if let Some(spec) = &ds.pipeline.mapping {
+            parser = parser.with_mapping(spec, lookups);
+        }
         let meta = CommitMeta::batch(Step::LandingToRaw, &batch)
             .with_contract(&ds.contract.version)
             .entries();
         let reader = lake.store.open_landed(&file).await?;
-        let mut chunks = match file.format.as_str() {
-            "jsonl" => parser.jsonl(reader),
-            _ => parser.csv(reader),
-        };
         let parse_err = |source| StepError::Parse {
             file: format!("{} ({})", file.original_name, &file.sha256[..12]),
             source,
+        };
+        let mut chunks = match file.format.as_str() {
+            "jsonl" => parser.jsonl(reader),
+            "parquet" => parser
+                .parquet(
+                    super::lookup::read_all(reader).map_err(parse_err)?,
+                    &file.original_name,
+                )
+                .map_err(parse_err)?,
+            _ => parser.csv(reader),
         };
         // Rows stream into the data table's pending commit; rejects into the rejects table's
         // (created only when there is one). Memory stays bounded by the chunk size.
@@ -437,6 +456,7 @@ mod tests {
             K::SchemaDrift,
             K::InvalidJson,
             K::UnexpectedField,
+            K::Unmappable,
         ] {
             assert!(text.contains(k.as_str()), "{}", k.as_str());
         }

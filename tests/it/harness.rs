@@ -60,6 +60,27 @@ impl TestProject {
         }
     }
 
+    /// A project scaffolded from a template (`medallion init --template T`).
+    pub fn with_template(template: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("proj");
+        let out = Command::new(BIN)
+            .args(["init", "--template", template])
+            .arg(&root)
+            .output()
+            .expect("run init");
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            _dir: dir,
+            root,
+            keyring: None,
+        }
+    }
+
     /// A project whose pseudonymisation key ring is `keyring` (shared with another project).
     pub fn with_keyring(keyring: &Path) -> Self {
         Self {

@@ -14,6 +14,7 @@ mod errors;
 mod evaluate;
 mod idempotency;
 mod issue_15;
+mod oulad_lake;
 mod privacy;
 mod quality;
 mod query;
