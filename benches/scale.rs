@@ -168,9 +168,10 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
     let mut init = Command::new(bin);
     init.arg("init").arg(&project);
     measure(&mut init, "init");
-    // About 1.75 attendance rows per student and calendar day (calibrated on the generator).
+    // About 1.47 attendance rows per student and calendar day (calibrated on the generator:
+    // about 2 sessions a weekday).
     let days = 180u32;
-    let students = ((n as f64) / (1.75 * f64::from(days))).ceil() as u64;
+    let students = ((n as f64) / (1.47 * f64::from(days))).ceil() as u64;
     let gen = root.join("exports");
     let t = Instant::now();
     b.run(&[

@@ -333,6 +333,12 @@ impl Appender {
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         use deltalake::writer::DeltaWriter;
         self.rows += batch.num_rows() as u64;
+        let target = self.writer.arrow_schema();
+        let batch = if batch.schema() == target {
+            batch
+        } else {
+            conform(&batch, &target).map_err(|e| self.loc.err(DeltaTableError::Generic(e)))?
+        };
         self.writer.write(batch).await.map_err(|e| self.loc.err(e))
     }
 
@@ -366,6 +372,23 @@ impl Appender {
             .map_err(|e| self.loc.err(e))?;
         Ok(Some(v as u64))
     }
+}
+
+/// `batch` with the columns and types of `target` (by name): polars hands over large strings
+/// where an existing table holds strings, and the streaming writer does not cast on its own.
+fn conform(batch: &RecordBatch, target: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+    let mut columns = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let column = batch
+            .column_by_name(field.name())
+            .ok_or_else(|| format!("column `{}` is missing from the rows written", field.name()))?;
+        columns.push(if column.data_type() == field.data_type() {
+            column.clone()
+        } else {
+            deltalake::arrow::compute::cast(column, field.data_type()).map_err(|e| e.to_string())?
+        });
+    }
+    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
 }
 
 /// Replaces the whole table content in one commit that records `app_id`.

@@ -52,11 +52,21 @@ fn a_batch_judged_in_small_chunks_gives_the_tables_of_the_whole_batch() {
     // Defects include repeated keys, corrections, repeated sessions (a `unique` rule) and
     // rows for quarantine, so every rule kind and the dedupe cross chunk borders.
     let inbox = whole.generate(30, 12, 0.06);
+    // A second export into tables that exist: quarantine appends, corrections merge.
+    let later = whole.generate_into("later", 30, 6, 0.06, 5, Some("2026-09-19"));
     for ds in ["attendance", "grades", "students", "engagement"] {
         set_trusted_chunk(&chunked, ds, 37);
     }
     for p in [&whole, &chunked] {
         p.land_all(&inbox);
+        let r = p.run_env(
+            &["promote", "--all", "--to", "curated"],
+            &[("MEDALLION_NOW", "2026-12-01T00:00:00Z")],
+        );
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        for ds in ["attendance", "grades"] {
+            p.ok(&["land", ds, later.to_str().unwrap()]);
+        }
         // One clock for both lakes: freshness is measured from it.
         let r = p.run_env(
             &["promote", "--all", "--to", "curated"],
