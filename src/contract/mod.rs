@@ -485,40 +485,16 @@ fn trusted_columns(
                 ));
             }
         }
-        let allowed_values = match custom(&p.custom_properties, "allowedValues") {
-            None => Vec::new(),
-            Some(serde_yaml::Value::Sequence(items)) => items
-                .iter()
-                .filter_map(|v| match v {
-                    serde_yaml::Value::String(s) => Some(s.clone()),
-                    serde_yaml::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .collect(),
-            Some(_) => {
-                problems.push(format!(
-                    "{at}.customProperties.allowedValues: expected a list of values"
-                ));
-                Vec::new()
-            }
-        };
-        let null_values = match custom(&p.custom_properties, "nullValues") {
-            None => Vec::new(),
-            Some(serde_yaml::Value::Sequence(items)) => items
-                .iter()
-                .filter_map(|v| match v {
-                    serde_yaml::Value::String(s) => Some(s.clone()),
-                    serde_yaml::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .collect(),
-            Some(_) => {
-                problems.push(format!(
-                    "{at}.customProperties.nullValues: expected a list of texts"
-                ));
-                Vec::new()
-            }
-        };
+        let allowed_values = text_list(
+            custom(&p.custom_properties, "allowedValues"),
+            &format!("{at}.customProperties.allowedValues: expected a list of values"),
+            problems,
+        );
+        let null_values = text_list(
+            custom(&p.custom_properties, "nullValues"),
+            &format!("{at}.customProperties.nullValues: expected a list of texts"),
+            problems,
+        );
         let minimum = opts.minimum.as_ref().and_then(number);
         let maximum = opts.maximum.as_ref().and_then(number);
         if let (Some(lo), Some(hi)) = (minimum, maximum) {
@@ -543,6 +519,30 @@ fn trusted_columns(
         });
     }
     out
+}
+
+/// The texts of a YAML list of strings and numbers (a custom property); anything else is a
+/// problem named by `problem`.
+fn text_list(
+    value: Option<&serde_yaml::Value>,
+    problem: &str,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    match value {
+        None => Vec::new(),
+        Some(serde_yaml::Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|v| match v {
+                serde_yaml::Value::String(s) => Some(s.clone()),
+                serde_yaml::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect(),
+        Some(_) => {
+            problems.push(problem.to_string());
+            Vec::new()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -663,6 +663,19 @@ pub async fn vacuum_removed(loc: &TableLoc) -> Result<u64> {
 /// # Errors
 /// delta-rs or DataFusion errors.
 pub async fn query(loc: &TableLoc, sql: &str) -> Result<Option<(SchemaRef, Vec<RecordBatch>)>> {
+    let Some((schema, df)) = planned(loc, sql).await? else {
+        return Ok(None);
+    };
+    let batches = df.collect().await.map_err(|e| loc.query_err(e))?;
+    Ok(Some((schema, batches)))
+}
+
+/// `sql` planned over the table registered as `t`, with its result schema; `None` without a
+/// table.
+async fn planned(
+    loc: &TableLoc,
+    sql: &str,
+) -> Result<Option<(SchemaRef, deltalake::datafusion::dataframe::DataFrame)>> {
     let Some(table) = open(loc).await? else {
         return Ok(None);
     };
@@ -670,8 +683,7 @@ pub async fn query(loc: &TableLoc, sql: &str) -> Result<Option<(SchemaRef, Vec<R
     register(&ctx, "t", &table, loc).await?;
     let df = ctx.sql(sql).await.map_err(|e| loc.query_err(e))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(|e| loc.query_err(e))?;
-    Ok(Some((schema, batches)))
+    Ok(Some((schema, df)))
 }
 
 /// Runs `sql` over the table registered as `t` and returns its rows as a stream, so a caller
@@ -681,13 +693,9 @@ pub async fn query(loc: &TableLoc, sql: &str) -> Result<Option<(SchemaRef, Vec<R
 /// delta-rs or DataFusion errors (also while the stream is read).
 pub async fn query_stream(loc: &TableLoc, sql: &str) -> Result<Option<(SchemaRef, RowStream)>> {
     use futures::StreamExt;
-    let Some(table) = open(loc).await? else {
+    let Some((schema, df)) = planned(loc, sql).await? else {
         return Ok(None);
     };
-    let ctx = SessionContext::new();
-    register(&ctx, "t", &table, loc).await?;
-    let df = ctx.sql(sql).await.map_err(|e| loc.query_err(e))?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(|e| loc.query_err(e))?;
     let loc = loc.clone();
     let rows = stream.map(move |b| b.map_err(|e| loc.query_err(e)));
