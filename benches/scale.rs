@@ -174,6 +174,9 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
     let students = ((n as f64) / (1.47 * f64::from(days))).ceil() as u64;
     let gen = root.join("exports");
     let t = Instant::now();
+    // A term that ended yesterday: a session after today would (rightly) be quarantined.
+    let start_day = chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(days) + 1);
+    let start = start_day.to_string();
     b.run(&[
         "generate",
         "--out",
@@ -182,6 +185,8 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
         &students.to_string(),
         "--days",
         &days.to_string(),
+        "--start",
+        &start,
     ]);
     let attendance = export(&gen, "attendance_");
     let rows = rows_of(&attendance);
@@ -191,10 +196,7 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
         t.elapsed().as_secs_f64()
     );
     // The increment: the next day, same roster (same seed), written apart.
-    let next = chrono::NaiveDate::from_ymd_opt(2026, 9, 7)
-        .and_then(|d| d.checked_add_days(chrono::Days::new(u64::from(days))))
-        .map(|d| d.to_string())
-        .unwrap_or_default();
+    let next = (start_day + chrono::Days::new(u64::from(days))).to_string();
     let inc_dir = root.join("increment");
     b.run(&[
         "generate",
