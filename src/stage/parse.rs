@@ -335,18 +335,18 @@ impl<'a> Parser<'a> {
         line: u64,
         chunk: &mut Chunk,
     ) {
+        if rec.len() != width {
+            chunk.rejects.push(Reject {
+                line,
+                kind: RejectKind::RaggedLine,
+                column: None,
+                message: format!("expected {width} fields, found {}", rec.len()),
+            });
+            return;
+        }
         let map = match map {
             RowMap::Direct(m) => m,
             RowMap::Mapped(m) => {
-                if rec.len() != width {
-                    chunk.rejects.push(Reject {
-                        line,
-                        kind: RejectKind::RaggedLine,
-                        column: None,
-                        message: format!("expected {width} fields, found {}", rec.len()),
-                    });
-                    return;
-                }
                 let mut fields = Vec::with_capacity(rec.len());
                 for (i, bytes) in rec.iter().enumerate() {
                     match std::str::from_utf8(bytes) {
@@ -369,15 +369,6 @@ impl<'a> Parser<'a> {
                 return;
             }
         };
-        if rec.len() != width {
-            chunk.rejects.push(Reject {
-                line,
-                kind: RejectKind::RaggedLine,
-                column: None,
-                message: format!("expected {width} fields, found {}", rec.len()),
-            });
-            return;
-        }
         let mut values = Vec::with_capacity(map.len());
         for (ci, &fi) in map.iter().enumerate() {
             let bytes = rec.get(fi).unwrap_or_default();
