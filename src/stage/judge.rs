@@ -249,7 +249,7 @@ impl<'a> BatchJudge<'a> {
                 }
             }
         }
-        let mut i = 0;
+        let (mut i, mut reverted) = (0, false);
         while i < self.constants.len() {
             let k = &self.constants[i];
             let c = valid.column(k.name())?;
@@ -265,6 +265,14 @@ impl<'a> BatchJudge<'a> {
                     let n = kept.height();
                     kept.with_column(k.new_from_index(0, n))?;
                 }
+                reverted = true;
+            }
+        }
+        if reverted {
+            // Every kept chunk in one column order, so they stack.
+            let order: Vec<PlSmallStr> = valid.get_column_names_owned();
+            for kept in &mut self.valid {
+                *kept = kept.select(order.clone())?;
             }
         }
         if valid.height() > 0 {
