@@ -23,56 +23,6 @@ use crate::vocab::{ColumnComments, Stage, TableRef};
 /// Ops table with one row per rule per batch.
 pub const QUALITY_RESULTS: &str = "quality_results";
 
-/// Columns of `ops.promotions` with their catalog comments, in table order.
-pub const PROMOTIONS_COLUMNS: ColumnComments = &[
-    ("dataset", "Dataset the batch belongs to (attendance, grades, students, courses)"),
-    (
-        "step",
-        "Step that wrote the batch: landing-to-raw, raw-to-trusted, quarantine-release, quarantine-purge or forget (an erasure: rows_in landing lines erased = rows_promoted raw rows + rejected rejects erased; quarantined = quarantine rows erased)",
-    ),
-    (
-        "batch_id",
-        "Batch id: one per landed file; release-<stamp> for a quarantine release, purge-before-<date> for a purge",
-    ),
-    (
-        "source_file",
-        "Landing file name as delivered; empty for releases and purges",
-    ),
-    (
-        "rows_in",
-        "Rows the step read: landing data lines (raw), raw rows (trusted), rows released (release) or purged (purge)",
-    ),
-    (
-        "rows_promoted",
-        "Rows that reached the target table; for trusted and releases, new record keys only",
-    ),
-    (
-        "rejected",
-        "Landing lines rejected as unparseable, to raw.<dataset>_rejects (raw step; 0 otherwise). Raw books: rows_in = rows_promoted + rejected",
-    ),
-    (
-        "quarantined",
-        "Rows moved to trusted.<dataset>_quarantine (trusted); rows left in quarantine (release, purge)",
-    ),
-    (
-        "duplicates_dropped",
-        "Rows dropped as duplicates or older than the record trusted holds. Trusted books: rows_in = rows_promoted + quarantined + duplicates_dropped",
-    ),
-    (
-        "updated",
-        "Existing trusted rows replaced by a newer correction of the same record",
-    ),
-    (
-        "warned_rules",
-        "Rules of severity warn that failed on the batch (counted; the rows still promote)",
-    ),
-    (
-        "contract_version",
-        "Contract version the batch was judged under (raw-to-trusted; empty for other steps)",
-    ),
-    ("recorded_at", "When these books were recorded (UTC)"),
-];
-
 /// Columns of `ops.quality_results` with their catalog comments, in table order.
 pub const QUALITY_RESULTS_COLUMNS: ColumnComments = &[
     ("dataset", "Dataset or curated product the rule judged"),

@@ -47,16 +47,25 @@ pub(super) struct Judged {
 fn typed_frame(ds: &Dataset, mut df: DataFrame) -> Result<DataFrame> {
     for c in &ds.contract.trusted {
         let text = df.column(&c.name)?.as_materialized_series().clone();
-        // Declared "missing" texts (`nullValues`) are null, not type failures.
-        let text = super::cast::null_tokens(&text, &c.null_values)?;
-        let typed = match c.ty {
-            Some(ty) => cast_text(&text, ty)?,
-            None => text.clone(),
-        };
+        let (text, typed) = typed(ds, &c.name, text)?;
         df.with_column(text.with_name(raw_name(&c.name).into()).into_column())?;
         df.with_column(typed.into_column())?;
     }
     Ok(df)
+}
+
+/// A column's delivered text (declared "missing" texts, `nullValues`, made null: they are not
+/// type failures) and its value cast to the contract's type.
+fn typed(ds: &Dataset, column: &str, text: Series) -> Result<(Series, Series)> {
+    let Some(c) = ds.contract.column(column) else {
+        return Ok((text.clone(), text));
+    };
+    let text = super::cast::null_tokens(&text, &c.null_values)?;
+    let typed = match c.ty {
+        Some(ty) => cast_text(&text, ty)?,
+        None => text.clone(),
+    };
+    Ok((text, typed))
 }
 
 /// The rows of an evaluated chunk that failed a quarantine rule, as delivered, with their rule
@@ -97,24 +106,16 @@ pub(super) fn repeated_keys(
         let Check::Unique { columns } = &rule.check else {
             continue;
         };
-        let mut typed = Vec::with_capacity(columns.len());
+        let mut key_columns = Vec::with_capacity(columns.len());
         for c in columns {
             let text = keys.column(c)?.as_materialized_series().clone();
-            let column = ds.contract.column(c);
-            let text = match column {
-                Some(col) => super::cast::null_tokens(&text, &col.null_values)?,
-                None => text,
-            };
-            typed.push(match column.and_then(|c| c.ty) {
-                Some(ty) => cast_text(&text, ty)?.into_column(),
-                None => text.into_column(),
-            });
+            key_columns.push(typed(ds, c, text)?.1.into_column());
         }
         let present = columns
             .iter()
             .fold(lit(true), |acc, k| acc.and(col(k.as_str()).is_not_null()));
         let by: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
-        let repeats = DataFrame::new_infer_height(typed)?
+        let repeats = DataFrame::new_infer_height(key_columns)?
             .lazy()
             .filter(present)
             .group_by(by)

@@ -14,16 +14,7 @@ fn slice() -> PathBuf {
 }
 
 fn read(dir: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(dir.join(name)).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    r.records()
-        .map(|x| {
-            h.iter()
-                .cloned()
-                .zip(x.unwrap().iter().map(String::from))
-                .collect()
-        })
-        .collect()
+    crate::harness::csv_maps(&dir.join(name))
 }
 
 /// Runs `evaluate at-risk` outside any project (the OULAD template's settings).

@@ -256,3 +256,17 @@ pub fn strings(df: &DataFrame) -> Vec<String> {
     }
     out
 }
+
+/// The rows of a CSV file as column → value maps.
+pub fn csv_maps(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|x| {
+            h.iter()
+                .cloned()
+                .zip(x.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}

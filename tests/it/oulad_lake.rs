@@ -23,16 +23,7 @@ fn slice() -> PathBuf {
 const PARTITION: &str = "parquet/studentVle/code_module=GGG/code_presentation=2014J/part-0.parquet";
 
 fn csv_rows(name: &str) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(slice().join("csv").join(name)).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    r.records()
-        .map(|x| {
-            h.iter()
-                .cloned()
-                .zip(x.unwrap().iter().map(String::from))
-                .collect()
-        })
-        .collect()
+    crate::harness::csv_maps(&slice().join("csv").join(name))
 }
 
 /// (id_student, id_site, date) of every row of the shipped parquet partition.
