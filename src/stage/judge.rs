@@ -2,24 +2,30 @@
 //!
 //! A batch is cast to the contract's types and judged by every rule chunk by chunk
 //! ([`BatchJudge::chunk`]): each chunk's quarantined rows come back at once (the caller streams
-//! them into the quarantine table's pending commit) and its valid rows are kept narrow (trusted
-//! columns and the source line; lineage that is the same for the whole batch is kept once, not
-//! per row). [`BatchJudge::finish`] gives the rule results over the whole batch and the valid
-//! rows deduplicated by primary key (newest `newestWinsBy` wins, then the later line).
+//! them into the quarantine table's pending commit). Its valid rows are either kept narrow
+//! (trusted columns and the source line; lineage that is the same for the whole batch is kept
+//! once, not per row) or, in streaming mode (a table's first load), handed back at once when
+//! their primary key occurs once in the batch, so only rows whose key repeats are kept.
+//! [`BatchJudge::finish`] gives the rule results over the whole batch and the kept rows
+//! deduplicated by primary key (newest `newestWinsBy` wins, then the later line).
 //!
 //! Invariants:
 //! - judged in chunks = judged whole: row rules add up, dataset rules are measured over every
 //!   chunk ([`Tally`]), and a `unique` rule sees repeats across chunks through the batch's
-//!   repeated keys found up front ([`repeated_keys`]);
-//! - every raw row of the batch is counted once: quarantined, or valid (then kept, or dropped
-//!   as an in-batch duplicate of a kept row);
-//! - memory holds one chunk with its rule columns plus the batch's valid rows in trusted form.
+//!   repeated keys found up front ([`super::keys::repeated`]);
+//! - every raw row of the batch is counted once: quarantined, or valid (then streamed, kept,
+//!   or dropped as an in-batch duplicate of a kept row);
+//! - a streamed row's key occurs in no other row of the batch, so dedupe over the kept rows
+//!   alone equals dedupe over all valid rows;
+//! - memory holds one chunk with its rule columns plus the kept valid rows in trusted form
+//!   (in streaming mode only those whose key repeats in the batch).
 
 use std::collections::{HashMap, HashSet};
 
 use polars::prelude::*;
 
 use super::cast::cast_text;
+use super::keys::HIT;
 use super::{
     Dataset, Result, BATCH_ID, INGESTED_AT, LINEAGE, SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
 };
@@ -35,8 +41,11 @@ const BATCH_CONSTANTS: [&str; 4] = [SOURCE_FILE, SOURCE_HASH, BATCH_ID, INGESTED
 
 /// A judged batch: its rule results and its valid rows deduplicated by key.
 pub(super) struct Judged {
-    /// Valid rows, one per key: trusted columns then lineage.
+    /// Valid rows, one per key: trusted columns then lineage (in streaming mode only those
+    /// held back because their key repeats in the batch).
     pub valid: DataFrame,
+    /// Valid rows handed out as they were judged (streaming mode): keys unique in the batch.
+    pub streamed: u64,
     /// Valid rows dropped as older repeats of a key within the batch.
     pub in_batch_duplicates: u64,
     /// One result per rule (plus the forgotten-student rule when it held rows).
@@ -56,7 +65,7 @@ fn typed_frame(ds: &Dataset, mut df: DataFrame) -> Result<DataFrame> {
 
 /// A column's delivered text (declared "missing" texts, `nullValues`, made null: they are not
 /// type failures) and its value cast to the contract's type.
-fn typed(ds: &Dataset, column: &str, text: Series) -> Result<(Series, Series)> {
+pub(super) fn typed(ds: &Dataset, column: &str, text: Series) -> Result<(Series, Series)> {
     let Some(c) = ds.contract.column(column) else {
         return Ok((text.clone(), text));
     };
@@ -94,56 +103,25 @@ fn quarantine_frame(ds: &Dataset, ev: &DataFrame) -> Result<DataFrame> {
         .collect()?)
 }
 
-/// For each row-level `unique` rule, the key tuples that occur more than once in the whole
-/// batch (typed, every key column present), from the batch's key columns only.
-pub(super) fn repeated_keys(
-    ds: &Dataset,
-    rules: &RuleSet,
-    keys: &DataFrame,
-) -> Result<HashMap<String, DataFrame>> {
-    let mut out = HashMap::new();
-    for rule in &rules.rules {
-        let Check::Unique { columns } = &rule.check else {
-            continue;
-        };
-        let mut key_columns = Vec::with_capacity(columns.len());
-        for c in columns {
-            let text = keys.column(c)?.as_materialized_series().clone();
-            key_columns.push(typed(ds, c, text)?.1.into_column());
-        }
-        let present = columns
-            .iter()
-            .fold(lit(true), |acc, k| acc.and(col(k.as_str()).is_not_null()));
-        let by: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
-        let repeats = DataFrame::new_infer_height(key_columns)?
-            .lazy()
-            .filter(present)
-            .group_by(by)
-            .agg([len().alias("__n")])
-            .filter(col("__n").gt(lit(1)))
-            .select([
-                all().exclude_cols(["__n"]).as_expr(),
-                lit(true).alias("__hit"),
-            ])
-            .collect()?;
-        out.insert(rule.id.clone(), repeats);
-    }
-    Ok(out)
+/// The `unique` rules whose repeats must be found across a batch's chunks, with their columns.
+pub(super) fn unique_sets(rules: &RuleSet) -> Vec<(String, Vec<String>)> {
+    rules
+        .rules
+        .iter()
+        .filter_map(|r| match &r.check {
+            Check::Unique { columns } => Some((r.id.clone(), columns.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
-/// The columns a batch's `unique` rules read (for [`repeated_keys`]).
-pub(super) fn unique_columns(rules: &RuleSet) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for rule in &rules.rules {
-        if let Check::Unique { columns } = &rule.check {
-            for c in columns {
-                if !out.contains(c) {
-                    out.push(c.clone());
-                }
-            }
-        }
-    }
-    out
+/// What judging one chunk gives back at once.
+pub(super) struct Chunk {
+    /// Quarantined rows as delivered, with rule ids and failures.
+    pub quarantine: DataFrame,
+    /// Streaming mode: valid rows whose primary key occurs once in the whole batch, ready to
+    /// write (trusted columns then lineage); `None` otherwise.
+    pub ready: Option<DataFrame>,
 }
 
 /// Judges one batch chunk by chunk.
@@ -153,6 +131,10 @@ pub(super) struct BatchJudge<'a> {
     tally: Tally,
     /// Repeated keys per `unique` rule, when the batch is judged in more than one chunk.
     repeats: Option<HashMap<String, DataFrame>>,
+    /// Streaming mode: the primary-key tuples repeated in the batch. Valid rows with another
+    /// key (or no null in it) are handed out per chunk; the rest are kept for [`Self::finish`].
+    held_keys: Option<DataFrame>,
+    streamed: u64,
     /// Valid rows per chunk, without the batch constants.
     valid: Vec<DataFrame>,
     /// Lineage columns constant over the batch, with their value.
@@ -163,17 +145,22 @@ pub(super) struct BatchJudge<'a> {
 }
 
 impl<'a> BatchJudge<'a> {
-    /// A judge for one batch; `repeats` from [`repeated_keys`] when it spans several chunks.
+    /// A judge for one batch; `repeats` (per `unique` rule, from [`super::keys::repeated`])
+    /// when it spans several chunks; `held_keys` (the batch's repeated primary keys) to hand
+    /// valid rows out per chunk instead of keeping them.
     pub fn new(
         ds: &'a Dataset,
         rules: &'a RuleSet,
         repeats: Option<HashMap<String, DataFrame>>,
+        held_keys: Option<DataFrame>,
     ) -> Self {
         Self {
             ds,
             rules,
             tally: Tally::new(rules),
             repeats,
+            held_keys,
+            streamed: 0,
             valid: Vec::new(),
             constants: Vec::new(),
             forgotten: None,
@@ -187,7 +174,8 @@ impl<'a> BatchJudge<'a> {
     }
 
     /// Judges one chunk of raw rows: returns its quarantined rows (as delivered, with rule ids
-    /// and failures) and keeps its valid rows.
+    /// and failures) and, in streaming mode, its valid rows of keys unique in the batch; keeps
+    /// its other valid rows.
     ///
     /// # Errors
     /// polars errors.
@@ -197,7 +185,7 @@ impl<'a> BatchJudge<'a> {
         raw_columns: &[String],
         forgotten: &HashSet<String>,
         cx: &eval::Context,
-    ) -> Result<DataFrame> {
+    ) -> Result<Chunk> {
         self.rows += raw.height() as u64;
         let (raw, held) = super::forgotten::split(raw, raw_columns, forgotten)?;
         let mut frame = typed_frame(self.ds, raw)?;
@@ -217,12 +205,13 @@ impl<'a> BatchJudge<'a> {
             // Judged over every row of the batch, like the rules.
             r.evaluated = self.rows;
         }
-        self.keep_valid(&ev)?;
-        Ok(quarantine)
+        let ready = self.keep_valid(&ev)?;
+        Ok(Chunk { quarantine, ready })
     }
 
-    /// Keeps a chunk's valid rows (trusted columns and lineage), batch constants once.
-    fn keep_valid(&mut self, ev: &DataFrame) -> Result<()> {
+    /// Keeps a chunk's valid rows (trusted columns and lineage), batch constants once; in
+    /// streaming mode returns those whose key is unique in the batch instead of keeping them.
+    fn keep_valid(&mut self, ev: &DataFrame) -> Result<Option<DataFrame>> {
         let mut cols: Vec<Expr> = self
             .ds
             .contract
@@ -231,12 +220,20 @@ impl<'a> BatchJudge<'a> {
             .map(|c| col(c.name.as_str()))
             .collect();
         cols.extend(LINEAGE.iter().map(|c| col(*c)));
-        let mut valid = ev
+        let valid = ev
             .clone()
             .lazy()
             .filter(col(QUARANTINE_FLAG).not())
             .select(cols)
             .collect()?;
+        let (ready, mut valid) = match &self.held_keys {
+            Some(held) => {
+                let (ready, kept) = split_held(valid, &self.ds.contract.primary_key, held)?;
+                self.streamed += ready.height() as u64;
+                (Some(ready), kept)
+            }
+            None => (None, valid),
+        };
         if self.valid.is_empty() && self.constants.is_empty() && valid.height() > 0 {
             for name in BATCH_CONSTANTS {
                 let c = valid.column(name)?;
@@ -279,7 +276,7 @@ impl<'a> BatchJudge<'a> {
         if valid.height() > 0 {
             self.valid.push(valid);
         }
-        Ok(())
+        Ok(ready)
     }
 
     /// Rule results over the whole batch (stopping on a failed `fail` rule) and the valid rows
@@ -299,6 +296,7 @@ impl<'a> BatchJudge<'a> {
             None => {
                 return Ok(Judged {
                     valid: empty_valid(self.ds)?,
+                    streamed: self.streamed,
                     in_batch_duplicates: 0,
                     results,
                 })
@@ -323,6 +321,7 @@ impl<'a> BatchJudge<'a> {
             .collect();
         Ok(Judged {
             valid: valid.select(order)?,
+            streamed: self.streamed,
             in_batch_duplicates,
             results,
         })
@@ -353,6 +352,43 @@ fn empty_valid(ds: &Dataset) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(cols)?)
 }
 
+/// Splits valid rows into those whose primary key occurs once in the batch (not in `held`,
+/// no null in it) and the rest.
+fn split_held(
+    valid: DataFrame,
+    key: &[String],
+    held: &DataFrame,
+) -> Result<(DataFrame, DataFrame)> {
+    let any_null = key
+        .iter()
+        .fold(lit(false), |acc, k| acc.or(col(k.as_str()).is_null()));
+    let marked = if held.height() == 0 {
+        valid.lazy().with_column(any_null.alias(HELD))
+    } else {
+        let on: Vec<Expr> = key.iter().map(|c| col(c.as_str())).collect();
+        let mut args = JoinArgs::new(JoinType::Left);
+        args.maintain_order = MaintainOrderJoin::Left;
+        valid
+            .lazy()
+            .join(held.clone().lazy(), on.clone(), on, args)
+            .with_column(col(HIT).fill_null(lit(false)).or(any_null).alias(HELD))
+            .drop(by_name([HIT], true, false))
+    }
+    .collect()?;
+    let part = |keep: Expr| -> Result<DataFrame> {
+        Ok(marked
+            .clone()
+            .lazy()
+            .filter(keep)
+            .drop(by_name([HELD], true, false))
+            .collect()?)
+    };
+    Ok((part(col(HELD).not())?, part(col(HELD))?))
+}
+
+/// Marker of a valid row kept back for deduplication at the end of the batch.
+const HELD: &str = "__held";
+
 /// Marks, per `unique` rule, the rows whose key repeats anywhere in the batch.
 fn mark_repeats(
     mut frame: DataFrame,
@@ -375,8 +411,8 @@ fn mark_repeats(
         frame = frame
             .lazy()
             .join(keys.clone().lazy(), on.clone(), on, args)
-            .with_column(col("__hit").fill_null(lit(false)).alias(name.as_str()))
-            .drop(by_name(["__hit"], true, false))
+            .with_column(col(HIT).fill_null(lit(false)).alias(name.as_str()))
+            .drop(by_name([HIT], true, false))
             .collect()?;
     }
     Ok(frame)

@@ -13,6 +13,7 @@ pub mod cast;
 pub mod forgotten;
 pub mod hold;
 mod judge;
+mod keys;
 pub mod lookup;
 pub mod mapping;
 pub mod parquet;

@@ -13,8 +13,8 @@ use std::time::Instant;
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::judge::{self, unique_columns, BatchJudge, Judged};
-use super::{Dataset, Lake, Registration, Result, StepOptions, BATCH_ID};
+use super::judge::{unique_sets, BatchJudge, Chunk, Judged};
+use super::{keys, Dataset, Lake, Registration, Result, StepOptions, BATCH_ID};
 use crate::frame;
 use crate::ledger::{self, CommitMeta, Step};
 use crate::metrics::io::IoSnapshot;
@@ -148,6 +148,32 @@ async fn merge_winners(
     )
     .await?;
     Ok(merged.map(|(_, counts)| counts))
+}
+
+/// Completes a first load whose unique-key rows were streamed into `out`: appends the
+/// deduplicated rows held back, then commits with `meta`, unless the table gained files
+/// meanwhile (a commit conflict: the rerun merges by key).
+async fn append_rest(
+    mut out: delta::Appender,
+    ds: &Dataset,
+    winners: DataFrame,
+    streamed: u64,
+    meta: &[(&str, serde_json::Value)],
+) -> Result<Option<UpsertCounts>> {
+    let rows = winners.height();
+    let step = ds.pipeline.trusted.chunk_rows.max(1);
+    for offset in (0..rows).step_by(step) {
+        let mut slice = winners.slice(offset as i64, step);
+        for b in frame::to_batches(&mut slice)?.1 {
+            out.write(b).await?;
+        }
+    }
+    drop(winners);
+    out.set_metadata(meta);
+    Ok(out.commit_into_empty().await?.map(|_| UpsertCounts {
+        inserted: streamed + rows as u64,
+        updated: 0,
+    }))
 }
 
 /// Keys each `references` rule checks against, read from the referenced trusted tables.
@@ -379,36 +405,6 @@ fn raw_columns(ds: &Dataset) -> Vec<String> {
     ds.contract.raw_columns().map(|r| r.name.clone()).collect()
 }
 
-/// The key tuples of `unique` rules that repeat in one raw batch (its rows held back for a
-/// forgotten student excepted), read as key columns only.
-async fn batch_repeats(
-    raw_loc: &delta::TableLoc,
-    ds: &Dataset,
-    columns: &[String],
-    batch_pred: &str,
-    forgotten: &HashSet<String>,
-) -> Result<HashMap<String, DataFrame>> {
-    let mut read = columns.to_vec();
-    let student = super::forgotten::STUDENT_ID;
-    if !forgotten.is_empty()
-        && !read.iter().any(|c| c == student)
-        && ds.contract.raw_columns().any(|r| r.name == student)
-    {
-        read.push(student.to_string());
-    }
-    let sql = format!("SELECT {} FROM t WHERE {batch_pred}", read.join(", "));
-    let Some((schema, batches)) = delta::query(raw_loc, &sql).await? else {
-        return Ok(HashMap::new());
-    };
-    let keys = frame::from_batches(&schema, &batches)?;
-    drop(batches);
-    let keys = match super::forgotten::mentions(&keys, forgotten)? {
-        Some(mask) => keys.filter(&!&mask)?,
-        None => keys,
-    };
-    judge::repeated_keys(ds, &ds.rules, &keys)
-}
-
 /// Promotes every raw batch of `ds` not yet in trusted, in landing order.
 ///
 /// # Errors
@@ -430,7 +426,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     // Read once, and only when a batch is pending.
     let (mut forgotten, empty) = (None, std::collections::HashSet::new());
     let empty_refs = HashMap::new();
-    let unique_cols = unique_columns(&ds.rules);
+    let unique = unique_sets(&ds.rules);
     for file in lake.store.list_landed(name).await? {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
@@ -466,15 +462,29 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         let refs = refs.as_ref().unwrap_or(&empty_refs);
         let forgotten = forgotten.as_ref().unwrap_or(&empty);
         let chunk_rows = ds.pipeline.trusted.chunk_rows;
-        // A batch judged in more than one chunk needs its `unique` rules' repeats up front.
-        let repeats = if !unique_cols.is_empty()
-            && delta::count_where(&raw_loc, Some(&batch_pred)).await? > chunk_rows as u64
-        {
-            Some(batch_repeats(&raw_loc, ds, &unique_cols, &batch_pred, forgotten).await?)
+        let chunked = delta::count_where(&raw_loc, Some(&batch_pred)).await? > chunk_rows as u64;
+        // A table's first load streams its valid rows into the data commit as they are
+        // judged; only rows whose key repeats in the batch wait to be deduplicated at the end.
+        let stream_valid = chunked && !delta::has_files(&data_loc).await?;
+        // A batch judged in more than one chunk needs its repeated keys up front: per
+        // `unique` rule, and the primary key's when streaming.
+        let mut sets: Vec<Vec<String>> = if chunked {
+            unique.iter().map(|(_, c)| c.clone()).collect()
         } else {
-            None
+            Vec::new()
         };
-        let mut judge = BatchJudge::new(ds, &ds.rules, repeats);
+        if stream_valid {
+            sets.push(ds.contract.primary_key.clone());
+        }
+        let mut found = if sets.is_empty() {
+            Vec::new()
+        } else {
+            keys::repeated(&raw_loc, ds, &sets, &batch_pred, forgotten).await?
+        };
+        let held_keys = if stream_valid { found.pop() } else { None };
+        let repeats = (chunked && !unique.is_empty())
+            .then(|| unique.iter().map(|(id, _)| id.clone()).zip(found).collect());
+        let mut judge = BatchJudge::new(ds, &ds.rules, repeats, held_keys);
         let batch_unique = judge.batch_unique();
         let cx = eval::Context {
             as_of: AsOf(lake.clock.now()),
@@ -491,6 +501,10 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         // it is committed only once the whole batch is judged and neither stopped nor held.
         let mut q_writable = !opts.dry_run && !delta::has_batch(&q_loc, &app).await?;
         let mut q_out: Option<delta::Appender> = None;
+        // Streamed valid rows go into the data table's pending commit, committed last.
+        let mut d_writable = stream_valid && !opts.dry_run;
+        let mut d_out: Option<delta::Appender> = None;
+        let mut streamed_courses = BTreeSet::new();
         let (mut raw_rows, mut quarantined) = (0u64, 0u64);
         let mut pending: Vec<RecordBatch> = Vec::new();
         let (mut pending_rows, mut judged_any) = (0usize, false);
@@ -515,9 +529,27 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
             pending_rows = 0;
             judged_any = true;
             raw_rows += raw.height() as u64;
-            let mut q = judge
+            let Chunk {
+                quarantine: mut q,
+                ready,
+            } = judge
                 .chunk(raw, &raw_columns, forgotten, &cx)
                 .map_err(|e| e.in_file(&file.original_name))?;
+            if let Some(mut ready) = ready.filter(|r| r.height() > 0) {
+                frame::distinct_text(&ready, COURSE, &mut streamed_courses)?;
+                if d_writable {
+                    let (rs, rb) = frame::to_batches(&mut ready)?;
+                    if d_out.is_none() {
+                        d_out = delta::Appender::open(&data_loc, rs, &app, &meta).await?;
+                        d_writable = d_out.is_some();
+                    }
+                    if let Some(out) = d_out.as_mut() {
+                        for b in rb {
+                            out.write(b).await?;
+                        }
+                    }
+                }
+            }
             quarantined += q.height() as u64;
             if q.height() > 0 && q_writable {
                 let (qs, qb) = frame::to_batches(&mut q)?;
@@ -537,6 +569,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         }
         let Judged {
             valid,
+            streamed,
             in_batch_duplicates,
             results,
         } = judge
@@ -583,11 +616,14 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         super::crash_point(STEP, "after-quarantine");
         let Classified {
             winners,
-            counts,
+            mut counts,
             stale,
             duplicates_dropped,
-            courses,
+            mut courses,
         } = classify(&data_loc, ds, valid, in_batch_duplicates).await?;
+        // Streamed rows are new keys of a table that had none (checked again at the commit).
+        counts.inserted += streamed;
+        courses.extend(streamed_courses);
         report.inserted = counts.inserted;
         report.updated = counts.updated;
         (report.stale, report.duplicates_dropped) = (stale, duplicates_dropped);
@@ -607,7 +643,11 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
         }
         super::crash_point(STEP, "before-data");
         // The data table is written last: its txn marks the batch done.
-        let Some(merged) = merge_winners(&data_loc, ds, winners, &app, &meta).await? else {
+        let merged = match d_out {
+            Some(out) => append_rest(out, ds, winners, streamed, &meta).await?,
+            None => merge_winners(&data_loc, ds, winners, &app, &meta).await?,
+        };
+        let Some(merged) = merged else {
             tracing::warn!(dataset = name, batch = %batch, "A concurrent promotion committed this batch first.");
             continue;
         };
@@ -770,8 +810,10 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
         batch_unique: None,
     };
     // The quarantine is judged as one chunk: its rows come from many batches.
-    let mut judge = BatchJudge::new(ds, &rules, None);
-    let mut remaining = judge.chunk(raw, &raw_columns(ds), &HashSet::new(), &cx)?;
+    let mut judge = BatchJudge::new(ds, &rules, None, None);
+    let mut remaining = judge
+        .chunk(raw, &raw_columns(ds), &HashSet::new(), &cx)?
+        .quarantine;
     let Judged {
         valid,
         in_batch_duplicates: dups,

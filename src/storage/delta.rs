@@ -275,7 +275,8 @@ pub struct Appender {
     schema: SchemaRef,
     app_id: String,
     table: Option<DeltaTable>,
-    writer: deltalake::writer::RecordBatchWriter,
+    /// `None` only while its commit properties are being replaced.
+    writer: Option<deltalake::writer::RecordBatchWriter>,
     rows: u64,
 }
 
@@ -315,13 +316,15 @@ impl Appender {
             ),
         }
         .map_err(|e| loc.err(e))?
+        // Files roll at this size, so no data file of a large batch is held whole.
+        .with_target_file_size(TARGET_FILE_BYTES)
         .with_commit_properties(commit_props(app_id, metadata));
         Ok(Some(Self {
             loc: loc.clone(),
             schema,
             app_id: app_id.to_string(),
             table,
-            writer,
+            writer: Some(writer),
             rows: 0,
         }))
     }
@@ -333,13 +336,40 @@ impl Appender {
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         use deltalake::writer::DeltaWriter;
         self.rows += batch.num_rows() as u64;
-        let target = self.writer.arrow_schema();
+        let writer = self.writer.as_mut().ok_or_else(|| {
+            self.loc
+                .err(DeltaTableError::Generic("appender without a writer".into()))
+        })?;
+        let target = writer.arrow_schema();
         let batch = if batch.schema() == target {
             batch
         } else {
             conform(&batch, &target).map_err(|e| self.loc.err(DeltaTableError::Generic(e)))?
         };
-        self.writer.write(batch).await.map_err(|e| self.loc.err(e))
+        writer.write(batch).await.map_err(|e| self.loc.err(e))
+    }
+
+    /// Replaces the commit's metadata (what is known only once every row is written, such
+    /// as the batch's books).
+    pub fn set_metadata(&mut self, metadata: &[(&str, serde_json::Value)]) {
+        let props = commit_props(&self.app_id, metadata);
+        self.writer = self.writer.take().map(|w| w.with_commit_properties(props));
+    }
+
+    /// [`Self::commit`], unless the table gained data files since this append was planned
+    /// against an empty table: then nothing is committed and a commit conflict is returned
+    /// (the step reruns the batch, merging by key).
+    ///
+    /// # Errors
+    /// The conflict; delta-rs errors.
+    pub async fn commit_into_empty(self) -> Result<Option<u64>> {
+        if let Some(t) = open(&self.loc).await? {
+            let version = t.version().unwrap_or(0);
+            if has_files(&self.loc).await? {
+                return Err(self.loc.err(DeltaTableError::VersionAlreadyExists(version)));
+            }
+        }
+        self.commit().await
     }
 
     /// Rows written so far.
@@ -365,14 +395,21 @@ impl Appender {
                 t
             }
         };
-        let v = self
-            .writer
+        let Some(mut writer) = self.writer.take() else {
+            return Err(self
+                .loc
+                .err(DeltaTableError::Generic("appender without a writer".into())));
+        };
+        let v = writer
             .flush_and_commit(&mut table)
             .await
             .map_err(|e| self.loc.err(e))?;
         Ok(Some(v as u64))
     }
 }
+
+/// Size at which an [`Appender`] closes a data file and starts the next.
+const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// `batch` with the columns and types of `target` (by name): polars hands over large strings
 /// where an existing table holds strings, and the streaming writer does not cast on its own.

@@ -124,6 +124,15 @@ impl TestProject {
         self.root.join(rel)
     }
 
+    /// Sets how many raw rows raw→trusted judges per chunk for `dataset` (small values make
+    /// every batch span many chunks).
+    pub fn set_trusted_chunk(&self, dataset: &str, rows: usize) {
+        let path = self.path(&format!("pipelines/{dataset}.yaml"));
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("trusted:\n  chunk_rows: {rows}\n"));
+        std::fs::write(&path, text).unwrap();
+    }
+
     /// Generates exports into `<root>/inbox` (seed 11, the default term start).
     pub fn generate(&self, students: usize, days: u32, defect_rate: f64) -> PathBuf {
         self.generate_into("inbox", students, days, defect_rate, 11, None)

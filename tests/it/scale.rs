@@ -36,13 +36,6 @@ fn same_lines(a: &str, b: &str, what: &str) {
     );
 }
 
-fn set_trusted_chunk(p: &TestProject, dataset: &str, rows: usize) {
-    let path = p.path(&format!("pipelines/{dataset}.yaml"));
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!("trusted:\n  chunk_rows: {rows}\n"));
-    std::fs::write(&path, text).unwrap();
-}
-
 #[test]
 fn a_batch_judged_in_small_chunks_gives_the_tables_of_the_whole_batch() {
     let shared = tempfile::tempdir().unwrap();
@@ -55,7 +48,7 @@ fn a_batch_judged_in_small_chunks_gives_the_tables_of_the_whole_batch() {
     // A second export into tables that exist: quarantine appends, corrections merge.
     let later = whole.generate_into("later", 30, 6, 0.06, 5, Some("2026-09-19"));
     for ds in ["attendance", "grades", "students", "engagement"] {
-        set_trusted_chunk(&chunked, ds, 37);
+        chunked.set_trusted_chunk(ds, 37);
     }
     for p in [&whole, &chunked] {
         p.land_all(&inbox);
