@@ -26,6 +26,10 @@ use crate::storage::delta::{self, txn_id};
 use crate::vocab::Stage;
 use crate::yaml::{self, YamlError};
 
+/// Name the curated step's shared reads of trusted are measured under (duration and cost),
+/// apart from each product's own build and write.
+pub const READS: &str = "trusted_reads";
+
 /// Step name used in txn ids.
 pub const STEP: &str = crate::ledger::Step::TrustedToCurated.as_str();
 
@@ -120,6 +124,10 @@ pub struct PassMark {
     pub courses: std::collections::BTreeMap<String, f64>,
 }
 
+fn default_chunk_rows() -> u64 {
+    1 << 20
+}
+
 fn default_pass_mark() -> PassMark {
     PassMark {
         default: 60.0,
@@ -146,6 +154,10 @@ pub struct AtRiskConfig {
 pub struct CuratedConfig {
     /// Aggregates over fewer students than this are suppressed.
     pub small_cell_min: u32,
+    /// Trusted rows read at once: the touched courses are built in groups of about this many
+    /// input rows (a course is never split), so memory does not grow with the lake.
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: u64,
     /// At-risk settings.
     pub at_risk: AtRiskConfig,
     /// Folder of the products' rule files (`<product>.yaml`); set by the project.
@@ -220,6 +232,74 @@ fn course_filter(courses: &BTreeSet<String>) -> String {
     } else {
         format!("course_id IN ({})", sql_list(courses))
     }
+}
+
+/// The touched courses in groups of about `budget` trusted input rows (over `datasets`), in
+/// course order; a course larger than the budget is a group of its own.
+async fn course_groups(
+    lake: &Lake,
+    courses: &BTreeSet<String>,
+    datasets: &BTreeSet<&str>,
+    budget: u64,
+) -> Result<Vec<BTreeSet<String>>> {
+    let mut rows: HashMap<String, u64> = HashMap::new();
+    for ds in datasets {
+        let loc = lake.loc(Stage::Trusted, ds)?;
+        let sql = format!(
+            "SELECT course_id, count(*) AS n FROM t WHERE {} GROUP BY course_id",
+            course_filter(courses)
+        );
+        if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+            let df = frame::from_batches(&schema, &batches)?;
+            let n = df
+                .column("n")?
+                .as_materialized_series()
+                .cast(&DataType::UInt64)?;
+            let ids = df
+                .column("course_id")?
+                .as_materialized_series()
+                .cast(&DataType::String)?;
+            for (c, n) in ids.str()?.iter().zip(n.u64()?.iter()) {
+                if let (Some(c), Some(n)) = (c, n) {
+                    *rows.entry(c.to_string()).or_default() += n;
+                }
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let (mut group, mut size) = (BTreeSet::new(), 0u64);
+    for c in courses {
+        let n = rows.get(c).copied().unwrap_or(0);
+        if !group.is_empty() && size + n > budget {
+            groups.push(std::mem::take(&mut group));
+            size = 0;
+        }
+        group.insert(c.clone());
+        size += n;
+    }
+    if !group.is_empty() || groups.is_empty() {
+        groups.push(group);
+    }
+    Ok(groups)
+}
+
+/// `df`'s rows of `courses` (all of them when `df` holds no other course).
+fn only_courses(df: &Option<DataFrame>, courses: &BTreeSet<String>) -> Result<Option<DataFrame>> {
+    let Some(df) = df else {
+        return Ok(None);
+    };
+    let list: Vec<&str> = courses.iter().map(String::as_str).collect();
+    let keep = Series::new("courses".into(), list);
+    Ok(Some(
+        df.clone()
+            .lazy()
+            .filter(
+                col("course_id")
+                    .cast(DataType::String)
+                    .is_in(lit(keep).implode(false), false),
+            )
+            .collect()?,
+    ))
 }
 
 /// Reads a trusted table's rows for `courses`.
@@ -367,39 +447,113 @@ pub async fn run(
             commits.insert(*ds, trusted_commits(lake, ds).await?);
         }
     }
+    // What each product has to recompute.
+    let mut plan = Vec::new();
     for product in PRODUCTS {
         let todo = pending(lake, product, &commits).await?;
-        if todo.is_empty() {
-            continue;
+        if !todo.is_empty() {
+            let courses = touched_courses(lake, &todo).await?;
+            plan.push((*product, todo, courses));
         }
+    }
+    if plan.is_empty() {
+        return Ok(reports);
+    }
+    let read_started = std::time::Instant::now();
+    let read_io = crate::metrics::io::IoSnapshot::now();
+    let students = match delta::query(
+        &lake.loc(Stage::Trusted, "students")?,
+        // One row per student (an OULAD project has one per registration): active wins.
+        "SELECT student_id, min(status) AS status FROM t GROUP BY student_id ORDER BY student_id",
+    )
+    .await?
+    {
+        Some((s, b)) => Some(frame::from_batches(&s, &b)?),
+        None => None,
+    };
+    // Every product is built group of courses by group, each group's trusted rows read once
+    // for all products: a course's metrics depend only on its own rows.
+    let all: BTreeSet<String> = plan
+        .iter()
+        .flat_map(|(_, _, c)| c.iter().cloned())
+        .collect();
+    let read: BTreeSet<&str> = plan
+        .iter()
+        .flat_map(|(p, _, _)| inputs(p).iter().copied())
+        .collect();
+    let mut built: HashMap<&str, Vec<DataFrame>> = HashMap::new();
+    // Time spent building each product (its share of reading is reported apart).
+    let mut build_secs: HashMap<&str, f64> = HashMap::new();
+    for group in course_groups(lake, &all, &read, cfg.chunk_rows.max(1)).await? {
+        let mut group_inputs = products::Inputs {
+            students: students.clone(),
+            ..Default::default()
+        };
+        group_inputs.attendance = read_trusted(lake, "attendance", &group).await?;
+        group_inputs.grades = read_trusted(lake, "grades", &group).await?;
+        if read.contains("engagement") {
+            group_inputs.engagement = read_trusted(lake, "engagement", &group).await?;
+        }
+        for (product, _, courses) in &plan {
+            // A product with no course to recompute is still built once, empty (its schema).
+            let mine: BTreeSet<String> = group.intersection(courses).cloned().collect();
+            if mine.is_empty() && !(courses.is_empty() && built.get(product).is_none()) {
+                continue;
+            }
+            let narrowed;
+            let inp = if mine.len() == group.len() {
+                &group_inputs
+            } else {
+                narrowed = products::Inputs {
+                    attendance: only_courses(&group_inputs.attendance, &mine)?,
+                    grades: only_courses(&group_inputs.grades, &mine)?,
+                    students: students.clone(),
+                    engagement: only_courses(&group_inputs.engagement, &mine)?,
+                };
+                &narrowed
+            };
+            let inp_for = if inputs(product).contains(&"engagement") {
+                inp
+            } else {
+                &products::Inputs {
+                    engagement: None,
+                    attendance: inp.attendance.clone(),
+                    grades: inp.grades.clone(),
+                    students: inp.students.clone(),
+                }
+            };
+            let t = std::time::Instant::now();
+            let df = products::build(product, inp_for, cfg)?;
+            products::check(product, &df, inp_for)?;
+            *build_secs.entry(product).or_default() += t.elapsed().as_secs_f64();
+            built.entry(product).or_default().push(df);
+        }
+    }
+    // The shared reads, once for the run.
+    let total_build: f64 = build_secs.values().sum();
+    let mut read_metrics = vec![Metric::new(
+        "DurationSeconds",
+        (read_started.elapsed().as_secs_f64() - total_build).max(0.0),
+        Unit::Seconds,
+        READS,
+        "curated",
+    )];
+    read_metrics.extend(lake.cost_metrics(&read_io, READS, "curated"));
+    if !opts.dry_run {
+        lake.metrics.emit(&read_metrics).await?;
+    }
+    for (product, todo, courses) in plan {
         let started = std::time::Instant::now();
         let io_start = crate::metrics::io::IoSnapshot::now();
-        let courses = touched_courses(lake, &todo).await?;
-        let attendance = read_trusted(lake, "attendance", &courses).await?;
-        let grades = read_trusted(lake, "grades", &courses).await?;
-        let engagement = if inputs(product).contains(&"engagement") {
-            read_trusted(lake, "engagement", &courses).await?
-        } else {
-            None
+        let mut parts = built.remove(product).unwrap_or_default().into_iter();
+        let Some(mut df) = parts.next() else {
+            continue;
         };
-        let students = match delta::query(
-            &lake.loc(Stage::Trusted, "students")?,
-            // One row per student (an OULAD project has one per registration): active wins.
-            "SELECT student_id, min(status) AS status FROM t GROUP BY student_id ORDER BY student_id",
-        )
-        .await?
-        {
-            Some((s, b)) => Some(frame::from_batches(&s, &b)?),
-            None => None,
-        };
-        let inputs = products::Inputs {
-            attendance,
-            grades,
-            students,
-            engagement,
-        };
-        let mut df = products::build(product, &inputs, cfg)?;
-        products::check(product, &df, &inputs)?;
+        for p in parts {
+            df.vstack_mut_owned(p)?;
+        }
+        let by: Vec<PlSmallStr> = products::key(product).iter().map(|k| (*k).into()).collect();
+        let mut df = df.sort(by, SortMultipleOptions::default())?;
         let product_rules = match &cfg.rules_dir {
             Some(dir) => rules::load(dir, product, &df)?,
             None => crate::rules::RuleSet::default(),
@@ -456,7 +610,7 @@ pub async fn run(
             Metric::new("RowsPromoted", rows as f64, Unit::Count, product, "curated"),
             Metric::new(
                 "DurationSeconds",
-                started.elapsed().as_secs_f64(),
+                started.elapsed().as_secs_f64() + build_secs.get(product).copied().unwrap_or(0.0),
                 Unit::Seconds,
                 product,
                 "curated",

@@ -1,5 +1,6 @@
 //! Issue 12: raw→trusted judges a batch in bounded chunks, and a batch judged in many small
-//! chunks gives exactly the tables, books and rule results of the same batch judged whole.
+//! chunks gives exactly the tables, books and rule results of the same batch judged whole;
+//! curated built a few courses at a time gives the products built from every course at once.
 
 use polars::prelude::*;
 
@@ -50,6 +51,15 @@ fn a_batch_judged_in_small_chunks_gives_the_tables_of_the_whole_batch() {
     for ds in ["attendance", "grades", "students", "engagement"] {
         chunked.set_trusted_chunk(ds, 37);
     }
+    // Curated builds the touched courses a few at a time (about 50 trusted rows per group).
+    let products = chunked.path("pipelines/curated/products.yaml");
+    let text = std::fs::read_to_string(&products).unwrap();
+    assert!(
+        text.contains("\nchunk_rows: 1048576"),
+        "the default is in the products file"
+    );
+    let text = text.replacen("\nchunk_rows: 1048576", "\nchunk_rows: 50", 1);
+    std::fs::write(&products, text).unwrap();
     for p in [&whole, &chunked] {
         p.land_all(&inbox);
         let r = p.run_env(
