@@ -497,7 +497,7 @@ pub async fn run(
         for (product, _, courses) in &plan {
             // A product with no course to recompute is still built once, empty (its schema).
             let mine: BTreeSet<String> = group.intersection(courses).cloned().collect();
-            if mine.is_empty() && !(courses.is_empty() && built.get(product).is_none()) {
+            if mine.is_empty() && !(courses.is_empty() && !built.contains_key(product)) {
                 continue;
             }
             let narrowed;
