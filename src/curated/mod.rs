@@ -497,7 +497,8 @@ pub async fn run(
         for (product, _, courses) in &plan {
             // A product with no course to recompute is still built once, empty (its schema).
             let mine: BTreeSet<String> = group.intersection(courses).cloned().collect();
-            if mine.is_empty() && !(courses.is_empty() && !built.contains_key(product)) {
+            let schema_only = courses.is_empty() && !built.contains_key(product);
+            if mine.is_empty() && !schema_only {
                 continue;
             }
             let narrowed;
