@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub mod state;
+
 use crate::curated::products;
 use crate::frame;
 use crate::lake::Lake;
@@ -647,6 +649,29 @@ pub const COLUMNS: crate::stage::ColumnComments = &[
 /// # Errors
 /// Storage, frame, metrics or notifier errors.
 pub async fn evaluate(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
+    let report = evaluate_now(lake, cfg).await?;
+    state::record(lake, &state::fingerprint(lake, cfg).await?).await?;
+    Ok(report)
+}
+
+/// [`evaluate`], unless nothing the rules read changed since the last evaluation (no build,
+/// no edited rule, and for a rule measuring time from now, the same hour): then `None`, and
+/// nothing is read but a few table logs.
+///
+/// # Errors
+/// Storage and polars errors.
+pub async fn evaluate_if_changed(lake: &Lake, cfg: &AlertsConfig) -> Result<Option<AlertsReport>> {
+    let seen = state::fingerprint(lake, cfg).await?;
+    let last = state::last(lake).await?;
+    tracing::debug!(seen, ?last, "Alert inputs' fingerprint.");
+    if last.as_deref() == Some(seen.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(evaluate(lake, cfg).await?))
+}
+
+/// Evaluates every rule now (see [`evaluate`]).
+async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
     let io_start = crate::metrics::io::IoSnapshot::now();
     let now = lake
         .clock

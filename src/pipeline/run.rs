@@ -99,10 +99,11 @@ pub async fn promote_curated(
         )
     })
     .await?;
-    // Alerts are evaluated after every curated run, built or not: a rerun after a crash
-    // catches up, time-based rules move on, and an unchanged state writes nothing.
+    // Alerts are evaluated after every curated run in which anything they read changed
+    // (built here or by a run that crashed before evaluating), or time-based rules moved on
+    // an hour; an unchanged state is not read again and writes nothing.
     let alerts = match (&cfg.alerts, dry_run) {
-        (Some(rules), false) => Some(crate::alerts::evaluate(lake, rules).await?),
+        (Some(rules), false) => crate::alerts::evaluate_if_changed(lake, rules).await?,
         _ => None,
     };
     let summary = PromotionSummary {

@@ -122,3 +122,51 @@ fn a_batch_judged_in_small_chunks_gives_the_tables_of_the_whole_batch() {
         );
     }
 }
+
+/// How many alert evaluations the metrics log records (each reports `AlertsOpen` per rule).
+fn alert_evaluations(p: &TestProject) -> usize {
+    std::fs::read_to_string(p.path("lake/_metrics/metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"name\":\"AlertsOpen\""))
+        .count()
+}
+
+#[test]
+fn a_no_op_promotion_does_not_evaluate_the_alerts_again() {
+    let p = TestProject::new();
+    let inbox = p.generate(20, 5, 0.03);
+    p.land_all(&inbox);
+    p.ok(&["promote", "--all"]);
+    let built = alert_evaluations(&p);
+    assert!(built > 0, "the build evaluated the alert rules");
+    let again = p.ok(&["promote", "--all"]);
+    assert!(
+        again.stdout.contains("Nothing to promote"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        alert_evaluations(&p),
+        built,
+        "nothing the rules read changed: not evaluated again"
+    );
+    // An edited rule is evaluated on the next run, build or not.
+    let path = p.path("pipelines/alerts.yaml");
+    let rules = std::fs::read_to_string(&path).unwrap();
+    assert!(rules.contains("sessions: 3"));
+    std::fs::write(&path, rules.replacen("sessions: 3", "sessions: 2", 1)).unwrap();
+    p.ok(&["promote", "--all"]);
+    let edited = alert_evaluations(&p);
+    assert!(edited > built, "an edited rule is evaluated again");
+    // A new batch built into curated is evaluated too.
+    let later = p.generate_into("later", 20, 6, 0.0, 5, Some("2026-09-19"));
+    let landed = p.ok(&["land", "attendance", later.to_str().unwrap()]);
+    let built = p.ok(&["promote", "--all"]);
+    assert!(
+        alert_evaluations(&p) > edited,
+        "a build is followed by an evaluation\n{}\n{}",
+        landed.stdout,
+        built.stdout
+    );
+}

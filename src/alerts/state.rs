@@ -1,0 +1,121 @@
+//! Whether the alert rules need evaluating again: `_ops/alert_evaluations` keeps the
+//! fingerprint of what the last evaluation saw (the versions of every table a rule reads, the
+//! rules themselves and, when a rule measures time from now, the hour).
+//!
+//! Invariants:
+//! - an evaluation is skipped only when its fingerprint equals the last recorded one, so a
+//!   build, a crash between a build and its evaluation, an edited rule or the next hour of a
+//!   time-based rule all lead to a new evaluation;
+//! - the fingerprint is recorded after the evaluation has committed its changes (a crash in
+//!   between evaluates again, which changes nothing the second time);
+//! - a no-op run reads a few table logs and this table, and writes nothing.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+use super::{AlertsConfig, Condition};
+use crate::lake::Lake;
+use crate::stage::Result;
+use crate::storage::delta::{self, txn_id};
+use crate::vocab::Stage;
+
+/// Ops table with one row per evaluation whose fingerprint changed.
+pub const EVALUATIONS: &str = "alert_evaluations";
+
+/// The tables `cfg`'s rules read, as (stage, table).
+fn inputs(cfg: &AlertsConfig) -> Vec<(Stage, String)> {
+    let mut out = vec![(Stage::Curated, super::TABLE.to_string())];
+    for rule in &cfg.rules {
+        let (stage, table) = match &rule.when {
+            Condition::AbsentInARow { .. } => (Stage::Trusted, "attendance".to_string()),
+            Condition::NoActivity { table, .. } => {
+                let (stage, name) = table.split_once('.').unwrap_or(("trusted", table));
+                (
+                    Stage::parse(stage).unwrap_or(Stage::Trusted),
+                    name.to_string(),
+                )
+            }
+            Condition::RiskRoseToHigh => (Stage::Curated, "at_risk_students".to_string()),
+            Condition::MissedAssessments { .. } => {
+                (Stage::Curated, "student_course_performance".to_string())
+            }
+            Condition::WeeklyAttendanceFell { .. } => {
+                (Stage::Curated, "attendance_weekly".to_string())
+            }
+        };
+        if !out.contains(&(stage, table.clone())) {
+            out.push((stage, table));
+        }
+    }
+    out
+}
+
+/// What an evaluation of `cfg` would see now.
+pub async fn fingerprint(lake: &Lake, cfg: &AlertsConfig) -> Result<String> {
+    let mut h = foldhash::fast::FixedState::with_seed(7).build_hasher();
+    format!("{:?}", cfg.rules).hash(&mut h);
+    for (stage, table) in inputs(cfg) {
+        let version = match delta::open(&lake.loc(stage, &table)?).await? {
+            Some(t) => t.version(),
+            None => None,
+        };
+        (stage.to_string(), table, version).hash(&mut h);
+    }
+    if cfg
+        .rules
+        .iter()
+        .any(|r| matches!(r.when, Condition::NoActivity { .. }))
+    {
+        // Days without activity grow with the clock: evaluated again every hour.
+        lake.clock.now().timestamp().div_euclid(3600).hash(&mut h);
+    }
+    Ok(format!("{:016x}", h.finish()))
+}
+
+/// The fingerprint of the last recorded evaluation.
+pub async fn last(lake: &Lake) -> Result<Option<String>> {
+    let sql = "SELECT fingerprint FROM t ORDER BY evaluated_at DESC LIMIT 1";
+    let Some((_, batches)) = delta::query(&lake.ops_loc(EVALUATIONS)?, sql).await? else {
+        return Ok(None);
+    };
+    // Read back as text whatever string layout the scan chose (views or offsets).
+    Ok(batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+        let text = deltalake::arrow::compute::cast(b.column(0), &DataType::Utf8).ok()?;
+        text.as_any()
+            .downcast_ref::<StringArray>()
+            .map(|a| a.value(0).to_string())
+    }))
+}
+
+/// Records an evaluation's fingerprint.
+pub async fn record(lake: &Lake, fingerprint: &str) -> Result<()> {
+    let now = lake
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("fingerprint", DataType::Utf8, false),
+        Field::new("evaluated_at", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![fingerprint])),
+        Arc::new(StringArray::from(vec![now.as_str()])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
+        crate::stage::StepError::Polars(polars::prelude::PolarsError::ComputeError(
+            e.to_string().into(),
+        ))
+    })?;
+    delta::append(
+        &lake.ops_loc(EVALUATIONS)?,
+        schema,
+        vec![batch],
+        &txn_id(super::STEP, &format!("evaluated-{fingerprint}-{now}")),
+        &[],
+    )
+    .await?;
+    Ok(())
+}
