@@ -382,6 +382,53 @@ fn float(df: &DataFrame, c: &str, i: usize) -> Result<Option<f64>> {
     Ok(s.f64()?.get(i))
 }
 
+/// Trusted attendance rows read at once by `absent_in_a_row` (whole courses, about this many).
+const GROUP_ROWS: u64 = 1 << 20;
+
+/// Students absent at least `sessions` sessions of a course in a row, up to their newest
+/// session of it, from the attendance rows of some courses.
+fn absent_in_a_row(att: &DataFrame, sessions: u32) -> Result<Vec<Hit>> {
+    let s = products::sessions(att)?;
+    let key = [col(S), col(C)];
+    let last = s
+        .clone()
+        .lazy()
+        .filter(col("status").neq(lit("absent")))
+        .group_by(key.clone())
+        .agg([col("session_date").max().alias("__last")]);
+    let df = s
+        .lazy()
+        .join(
+            last,
+            key.clone(),
+            key.clone(),
+            JoinArgs::new(JoinType::Left),
+        )
+        .filter(
+            col("status").eq(lit("absent")).and(
+                col("__last")
+                    .is_null()
+                    .or(col("session_date").gt(col("__last"))),
+            ),
+        )
+        .group_by(key)
+        .agg([len().cast(DataType::Int64).alias("streak")])
+        .filter(col("streak").gt_eq(lit(i64::from(sessions))))
+        .sort([C, S], SortMultipleOptions::default())
+        .collect()?;
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        out.push(Hit {
+            student: text(&df, S, i)?,
+            course: text(&df, C, i)?,
+            value: float(&df, "streak", i)?.unwrap_or_default(),
+            reasons: String::new(),
+            actions: String::new(),
+        });
+    }
+    Ok(out)
+}
+
 /// The subjects for which `rule` holds now, or `Err(why)` when it cannot be evaluated.
 async fn hits(
     lake: &Lake,
@@ -393,53 +440,25 @@ async fn hits(
     match &rule.when {
         Condition::AbsentInARow { sessions } => {
             threshold = f64::from(*sessions);
-            let Some(att) = read(
-                lake,
-                Stage::Trusted,
-                "attendance",
-                "SELECT student_id, course_id, session_date, status, recorded_at FROM t ORDER BY record_id",
-            )
-            .await?
-            else {
+            let loc = lake.loc(Stage::Trusted, "attendance")?;
+            if delta::open(&loc).await?.is_none() {
                 return Ok(Err("trusted.attendance does not exist yet".into()));
-            };
-            let s = products::sessions(&att)?;
-            let key = [col(S), col(C)];
-            let last = s
-                .clone()
-                .lazy()
-                .filter(col("status").neq(lit("absent")))
-                .group_by(key.clone())
-                .agg([col("session_date").max().alias("__last")]);
-            let df = s
-                .lazy()
-                .join(
-                    last,
-                    key.clone(),
-                    key.clone(),
-                    JoinArgs::new(JoinType::Left),
-                )
-                .filter(
-                    col("status").eq(lit("absent")).and(
-                        col("__last")
-                            .is_null()
-                            .or(col("session_date").gt(col("__last"))),
-                    ),
-                )
-                .group_by(key)
-                .agg([len().cast(DataType::Int64).alias("streak")])
-                .filter(col("streak").gt_eq(lit(i64::from(*sessions))))
-                .sort([C, S], SortMultipleOptions::default())
-                .collect()?;
-            for i in 0..df.height() {
-                out.push(Hit {
-                    student: text(&df, S, i)?,
-                    course: text(&df, C, i)?,
-                    value: float(&df, "streak", i)?.unwrap_or_default(),
-                    reasons: String::new(),
-                    actions: String::new(),
-                });
             }
+            // A few courses at a time: a run of absences is within one course, and memory
+            // stays bounded whatever the size of the lake.
+            let datasets = BTreeSet::from(["attendance"]);
+            let groups = crate::curated::course_groups(lake, None, &datasets, GROUP_ROWS).await?;
+            for group in groups.iter().filter(|g| !g.is_empty()) {
+                let list: Vec<String> = group.iter().map(|c| delta::sql_literal(c)).collect();
+                let sql = format!(
+                    "SELECT student_id, course_id, session_date, status, recorded_at FROM t WHERE course_id IN ({}) ORDER BY record_id",
+                    list.join(", ")
+                );
+                if let Some(att) = read(lake, Stage::Trusted, "attendance", &sql).await? {
+                    out.extend(absent_in_a_row(&att, *sessions)?);
+                }
+            }
+            out.sort_by(|a, b| (&a.course, &a.student).cmp(&(&b.course, &b.student)));
         }
         Condition::NoActivity { days, table, at } => {
             threshold = f64::from(*days);

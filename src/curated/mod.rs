@@ -10,7 +10,7 @@
 pub mod products;
 pub mod rules;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use polars::prelude::*;
@@ -234,21 +234,24 @@ fn course_filter(courses: &BTreeSet<String>) -> String {
     }
 }
 
-/// The touched courses in groups of about `budget` trusted input rows (over `datasets`), in
-/// course order; a course larger than the budget is a group of its own.
-async fn course_groups(
+/// `courses` (every course of `datasets` when `None`) in groups of about `budget` trusted
+/// rows (over `datasets`), in course order; a course larger than the budget is a group of its
+/// own. Always at least one group (possibly empty).
+///
+/// # Errors
+/// Storage and polars errors.
+pub async fn course_groups(
     lake: &Lake,
-    courses: &BTreeSet<String>,
+    courses: Option<&BTreeSet<String>>,
     datasets: &BTreeSet<&str>,
     budget: u64,
 ) -> Result<Vec<BTreeSet<String>>> {
-    let mut rows: HashMap<String, u64> = HashMap::new();
+    let mut rows: BTreeMap<String, u64> = BTreeMap::new();
     for ds in datasets {
         let loc = lake.loc(Stage::Trusted, ds)?;
-        let sql = format!(
-            "SELECT course_id, count(*) AS n FROM t WHERE {} GROUP BY course_id",
-            course_filter(courses)
-        );
+        let filter = courses.map_or_else(|| "TRUE".to_string(), course_filter);
+        let sql =
+            format!("SELECT course_id, count(*) AS n FROM t WHERE {filter} GROUP BY course_id");
         if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
             let df = frame::from_batches(&schema, &batches)?;
             let n = df
@@ -266,9 +269,13 @@ async fn course_groups(
             }
         }
     }
+    let all: BTreeSet<String> = match courses {
+        Some(c) => c.clone(),
+        None => rows.keys().cloned().collect(),
+    };
     let mut groups = Vec::new();
     let (mut group, mut size) = (BTreeSet::new(), 0u64);
-    for c in courses {
+    for c in &all {
         let n = rows.get(c).copied().unwrap_or(0);
         if !group.is_empty() && size + n > budget {
             groups.push(std::mem::take(&mut group));
@@ -484,7 +491,7 @@ pub async fn run(
     let mut built: HashMap<&str, Vec<DataFrame>> = HashMap::new();
     // Time spent building each product (its share of reading is reported apart).
     let mut build_secs: HashMap<&str, f64> = HashMap::new();
-    for group in course_groups(lake, &all, &read, cfg.chunk_rows.max(1)).await? {
+    for group in course_groups(lake, Some(&all), &read, cfg.chunk_rows.max(1)).await? {
         let mut group_inputs = products::Inputs {
             students: students.clone(),
             ..Default::default()
