@@ -33,9 +33,39 @@ pub struct Lake {
     pub prices: Option<Arc<crate::metrics::cost::Prices>>,
     /// Where alert changes are sent (a local log, or SNS on AWS).
     pub notifier: Arc<dyn crate::metrics::Notifier>,
+    /// A worker's share of the landed files (`None`: every landed file).
+    pub only: Option<BatchSelector>,
+}
+
+/// Which landed file a worker promotes (one per worker: an AWS Batch array child or a Step
+/// Functions Map iteration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchSelector {
+    /// The landed file with this batch id or original file name.
+    Id(String),
+    /// The n-th landed file of the dataset, in landing order (0-based, as
+    /// `AWS_BATCH_JOB_ARRAY_INDEX`).
+    Index(usize),
 }
 
 impl Lake {
+    /// The landed files of `dataset` this run promotes, in landing order: all of them, or the
+    /// one [`Lake::only`] selects (none when it selects nothing).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn landed(&self, dataset: &str) -> Result<Vec<crate::storage::LandedFile>> {
+        let all = self.store.list_landed(dataset).await?;
+        Ok(match &self.only {
+            None => all,
+            Some(BatchSelector::Index(i)) => all.into_iter().skip(*i).take(1).collect(),
+            Some(BatchSelector::Id(id)) => all
+                .into_iter()
+                .filter(|f| &f.batch_id() == id || &f.original_name == id)
+                .collect(),
+        })
+    }
+
     /// The cost metrics of the work counted since `start`, for one dataset (or product) and
     /// stage; none without a price table.
     pub fn cost_metrics(

@@ -162,6 +162,7 @@ impl Project {
                     notifier: Arc::new(crate::metrics::LogNotifier::new(
                         root.join("_metrics").join("alerts.jsonl"),
                     )),
+                    only: None,
                 }
             }
             Backend::Aws => Self::aws_lake(&config, clock).await?,
@@ -193,6 +194,7 @@ impl Project {
             keys: Arc::new(KmsKeyProvider::new(aws, key_arn)),
             clock,
             prices: None,
+            only: None,
         })
     }
 

@@ -358,9 +358,30 @@ pub struct PromoteArgs {
     /// a foreign header): their bad rows go to rejects or quarantine as the rules say.
     #[arg(long)]
     pub accept_held: bool,
+    /// Promote only the landed file with this batch id or original file name (a worker's
+    /// share; curated is not per file and ignores it).
+    #[arg(long, conflicts_with = "batch_index")]
+    pub batch: Option<String>,
+    /// Promote only the n-th landed file of each dataset, in landing order (0-based; an AWS
+    /// Batch array child passes `AWS_BATCH_JOB_ARRAY_INDEX`).
+    #[arg(long, env = "AWS_BATCH_JOB_ARRAY_INDEX")]
+    pub batch_index: Option<usize>,
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+/// A worker's share of the landed files from `--batch` / `--batch-index`.
+pub(crate) fn selector(
+    batch: &Option<String>,
+    index: Option<usize>,
+) -> Option<crate::lake::BatchSelector> {
+    use crate::lake::BatchSelector;
+    match (batch, index) {
+        (Some(b), _) => Some(BatchSelector::Id(b.clone())),
+        (None, Some(i)) => Some(BatchSelector::Index(i)),
+        (None, None) => None,
+    }
 }
 
 /// `medallion watch`.
@@ -613,6 +634,14 @@ pub struct StepCli {
     /// Promote batches that would be held back (see `medallion promote --help`).
     #[arg(long)]
     pub accept_held: bool,
+    /// Promote only the landed file with this batch id or original file name (a worker's
+    /// share; curated is not per file and ignores it).
+    #[arg(long, conflicts_with = "batch_index")]
+    pub batch: Option<String>,
+    /// Promote only the n-th landed file of each dataset, in landing order (0-based; an AWS
+    /// Batch array child passes `AWS_BATCH_JOB_ARRAY_INDEX`).
+    #[arg(long, env = "AWS_BATCH_JOB_ARRAY_INDEX")]
+    pub batch_index: Option<usize>,
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

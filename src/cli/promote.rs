@@ -79,7 +79,9 @@ pub(super) async fn promote(
         dry_run: a.dry_run,
         accept_held: a.accept_held,
     };
-    let s = promote_all(p, &datasets, opts, progress).await?;
+    let mut p = p.clone();
+    p.lake.only = super::selector(&a.batch, a.batch_index);
+    let s = promote_all(&p, &datasets, opts, progress).await?;
     print_summary(&s, a.format, out)?;
     Ok(exit_of(&s))
 }
@@ -113,7 +115,8 @@ pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Ex
 }
 
 async fn step(rc: &RunConfig, cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Exit> {
-    let p = rc.open().await?;
+    let mut p = rc.open().await?;
+    p.lake.only = super::selector(&cli.batch, cli.batch_index);
     let datasets = if cli.datasets.is_empty() {
         p.datasets()?
     } else {

@@ -198,9 +198,12 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
     let mut history = None;
     let mut reports = Vec::new();
     let done = delta::batches_in_history(&data_loc, STEP).await?;
+    // Every landed file (lookups are joined from any of them), but only this run's share
+    // promoted.
     let landed = lake.store.list_landed(name).await?;
+    let mine = lake.landed(name).await?;
     let mut loaded: Option<Vec<super::mapping::LookupTable>> = None;
-    for file in landed.iter().cloned() {
+    for file in mine {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
         // A `source.map` lookup file is joined into the data files, not promoted itself.

@@ -127,8 +127,10 @@ async fn merge_winners(
                 }
             }
         }
+        // Onto the empty table only: a concurrent first load makes this a conflict, and the
+        // rerun merges by key.
         return Ok(match out {
-            Some(o) => o.commit().await?.map(|_| UpsertCounts {
+            Some(o) => o.commit_into_empty().await?.map(|_| UpsertCounts {
                 inserted: rows as u64,
                 updated: 0,
             }),
@@ -427,7 +429,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Tru
     let (mut forgotten, empty) = (None, std::collections::HashSet::new());
     let empty_refs = HashMap::new();
     let unique = unique_sets(&ds.rules);
-    for file in lake.store.list_landed(name).await? {
+    for file in lake.landed(name).await? {
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
         if done.contains(&batch) {

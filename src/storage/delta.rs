@@ -215,10 +215,17 @@ async fn create_with(handle: DeltaTable, loc: &TableLoc, schema: SchemaRef) -> R
     }
 }
 
-fn commit_props(app_id: &str, metadata: &[(&str, serde_json::Value)]) -> CommitProperties {
+fn commit_props<K: AsRef<str>>(
+    app_id: &str,
+    metadata: &[(K, serde_json::Value)],
+) -> CommitProperties {
     CommitProperties::default()
         .with_application_transaction(Transaction::new(app_id, 1))
-        .with_metadata(metadata.iter().map(|(k, v)| ((*k).to_string(), v.clone())))
+        .with_metadata(
+            metadata
+                .iter()
+                .map(|(k, v)| (k.as_ref().to_string(), v.clone())),
+        )
 }
 
 /// Whether the table exists and holds at least one data file.
@@ -277,6 +284,8 @@ pub struct Appender {
     table: Option<DeltaTable>,
     /// `None` only while its commit properties are being replaced.
     writer: Option<deltalake::writer::RecordBatchWriter>,
+    /// The commit's metadata.
+    metadata: Vec<(String, serde_json::Value)>,
     rows: u64,
 }
 
@@ -325,6 +334,10 @@ impl Appender {
             app_id: app_id.to_string(),
             table,
             writer: Some(writer),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
             rows: 0,
         }))
     }
@@ -352,7 +365,11 @@ impl Appender {
     /// Replaces the commit's metadata (what is known only once every row is written, such
     /// as the batch's books).
     pub fn set_metadata(&mut self, metadata: &[(&str, serde_json::Value)]) {
-        let props = commit_props(&self.app_id, metadata);
+        self.metadata = metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let props = commit_props(&self.app_id, &self.metadata);
         self.writer = self.writer.take().map(|w| w.with_commit_properties(props));
     }
 
@@ -363,13 +380,7 @@ impl Appender {
     /// # Errors
     /// The conflict; delta-rs errors.
     pub async fn commit_into_empty(self) -> Result<Option<u64>> {
-        if let Some(t) = open(&self.loc).await? {
-            let version = t.version().unwrap_or(0);
-            if has_files(&self.loc).await? {
-                return Err(self.loc.err(DeltaTableError::VersionAlreadyExists(version)));
-            }
-        }
-        self.commit().await
+        self.finish(true).await
     }
 
     /// Rows written so far.
@@ -383,7 +394,14 @@ impl Appender {
     ///
     /// # Errors
     /// delta-rs errors (including a conflicting concurrent commit).
-    pub async fn commit(mut self) -> Result<Option<u64>> {
+    pub async fn commit(self) -> Result<Option<u64>> {
+        self.finish(false).await
+    }
+
+    /// Commits; with `into_empty`, only onto the empty table this append was planned against:
+    /// a table that has data files, or any commit landing between that state and this one,
+    /// is a commit conflict (no retry onto the newer version).
+    async fn finish(mut self, into_empty: bool) -> Result<Option<u64>> {
         use deltalake::writer::DeltaWriter;
         let mut table = match self.table.take() {
             Some(t) => t,
@@ -395,6 +413,20 @@ impl Appender {
                 t
             }
         };
+        if into_empty {
+            let files = table
+                .snapshot()
+                .map(|s| s.log_data().num_files())
+                .unwrap_or(0);
+            if files > 0 {
+                let version = table.version().unwrap_or(0);
+                return Err(self.loc.err(DeltaTableError::VersionAlreadyExists(version)));
+            }
+            if let Some(w) = self.writer.take() {
+                let props = commit_props(&self.app_id, &self.metadata).with_max_retries(0);
+                self.writer = Some(w.with_commit_properties(props));
+            }
+        }
         let Some(mut writer) = self.writer.take() else {
             return Err(self
                 .loc
@@ -540,10 +572,12 @@ pub async fn upsert(
     if empty {
         // Every row is new: an append is the merge's result at a fraction of its cost. A
         // concurrent writer of the same batch is still refused by the txn conflict check.
+        // Onto the empty state only: a commit landing in between is a conflict (the step
+        // reruns and merges), never an append beside another writer's rows of the same keys.
         let table = table
             .write(batches)
             .with_save_mode(SaveMode::Append)
-            .with_commit_properties(commit_props(app_id, metadata))
+            .with_commit_properties(commit_props(app_id, metadata).with_max_retries(0))
             .await
             .map_err(|e| loc.err(e))?;
         return Ok(Some((

@@ -21,3 +21,5 @@ mod query;
 mod real_data;
 mod scale;
 mod watch;
+#[cfg(feature = "aws")]
+mod workers;
