@@ -877,7 +877,7 @@ mod tests {
         assert!(!holds_any(&a, &loc, &["app/b1"]).await.expect("holds"));
         a.write(vec![batch])
             .with_save_mode(SaveMode::Append)
-            .with_commit_properties(commit_props("app/b1", &[]))
+            .with_commit_properties(commit_props::<&str>("app/b1", &[]))
             .await
             .expect("append a");
         // Writer b, which looked before the table existed, now sees the batch and skips it.
@@ -897,7 +897,7 @@ mod tests {
         let lost = stale
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
-            .with_commit_properties(commit_props("app/b1", &[]))
+            .with_commit_properties(commit_props::<&str>("app/b1", &[]))
             .await;
         assert!(
             lost.is_err(),
