@@ -1,4 +1,4 @@
-//! `medallion aws bootstrap | doctor | policies`, over [`crate::provision`].
+//! `medallion aws bootstrap | doctor | policies | workers`, over [`crate::provision`].
 //!
 //! Invariants: bootstrap and doctor print one line per resource; doctor exits 3 on drift.
 
@@ -79,6 +79,57 @@ pub(super) async fn aws(
                 .collect();
             doc["bucket_policies"] = serde_json::Value::Object(buckets);
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            Ok(Exit::Ok)
+        }
+        super::AwsAction::Workers {
+            dry_run: _,
+            out: dir,
+            image,
+            job_queue,
+            job_role_arn,
+            states_role_arn,
+            memory_mib,
+        } => {
+            use crate::provision::workers;
+            let p = rc.open_at(root).await?;
+            let mut counts = Vec::new();
+            for ds in p.datasets()? {
+                let n = p.lake.store.list_landed(&ds).await?.len();
+                counts.push((ds, n));
+            }
+            let s = workers::WorkerSettings {
+                image,
+                job_queue,
+                job_role_arn,
+                states_role_arn,
+                vcpus: 2,
+                memory_mib,
+            };
+            std::fs::create_dir_all(&dir)?;
+            let files = [
+                (
+                    "batch-register-job-definition.json",
+                    workers::job_definition(&s),
+                ),
+                (
+                    "stepfunctions-create-state-machine.json",
+                    workers::state_machine(&s, &counts),
+                ),
+            ];
+            for (name, body) in &files {
+                let path = dir.join(name);
+                std::fs::write(&path, serde_json::to_string_pretty(body)? + "\n")?;
+                writeln!(out, "wrote    {}", path.display())?;
+            }
+            for (ds, n) in &counts {
+                writeln!(out, "workers  {ds}: {n} landed file(s), one worker each")?;
+            }
+            writeln!(
+                out,
+                "create with:\n  aws batch register-job-definition --cli-input-json file://{}\n  aws stepfunctions create-state-machine --cli-input-json file://{}",
+                dir.join(files[0].0).display(),
+                dir.join(files[1].0).display()
+            )?;
             Ok(Exit::Ok)
         }
     }

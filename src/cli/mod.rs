@@ -445,6 +445,31 @@ pub enum AwsAction {
     Doctor,
     /// Print least-privilege IAM policies per role and the bucket policy.
     Policies,
+    /// Write the AWS Batch job definition and the Step Functions state machine that promote
+    /// each landed file on its own worker (one Batch array child per file), then curated.
+    Workers {
+        /// Write the request files only (required: creating them is `aws batch
+        /// register-job-definition` and `aws stepfunctions create-state-machine` with the files).
+        #[arg(long, required = true)]
+        dry_run: bool,
+        /// Folder to write the request files into.
+        out: PathBuf,
+        /// Container image with `medallion` and the project at /project.
+        #[arg(long, default_value = "medallion:latest")]
+        image: String,
+        /// Batch job queue.
+        #[arg(long, default_value = "medallion-workers")]
+        job_queue: String,
+        /// Role the workers run as.
+        #[arg(long, default_value = "arn:aws:iam::ACCOUNT_ID:role/medallion-worker")]
+        job_role_arn: String,
+        /// Role Step Functions runs as.
+        #[arg(long, default_value = "arn:aws:iam::ACCOUNT_ID:role/medallion-states")]
+        states_role_arn: String,
+        /// Memory per worker, MiB (promotion peaks under 2 GiB at any file size).
+        #[arg(long, default_value_t = 4096)]
+        memory_mib: u32,
+    },
 }
 
 /// `medallion dashboard` actions.

@@ -17,6 +17,7 @@ mod glue;
 mod kms;
 mod policy;
 mod queue;
+pub mod workers;
 
 use std::path::Path;
 

@@ -131,4 +131,50 @@ fn eight_workers_at_once_on_s3_give_the_tables_of_one_sequential_run() {
         assert!(want.lines().count() > 1, "{sql}: no rows");
         assert_eq!(want, got, "{sql}: workers differ from one sequential run");
     }
+
+    // The definitions that run these workers on AWS: one Batch array child per landed file.
+    let dir = par.path("workers");
+    let printed = ok(
+        &par,
+        &["aws", "workers", "--dry-run", dir.to_str().unwrap()],
+    );
+    assert!(
+        printed.contains("attendance: 8 landed file(s)"),
+        "{printed}"
+    );
+    let req: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("stepfunctions-create-state-machine.json")).unwrap(),
+    )
+    .unwrap();
+    let def: serde_json::Value = serde_json::from_str(req["definition"].as_str().unwrap()).unwrap();
+    let att = &def["States"]["promote_attendance"]["Parameters"];
+    assert_eq!(att["ArrayProperties"]["Size"], 8, "{def:#}");
+    validate_with_botocore(&dir);
+}
+
+/// Checks the request files against botocore's Batch and Step Functions models.
+fn validate_with_botocore(dir: &std::path::Path) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws_request_validate.py");
+    let out = Command::new("python3").arg(&script).arg(dir).output();
+    let ok = out
+        .as_ref()
+        .is_ok_and(|o| !String::from_utf8_lossy(&o.stderr).contains("No module named 'botocore'"));
+    if !ok {
+        assert!(
+            std::env::var("MEDALLION_REQUIRE_BOTOCORE").is_err(),
+            "python3 with botocore is required"
+        );
+        eprintln!(
+            "NOTE: python3/botocore missing; worker definitions not checked against the models"
+        );
+        return;
+    }
+    let out = out.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(": 0 problems"),
+        "the AWS models reject the worker definitions:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
