@@ -668,9 +668,7 @@ pub const COLUMNS: crate::stage::ColumnComments = &[
 /// # Errors
 /// Storage, frame, metrics or notifier errors.
 pub async fn evaluate(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
-    let report = evaluate_now(lake, cfg).await?;
-    state::record(lake, &state::fingerprint(lake, cfg).await?).await?;
-    Ok(report)
+    evaluate_now(lake, cfg).await
 }
 
 /// [`evaluate`], unless nothing the rules read changed since the last evaluation (no build,
@@ -817,10 +815,11 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
         );
         metrics.push(Metric::new("AlertsOpen", open, Unit::Count, TABLE, "curated").with_rule(id));
     }
+    // The evaluation is recorded (what it saw, after its own commit) so an unchanged lake is
+    // not evaluated again.
+    state::record(lake, &state::fingerprint(lake, cfg).await?).await?;
     // What the evaluation read and wrote is priced like every step's (measured, not guessed).
-    if !report.fired.is_empty() || !report.resolved.is_empty() {
-        metrics.extend(lake.cost_metrics(&io_start, TABLE, "curated"));
-    }
+    metrics.extend(lake.cost_metrics(&io_start, TABLE, "curated"));
     if !metrics.is_empty() {
         lake.metrics.emit(&metrics).await?;
     }
