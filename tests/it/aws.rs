@@ -77,11 +77,16 @@ fn aws_cfg(m: &Moto) -> AwsConfig {
 }
 
 fn aws_project(m: &Moto) -> TestProject {
+    aws_project_named(m, "school", "medallion", "medallion")
+}
+
+/// An AWS project on `m` with its own buckets (`prefix-*`), key alias and Glue databases.
+pub(crate) fn aws_project_named(m: &Moto, prefix: &str, alias: &str, glue: &str) -> TestProject {
     let p = TestProject::new();
     std::fs::write(
         p.path("medallion.yaml"),
         format!(
-            "backend: aws\naws:\n  region: us-east-1\n  endpoint: {}\n  bucket_prefix: school\n  kms_key_alias: alias/medallion\n  glue_database_prefix: medallion\n  # moto cannot evaluate policy conditions (it would deny every put); the policies are checked as documents\n  apply_bucket_policies: false\n",
+            "backend: aws\naws:\n  region: us-east-1\n  endpoint: {}\n  bucket_prefix: {prefix}\n  kms_key_alias: alias/{alias}\n  glue_database_prefix: {glue}\n  # moto cannot evaluate policy conditions (it would deny every put); the policies are checked as documents\n  apply_bucket_policies: false\n",
             m.endpoint
         ),
     )

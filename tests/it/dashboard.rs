@@ -344,31 +344,7 @@ fn dashboard_mistakes_are_located_and_all_reported() {
         sql.contains("medallion_curated.at_risk_students") && !sql.contains("LIMIT"),
         "{sql}"
     );
-    validate_with_botocore(&dry);
-}
-
-fn validate_with_botocore(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quicksight_validate.py");
-    let out = Command::new("python3").arg(&script).arg(dir).output();
-    let ok = out
-        .as_ref()
-        .is_ok_and(|o| !String::from_utf8_lossy(&o.stderr).contains("No module named 'botocore'"));
-    if !ok {
-        assert!(
-            std::env::var("MEDALLION_REQUIRE_BOTOCORE").is_err(),
-            "python3 with botocore is required"
-        );
-        eprintln!("NOTE: python3/botocore missing (pip install botocore); QuickSight requests not checked against the model");
-        return;
-    }
-    let out = out.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "QuickSight model rejects the generated requests:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains(": 0 problems"), "{text}");
+    crate::harness::botocore_accepts("quicksight_validate.py", &dry, "QuickSight requests");
 }
 
 struct Server {

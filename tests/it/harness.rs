@@ -279,3 +279,34 @@ pub fn csv_maps(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> 
         })
         .collect()
 }
+
+/// Runs `tests/data/<script>` (python3 with botocore) on the request files in `dir` and asserts
+/// the AWS models accept them (`what` names them in messages). Without botocore it says so and
+/// returns, unless `MEDALLION_REQUIRE_BOTOCORE` is set.
+pub fn botocore_accepts(script: &str, dir: &std::path::Path, what: &str) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(script);
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir)
+        .output();
+    let ok = out
+        .as_ref()
+        .is_ok_and(|o| !String::from_utf8_lossy(&o.stderr).contains("No module named 'botocore'"));
+    if !ok {
+        assert!(
+            std::env::var("MEDALLION_REQUIRE_BOTOCORE").is_err(),
+            "python3 with botocore is required"
+        );
+        eprintln!("NOTE: python3/botocore missing (pip install botocore); {what} not checked against the model");
+        return;
+    }
+    let out = out.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(": 0 problems"),
+        "the AWS model rejects the {what}:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

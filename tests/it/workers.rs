@@ -6,22 +6,8 @@
 
 use std::process::{Command, Stdio};
 
-use crate::aws::{moto, Moto, ENV};
+use crate::aws::{moto, ENV};
 use crate::harness::{TestProject, BIN};
-
-/// An AWS project on `m` whose buckets start with `prefix`.
-fn project(m: &Moto, prefix: &str) -> TestProject {
-    let p = TestProject::new();
-    std::fs::write(
-        p.path("medallion.yaml"),
-        format!(
-            "backend: aws\naws:\n  region: us-east-1\n  endpoint: {}\n  bucket_prefix: {prefix}\n  kms_key_alias: alias/{prefix}\n  glue_database_prefix: {prefix}\n  apply_bucket_policies: false\n",
-            m.endpoint
-        ),
-    )
-    .unwrap();
-    p
-}
 
 fn ok(p: &TestProject, args: &[&str]) -> String {
     let r = p.run_env(args, &ENV);
@@ -94,7 +80,7 @@ fn eight_workers_at_once_on_s3_give_the_tables_of_one_sequential_run() {
     // The sequential run on the embedded backend: the same files in the same order (the
     // tables compared carry no pseudonym, so the two lakes' keys need not match).
     let seq = TestProject::new();
-    let par = project(&m, "par");
+    let par = crate::aws::aws_project_named(&m, "par", "par", "par");
     let files = exports(&seq);
     ok(&par, &["aws", "bootstrap"]);
     for p in [&seq, &par] {
@@ -149,32 +135,5 @@ fn eight_workers_at_once_on_s3_give_the_tables_of_one_sequential_run() {
     let def: serde_json::Value = serde_json::from_str(req["definition"].as_str().unwrap()).unwrap();
     let att = &def["States"]["promote_attendance"]["Parameters"];
     assert_eq!(att["ArrayProperties"]["Size"], 8, "{def:#}");
-    validate_with_botocore(&dir);
-}
-
-/// Checks the request files against botocore's Batch and Step Functions models.
-fn validate_with_botocore(dir: &std::path::Path) {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws_request_validate.py");
-    let out = Command::new("python3").arg(&script).arg(dir).output();
-    let ok = out
-        .as_ref()
-        .is_ok_and(|o| !String::from_utf8_lossy(&o.stderr).contains("No module named 'botocore'"));
-    if !ok {
-        assert!(
-            std::env::var("MEDALLION_REQUIRE_BOTOCORE").is_err(),
-            "python3 with botocore is required"
-        );
-        eprintln!(
-            "NOTE: python3/botocore missing; worker definitions not checked against the models"
-        );
-        return;
-    }
-    let out = out.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains(": 0 problems"),
-        "the AWS models reject the worker definitions:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::botocore_accepts("aws_request_validate.py", &dir, "worker definitions");
 }
