@@ -1,5 +1,6 @@
 //! Alerts for educators: rules in `pipelines/alerts.yaml`, evaluated over the curated tables
-//! after a curated build whenever anything they read changed (see [`state`]), kept in the curated table `curated.alerts`.
+//! after a curated build whenever anything they read changed (see [`state`]), kept in the
+//! curated table `curated.alerts`.
 //!
 //! Invariants:
 //! - an alert is keyed by (rule, student, course); while its condition holds it stays one open
