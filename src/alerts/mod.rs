@@ -696,6 +696,12 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
         .now()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut rows = read_alerts(lake).await?;
+    // The open alerts by key, looked up once per hit (not a scan of every row per hit).
+    let mut open_keys: std::collections::HashSet<(String, String, String)> = rows
+        .iter()
+        .filter(|r| r.resolved_at.is_none())
+        .map(AlertRow::key)
+        .collect();
     let mut report = AlertsReport::default();
     let mut evaluated = BTreeSet::new();
     let mut holding = BTreeSet::new();
@@ -715,10 +721,7 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
                 h.student.clone().unwrap_or_default(),
                 h.course.clone().unwrap_or_default(),
             );
-            let open = rows
-                .iter()
-                .any(|r| r.resolved_at.is_none() && r.key() == key);
-            if !open {
+            if open_keys.insert(key.clone()) {
                 let row = AlertRow {
                     alert_id: alert_id(&key.0, &key.1, &key.2, &now),
                     rule_id: rule.id.clone(),
