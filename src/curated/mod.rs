@@ -520,19 +520,10 @@ pub async fn run(
                 };
                 &narrowed
             };
-            let inp_for = if inputs(product).contains(&"engagement") {
-                inp
-            } else {
-                &products::Inputs {
-                    engagement: None,
-                    attendance: inp.attendance.clone(),
-                    grades: inp.grades.clone(),
-                    students: inp.students.clone(),
-                }
-            };
             let t = std::time::Instant::now();
-            let df = products::build(product, inp_for, cfg)?;
-            products::check(product, &df, inp_for)?;
+            // A product reads only its own inputs (`inputs`); the others it is handed are unused.
+            let df = products::build(product, inp, cfg)?;
+            products::check(product, &df, inp)?;
             *build_secs.entry(product).or_default() += t.elapsed().as_secs_f64();
             built.entry(product).or_default().push(df);
         }

@@ -110,32 +110,17 @@ async fn merge_winners(
         // Every row is new: stream them in slices into one append (no MERGE, and never the
         // whole batch converted at once). A concurrent writer of the same batch is still
         // refused by the txn check.
-        let step = ds.pipeline.trusted.chunk_rows.max(1);
-        let mut out: Option<delta::Appender> = None;
-        for offset in (0..rows).step_by(step) {
-            let mut slice = winners.slice(offset as i64, step);
-            let (schema, batches) = frame::to_batches(&mut slice)?;
-            if out.is_none() {
-                match delta::Appender::open(data_loc, schema, app, meta).await? {
-                    Some(a) => out = Some(a),
-                    None => return Ok(None),
-                }
-            }
-            if let Some(o) = out.as_mut() {
-                for b in batches {
-                    o.write(b).await?;
-                }
-            }
-        }
+        let (schema, _) = frame::to_batches(&mut winners.slice(0, 0))?;
+        let Some(mut out) = delta::Appender::open(data_loc, schema, app, meta).await? else {
+            return Ok(None);
+        };
+        write_slices(&mut out, &winners, ds.pipeline.trusted.chunk_rows).await?;
         // Onto the empty table only: a concurrent first load makes this a conflict, and the
         // rerun merges by key.
-        return Ok(match out {
-            Some(o) => o.commit_into_empty().await?.map(|_| UpsertCounts {
-                inserted: rows as u64,
-                updated: 0,
-            }),
-            None => None,
-        });
+        return Ok(out.commit_into_empty().await?.map(|_| UpsertCounts {
+            inserted: rows as u64,
+            updated: 0,
+        }));
     }
     let newer = newer_predicate(ds);
     let (ws, wb) = frame::to_batches(&mut winners)?;
@@ -152,6 +137,18 @@ async fn merge_winners(
     Ok(merged.map(|(_, counts)| counts))
 }
 
+/// Writes `rows` into `out` in slices of `step` rows (never the whole frame converted at once).
+async fn write_slices(out: &mut delta::Appender, rows: &DataFrame, step: usize) -> Result<()> {
+    let step = step.max(1);
+    for offset in (0..rows.height()).step_by(step) {
+        let mut slice = rows.slice(offset as i64, step);
+        for b in frame::to_batches(&mut slice)?.1 {
+            out.write(b).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Completes a first load whose unique-key rows were streamed into `out`: appends the
 /// deduplicated rows held back, then commits with `meta`, unless the table gained files
 /// meanwhile (a commit conflict: the rerun merges by key).
@@ -163,13 +160,7 @@ async fn append_rest(
     meta: &[(&str, serde_json::Value)],
 ) -> Result<Option<UpsertCounts>> {
     let rows = winners.height();
-    let step = ds.pipeline.trusted.chunk_rows.max(1);
-    for offset in (0..rows).step_by(step) {
-        let mut slice = winners.slice(offset as i64, step);
-        for b in frame::to_batches(&mut slice)?.1 {
-            out.write(b).await?;
-        }
-    }
+    write_slices(&mut out, &winners, ds.pipeline.trusted.chunk_rows).await?;
     drop(winners);
     out.set_metadata(meta);
     Ok(out.commit_into_empty().await?.map(|_| UpsertCounts {
