@@ -96,6 +96,36 @@ pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<DataFram
     Ok(DataFrame::new_infer_height(cols)?)
 }
 
+/// `df` with every string column copied into buffers of its own.
+///
+/// polars keeps strings longer than 12 bytes in shared data buffers: a filter, a join or a
+/// group-by hands out views into the buffers of the frame it came from, so keeping a few rows
+/// of a big chunk keeps the whole chunk's strings alive. Call this on small frames that are
+/// kept while bigger ones come and go (rows held across chunks, per-group results): the copy
+/// is proportional to the rows kept, and what they pointed into can be freed.
+///
+/// # Errors
+/// When a column cannot be rebuilt (never for the types the lake uses).
+pub fn compact(df: DataFrame) -> Result<DataFrame, FrameError> {
+    use polars::prelude::{Column, DataType, StringChunked};
+    if !df.columns().iter().any(|c| c.dtype() == &DataType::String) {
+        return Ok(df);
+    }
+    let height = df.height();
+    let mut cols: Vec<Column> = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        if c.dtype() == &DataType::String {
+            let ca = c.as_materialized_series().str()?;
+            let chunks: Vec<_> = ca.downcast_iter().map(|a| a.clone().gc()).collect();
+            let fresh = StringChunked::from_chunk_iter(c.name().clone(), chunks);
+            cols.push(fresh.into_column());
+        } else {
+            cols.push(c.clone());
+        }
+    }
+    Ok(DataFrame::new(height, cols)?)
+}
+
 fn series_from_arrow(name: &str, field: &Field, chunks: &[ArrayRef]) -> Result<Series, FrameError> {
     // SAFETY: the schema is exported by arrow-rs just here and is valid.
     let pl_field = unsafe {
@@ -187,6 +217,37 @@ pub fn f64s_of(df: &DataFrame, c: &str) -> Result<Vec<Option<f64>>, FrameError> 
 mod tests {
     use super::*;
     use polars::prelude::*;
+
+    #[test]
+    fn compact_frees_what_a_filter_pointed_into() {
+        let long: Vec<String> = (0..20_000)
+            .map(|i| format!("a-string-longer-than-12-bytes-{i:08}"))
+            .collect();
+        let df = df!("s" => long, "i" => (0..20_000i64).collect::<Vec<_>>()).unwrap();
+        let mask = df
+            .column("i")
+            .unwrap()
+            .as_materialized_series()
+            .lt(3)
+            .unwrap();
+        let kept = df.filter(&mask).unwrap();
+        let buffers = |d: &DataFrame| -> usize {
+            d.column("s")
+                .unwrap()
+                .as_materialized_series()
+                .str()
+                .unwrap()
+                .downcast_iter()
+                .map(|a| a.total_buffer_len())
+                .sum()
+        };
+        // The filtered rows still point into the whole column's buffers.
+        assert!(buffers(&kept) > 100_000, "{}", buffers(&kept));
+        let compacted = compact(kept.clone()).unwrap();
+        assert!(buffers(&compacted) < 1_000, "{}", buffers(&compacted));
+        assert!(compacted.equals_missing(&kept));
+        assert_eq!(compacted.get_column_names(), kept.get_column_names());
+    }
 
     #[test]
     fn round_trip_keeps_types_and_values() {

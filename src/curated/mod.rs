@@ -525,7 +525,9 @@ pub async fn run(
             let df = products::build(product, inp, cfg)?;
             products::check(product, &df, inp)?;
             *build_secs.entry(product).or_default() += t.elapsed().as_secs_f64();
-            built.entry(product).or_default().push(df);
+            // Kept until every group is built: copied out of the group's string buffers (a
+            // product's ids are views into its inputs, which would otherwise stay alive).
+            built.entry(product).or_default().push(frame::compact(df)?);
         }
     }
     // The shared reads, once for the run.

@@ -29,6 +29,7 @@ use super::keys::HIT;
 use super::{
     Dataset, Result, BATCH_ID, INGESTED_AT, LINEAGE, SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
 };
+use crate::frame;
 use crate::rules::eval::{
     self, batch_unique_column, raw_name, RuleResult, Tally, FAILURES, ID_ISSUES, QUARANTINE_FLAG,
     RULE_IDS,
@@ -274,7 +275,9 @@ impl<'a> BatchJudge<'a> {
             }
         }
         if valid.height() > 0 {
-            self.valid.push(valid);
+            // Kept until the batch ends: copied out of the chunk's string buffers, or every
+            // chunk with one kept row would stay in memory whole.
+            self.valid.push(frame::compact(valid)?);
         }
         Ok(ready)
     }

@@ -165,7 +165,7 @@ pub(super) async fn repeated(
                 .zip(&present)
                 .map(|(h, p)| Some(*p && cands.contains(h)))
                 .collect();
-            let hits = keys.filter(&mask)?;
+            let hits = frame::compact(keys.filter(&mask)?)?;
             match out {
                 Some(o) => {
                     o.vstack_mut_owned(hits)?;
