@@ -309,17 +309,29 @@ fn only_courses(df: &Option<DataFrame>, courses: &BTreeSet<String>) -> Result<Op
     ))
 }
 
-/// Reads a trusted table's rows for `courses`.
+/// Reads a trusted table's rows for `courses`, without the lineage columns.
 async fn read_trusted(
     lake: &Lake,
     dataset: &str,
     courses: &BTreeSet<String>,
 ) -> Result<Option<DataFrame>> {
     let loc = lake.loc(Stage::Trusted, dataset)?;
+    // Every column but the lineage, which no product reads (a file hash and name per row
+    // would be most of what is read and held).
+    let Some((schema, _)) = delta::query(&loc, "SELECT * FROM t LIMIT 0").await? else {
+        return Ok(None);
+    };
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .filter(|f| !crate::stage::LINEAGE.contains(&f.name().as_str()))
+        .map(|f| format!("\"{}\"", f.name().replace('"', "\"\"")))
+        .collect();
     // In key order: the products' sums then run in one order whatever the file layout, so
     // every build of the same rows gives the same bits (see `products::publish`).
     let sql = format!(
-        "SELECT * FROM t WHERE {} ORDER BY record_id",
+        "SELECT {} FROM t WHERE {} ORDER BY record_id",
+        columns.join(", "),
         course_filter(courses)
     );
     match delta::query(&loc, &sql).await? {
