@@ -1214,7 +1214,8 @@ mod tests {
         dir
     }
 
-    #[tokio::test]
+    // polars blocks inside a runtime only on the multi-threaded one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn clicks_are_read_by_day_and_type_a_repeated_row_once() {
         // Student 1: a repeated row (site 10, day 3) counts once, the later row's clicks, as
         // trusted keeps it; two sites of one type on a day add up; day 60 is after the day.
