@@ -128,7 +128,7 @@ pub struct Oulad {
     /// (course, id_student) -> clicks per (day, engagement activity type), days <= N. A
     /// repeated activity row (same student, site and day) counts once, the later row's clicks,
     /// as trusted keeps it.
-    clicks: HashMap<(String, String), BTreeMap<(i64, &'static str), i64>>,
+    clicks: HashMap<(String, String), DayClicks>,
     /// Activity files read.
     activity_files: usize,
 }
@@ -425,6 +425,9 @@ impl Oulad {
         Ok(())
     }
 }
+
+/// (day, engagement activity type) -> clicks of one student in one course.
+type DayClicks = BTreeMap<(i64, &'static str), i64>;
 
 /// (course, student) -> (site, day) -> clicks, while the activity files are read.
 type SiteClicks = HashMap<(String, String), HashMap<(i64, i64), i64>>;
