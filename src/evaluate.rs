@@ -15,7 +15,9 @@
 //! - The mapping is fixed and documented: each day from the student's registration (or day 0)
 //!   to day N is one session, `present` when the student clicked in the VLE that day; every
 //!   assessment of the presentation is a grade row per student (missing when not submitted),
-//!   score out of 100, weight = OULAD weight / 100, graded on day N when its score is known.
+//!   score out of 100, weight = OULAD weight / 100, graded on day N when its score is known;
+//!   the VLE clicks are the `engagement` rows (one per student, day and activity type, the
+//!   site's `activity_type` mapped as the OULAD template's `pipelines/engagement.yaml` does).
 //! - Output is deterministic: frames are built in (presentation, student, day) order and ties
 //!   in the risk score are broken by course and student id.
 
@@ -123,6 +125,10 @@ pub struct Oulad {
     submissions: HashMap<(String, String), (i64, Option<f64>)>,
     /// (course, id_student) -> active days (0..=N), sorted and distinct.
     activity: HashMap<(String, String), Vec<i64>>,
+    /// (course, id_student) -> clicks per (day, engagement activity type), days <= N. A
+    /// repeated activity row (same student, site and day) counts once, the later row's clicks,
+    /// as trusted keeps it.
+    clicks: HashMap<(String, String), DayClicks>,
     /// Activity files read.
     activity_files: usize,
 }
@@ -274,6 +280,17 @@ impl Oulad {
     }
 
     async fn load_activity(&mut self, dir: &Path, as_of_day: i64) -> Result<()> {
+        // id_site -> engagement activity type (vle.csv; without it every site is `other`).
+        let mut types: HashMap<i64, &'static str> = HashMap::new();
+        if find(dir, "vle.csv").is_some() {
+            for r in read_csv(dir, "vle.csv")? {
+                if let Some(site) = day(r.get("id_site")) {
+                    types.insert(site, engagement_type(get(&r, "activity_type")));
+                }
+            }
+        }
+        // (course, student) -> (site, day) -> clicks: a repeated row overwrites, the later wins.
+        let mut sites: SiteClicks = HashMap::new();
         let mut from_parquet = std::collections::BTreeSet::new();
         let root = dir.join("parquet").join("studentVle");
         for p in self.presentations.clone() {
@@ -289,7 +306,8 @@ impl Oulad {
                 .collect();
             files.sort();
             for f in files {
-                self.read_parquet(&f, &p.course_id(), as_of_day).await?;
+                self.read_parquet(&f, &p.course_id(), as_of_day, &mut sites)
+                    .await?;
                 from_parquet.insert(p.course_id());
             }
         }
@@ -325,17 +343,31 @@ impl Oulad {
                     continue;
                 }
                 if let Some(d) = day(r.get("date")).filter(|d| *d <= as_of_day) {
-                    self.activity
-                        .entry((c.clone(), id(get(&r, "id_student"))))
-                        .or_default()
-                        .push(d);
+                    let key = (c.clone(), id(get(&r, "id_student")));
+                    let site = day(r.get("id_site")).unwrap_or_default();
+                    let n = day(r.get("sum_click")).unwrap_or_default();
+                    sites.entry(key.clone()).or_default().insert((site, d), n);
+                    self.activity.entry(key).or_default().push(d);
                 }
+            }
+        }
+        for (key, rows) in sites {
+            let per_day = self.clicks.entry(key).or_default();
+            for ((site, d), n) in rows {
+                let t = types.get(&site).copied().unwrap_or("other");
+                *per_day.entry((d, t)).or_default() += n;
             }
         }
         Ok(())
     }
 
-    async fn read_parquet(&mut self, path: &Path, course: &str, as_of_day: i64) -> Result<()> {
+    async fn read_parquet(
+        &mut self,
+        path: &Path,
+        course: &str,
+        as_of_day: i64,
+        sites: &mut SiteClicks,
+    ) -> Result<()> {
         use deltalake::arrow::array::{Array, AsArray};
         use deltalake::arrow::compute::cast;
         use deltalake::arrow::datatypes::{DataType as ArrowType, Float64Type};
@@ -362,9 +394,12 @@ impl Oulad {
                 cast(c, &ArrowType::Float64).map_err(|e| err(e.to_string()))
             };
             let (s, d) = (column("id_student")?, column("date")?);
-            let (s, d) = (
+            let (site, n) = (column("id_site")?, column("sum_click")?);
+            let (s, d, site, n) = (
                 s.as_primitive::<Float64Type>(),
                 d.as_primitive::<Float64Type>(),
+                site.as_primitive::<Float64Type>(),
+                n.as_primitive::<Float64Type>(),
             );
             for i in 0..b.num_rows() {
                 if s.is_null(i) || d.is_null(i) {
@@ -372,14 +407,41 @@ impl Oulad {
                 }
                 let day = d.value(i) as i64;
                 if day <= as_of_day {
-                    self.activity
-                        .entry((course.to_string(), format!("{}", s.value(i) as i64)))
+                    let key = (course.to_string(), format!("{}", s.value(i) as i64));
+                    let clicks = if n.is_null(i) { 0 } else { n.value(i) as i64 };
+                    let site = if site.is_null(i) {
+                        0
+                    } else {
+                        site.value(i) as i64
+                    };
+                    sites
+                        .entry(key.clone())
                         .or_default()
-                        .push(day);
+                        .insert((site, day), clicks);
+                    self.activity.entry(key).or_default().push(day);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// (day, engagement activity type) -> clicks of one student in one course.
+type DayClicks = BTreeMap<(i64, &'static str), i64>;
+
+/// (course, student) -> (site, day) -> clicks, while the activity files are read.
+type SiteClicks = HashMap<(String, String), HashMap<(i64, i64), i64>>;
+
+/// The engagement activity type of an OULAD VLE `activity_type`, as the OULAD template's
+/// `pipelines/engagement.yaml` maps it (the lake path reads the mapped type from trusted).
+fn engagement_type(t: &str) -> &'static str {
+    match t {
+        "homepage" | "login" => "login",
+        "forumng" | "ouelluminate" | "ouwiki" | "forum" => "forum",
+        "quiz" | "externalquiz" | "questionnaire" => "quiz",
+        "resource" | "oucontent" | "url" | "subpage" | "page" | "glossary" => "resource",
+        "oucollaborate" | "video" => "video",
+        _ => "other",
     }
 }
 
@@ -550,6 +612,46 @@ fn frames(o: &Oulad, list: &[Member], n: i64) -> Result<(DataFrame, DataFrame)> 
     Ok((attendance, grades))
 }
 
+/// The trusted-shaped engagement rows of the list's students (one per student, course, day and
+/// activity type; OULAD has no time on task), or `None` when no activity was read.
+fn engagement_frame(o: &Oulad, list: &[Member]) -> Result<Option<DataFrame>> {
+    if o.clicks.is_empty() {
+        return Ok(None);
+    }
+    let starts: HashMap<String, NaiveDate> = o
+        .presentations
+        .iter()
+        .map(|p| (p.course_id(), p.start()))
+        .collect();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let (mut s, mut c, mut date, mut kind, mut clicks) = (vec![], vec![], vec![], vec![], vec![]);
+    for m in list {
+        let start = starts[&m.course];
+        let key = (m.course.clone(), m.student.clone());
+        for ((d, t), n) in o.clicks.get(&key).into_iter().flatten() {
+            s.push(m.student.clone());
+            c.push(m.course.clone());
+            date.push((start + Duration::days(*d) - epoch).num_days() as i32);
+            kind.push(*t);
+            clicks.push(*n);
+        }
+    }
+    let rows = s.len();
+    Ok(Some(DataFrame::new(
+        rows,
+        vec![
+            Column::new("student_id".into(), s),
+            Column::new("course_id".into(), c),
+            Series::new("activity_date".into(), date)
+                .cast(&DataType::Date)?
+                .into_column(),
+            Column::new("activity_type".into(), kind),
+            Column::new("clicks".into(), clicks),
+            Series::new("minutes".into(), vec![None::<i64>; rows]).into_column(),
+        ],
+    )?))
+}
+
 /// Precision, recall and share of one list.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ListScore {
@@ -713,6 +815,7 @@ struct Built {
     apart: BTreeMap<String, Apart>,
     attendance: DataFrame,
     performance: DataFrame,
+    engagement: Option<DataFrame>,
 }
 
 fn build(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Built> {
@@ -723,11 +826,16 @@ fn build(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Built> {
     let (att, grades) = frames(o, &list, n)?;
     let attendance = products::student_course_attendance(&att, cfg).and_then(products::publish)?;
     let performance = products::student_course_performance(&grades).and_then(products::publish)?;
+    let engagement = match engagement_frame(o, &list)? {
+        Some(e) => Some(products::student_course_engagement(&e).and_then(products::publish)?),
+        None => None,
+    };
     Ok(Built {
         list,
         apart,
         attendance,
         performance,
+        engagement,
     })
 }
 
@@ -737,8 +845,9 @@ fn build(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Built> {
 /// Building the list (polars) or an empty population.
 pub fn at_risk(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Evaluation> {
     let b = build(o, n, cfg)?;
-    let list = products::at_risk_students(Some(b.attendance), Some(b.performance), None, cfg)
-        .and_then(products::publish)?;
+    let list =
+        products::at_risk_students(Some(b.attendance), Some(b.performance), b.engagement, cfg)
+            .and_then(products::publish)?;
     let ids = list.column("student_id")?.str()?.clone();
     let courses = list.column("course_id")?.str()?.clone();
     let scores = list.column("risk_score")?.f64()?.clone();
@@ -818,8 +927,8 @@ pub struct Fit {
     pub intercept: f64,
     /// Weight per indicator, rounded to 0.1 (negative ones set to 0).
     pub weights: BTreeMap<String, f64>,
-    /// Score cut-offs so that about 35% (medium) and 17.5% (high) of the fitted students reach
-    /// them.
+    /// Score cut-offs: the lowest multiple of 0.05 that at most [`MEDIUM_SHARE`] (medium) and
+    /// [`HIGH_SHARE`] (high) of the fitted students reach.
     pub medium: f64,
     /// See `medium`.
     pub high: f64,
@@ -833,7 +942,8 @@ pub struct Fit {
 /// Building the list (polars) or an empty population.
 pub fn fit(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Fit> {
     let b = build(o, n, cfg)?;
-    let sev = products::at_risk_severities(Some(b.attendance), Some(b.performance), None, cfg)?;
+    let sev =
+        products::at_risk_severities(Some(b.attendance), Some(b.performance), b.engagement, cfg)?;
     let label: HashMap<(String, String), bool> = b
         .list
         .iter()
@@ -875,10 +985,7 @@ pub fn fit(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Fit> {
         })
         .collect();
     scores.sort_by(f64::total_cmp);
-    let q = |share: f64| {
-        let i = ((1.0 - share) * scores.len() as f64).floor() as usize;
-        (scores[i.min(scores.len() - 1)] * 10.0).round() / 10.0
-    };
+    let q = |share: f64| cut_off(&scores, share);
     Ok(Fit {
         as_of_day: n,
         presentations: o
@@ -888,10 +995,34 @@ pub fn fit(o: &Oulad, n: i64, cfg: &CuratedConfig) -> Result<Fit> {
             .collect(),
         students: y.len() as u64,
         intercept: w[0],
-        medium: q(0.35),
-        high: q(0.175),
+        medium: q(MEDIUM_SHARE),
+        high: q(HIGH_SHARE),
         weights,
     })
+}
+
+/// The share of the fitted students `--fit` cuts `high` at: a list an educator can work
+/// through (issue 11: 10-20% of the students).
+pub const HIGH_SHARE: f64 = 0.20;
+/// The share of the fitted students `--fit` cuts `medium` (or `high`) at.
+pub const MEDIUM_SHARE: f64 = 0.40;
+
+/// The lowest multiple of 0.05 that at most `share` of `sorted` (ascending) reach, never below
+/// the smallest positive score (0 would put everyone on the list).
+fn cut_off(sorted: &[f64], share: f64) -> f64 {
+    let Some(max) = sorted.last() else {
+        return 0.0;
+    };
+    let step = 0.05;
+    let reach = |c: f64| {
+        let below = sorted.partition_point(|s| *s < c - 1e-9);
+        (sorted.len() - below) as f64 / sorted.len() as f64
+    };
+    let last = (*max / step).floor() as i64 + 1;
+    let k = (1..=last)
+        .find(|k| reach(*k as f64 * step) <= share)
+        .unwrap_or(last);
+    k as f64 * 5.0 / 100.0
 }
 
 /// Logistic regression by Newton's method with a ridge `l2` on the non-intercept weights.
@@ -1056,6 +1187,114 @@ mod tests {
             Some(0.75)
         );
         assert_eq!(auc(&[(1.0, true)]), None);
+    }
+
+    /// An OULAD folder with one presentation, two students and the given VLE rows
+    /// (id_student, id_site, date, sum_click).
+    fn folder(vle: &[(&str, &str, &str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        w(
+            "courses.csv",
+            "code_module,code_presentation,module_presentation_length\nAAA,2013J,268\n".into(),
+        );
+        w(
+            "assessments.csv",
+            "code_module,code_presentation,id_assessment,assessment_type,date,weight\n".into(),
+        );
+        w(
+            "studentAssessment.csv",
+            "id_assessment,id_student,date_submitted,is_banked,score\n".into(),
+        );
+        w("studentInfo.csv", "code_module,code_presentation,id_student,final_result\nAAA,2013J,1,Pass\nAAA,2013J,2,Fail\n".into());
+        w("vle.csv", "id_site,code_module,code_presentation,activity_type,week_from,week_to\n10,AAA,2013J,quiz,?,?\n11,AAA,2013J,oucontent,?,?\n".into());
+        let mut text =
+            "code_module,code_presentation,id_student,id_site,date,sum_click\n".to_string();
+        for (s, site, d, n) in vle {
+            text.push_str(&format!("AAA,2013J,{s},{site},{d},{n}\n"));
+        }
+        w("studentVle_AAA_2013J.csv", text);
+        dir
+    }
+
+    // polars blocks inside a runtime only on the multi-threaded one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn clicks_are_read_by_day_and_type_a_repeated_row_once() {
+        // Student 1: a repeated row (site 10, day 3) counts once, the later row's clicks, as
+        // trusted keeps it; two sites of one type on a day add up; day 60 is after the day.
+        let dir = folder(&[
+            ("1", "10", "3", "4"),
+            ("1", "10", "3", "6"),
+            ("1", "11", "3", "2"),
+            ("1", "11", "-5", "1"),
+            ("1", "11", "60", "9"),
+            ("2", "12", "5", "7"),
+        ]);
+        let o = Oulad::load(dir.path(), 56, &[]).await.unwrap();
+        let one = &o.clicks[&("AAA-2013J".to_string(), "1".to_string())];
+        let want: BTreeMap<(i64, &str), i64> = [
+            ((-5, "resource"), 1),
+            ((3, "quiz"), 6),
+            ((3, "resource"), 2),
+        ]
+        .into();
+        assert_eq!(one, &want);
+        // A site missing from vle.csv is `other`.
+        let two = &o.clicks[&("AAA-2013J".to_string(), "2".to_string())];
+        assert_eq!(two, &[((5, "other"), 7)].into());
+        // The engagement rows the products read: one per student, day and type, dated from
+        // the presentation's start (2013-10-01), pre-start activity included.
+        let list = members(&o, 56).0;
+        let eng = engagement_frame(&o, &list).unwrap().unwrap();
+        assert_eq!(eng.height(), 4);
+        let p = products::student_course_engagement(&eng).unwrap();
+        let clicks: Vec<Option<i64>> = p.column("clicks").unwrap().i64().unwrap().iter().collect();
+        assert_eq!(clicks, [Some(9), Some(7)]);
+        let last: Vec<Option<i32>> = p
+            .column("last_active_date")
+            .unwrap()
+            .cast(&DataType::Int32)
+            .unwrap()
+            .i32()
+            .unwrap()
+            .iter()
+            .collect();
+        let day0 = (NaiveDate::from_ymd_opt(2013, 10, 1).unwrap()
+            - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32;
+        assert_eq!(last, [Some(day0 + 3), Some(day0 + 5)]);
+    }
+
+    #[test]
+    fn oulad_activity_types_map_as_the_template_does() {
+        let yaml = include_str!("../templates/oulad/pipelines/engagement.yaml");
+        for (oulad, ours) in [
+            ("homepage", "login"),
+            ("forumng", "forum"),
+            ("ouwiki", "forum"),
+            ("externalquiz", "quiz"),
+            ("oucontent", "resource"),
+            ("subpage", "resource"),
+            ("oucollaborate", "video"),
+            ("dataplus", "other"),
+        ] {
+            assert_eq!(engagement_type(oulad), ours, "{oulad}");
+            if ours != "other" {
+                assert!(yaml.contains(&format!("{oulad}: {ours}")), "{oulad}");
+            }
+        }
+    }
+
+    #[test]
+    fn cut_off_puts_at_most_the_share_on_the_list() {
+        // 0.00, 0.01, ..., 0.99: 20% reach 0.80, 40% reach 0.60.
+        let scores: Vec<f64> = (0..100).map(|i| f64::from(i) / 100.0).collect();
+        assert!((cut_off(&scores, 0.20) - 0.80).abs() < 1e-9);
+        assert!((cut_off(&scores, 0.40) - 0.60).abs() < 1e-9);
+        // Ties at the cut: the list never grows past the share.
+        let tied = [0.0, 0.0, 1.0, 1.0, 1.0];
+        assert!((cut_off(&tied, 0.2) - 1.05).abs() < 1e-9);
+        assert_eq!(cut_off(&[], 0.2), 0.0);
     }
 
     #[test]

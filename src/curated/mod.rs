@@ -91,6 +91,16 @@ pub struct Indicators {
     /// `(50 - score) / 50`, clipped to 0..1. Absent from older settings files: weight 0.
     #[serde(default = "no_indicator")]
     pub low_engagement_for_course: Indicator,
+    /// Work handed in after its due date: fires from `threshold` late submissions; severity
+    /// `min(late, full) / full`. Absent from older settings files: weight 0.
+    #[serde(default = "no_indicator")]
+    pub late_submissions: Indicator,
+    /// Recent engagement low for the course: the percentile in the course of the student's
+    /// clicks in the course's last 14 days of activity (0 clicks for a student of a course
+    /// with activity data who has none); fires below `threshold`, severity `2 × (0.5 −
+    /// percentile)`, clipped to 0..1. Absent from older settings files: weight 0.
+    #[serde(default = "no_indicator")]
+    pub low_recent_engagement_for_course: Indicator,
 }
 
 fn no_indicator() -> Indicator {
@@ -659,6 +669,8 @@ mod tests {
         let i = &cfg.at_risk.indicators;
         assert_eq!(i.low_grade_for_course.weight, 0.0);
         assert_eq!(i.no_recent_activity.weight, 0.0);
+        assert_eq!(i.late_submissions.weight, 0.0);
+        assert_eq!(i.low_recent_engagement_for_course.weight, 0.0);
         assert_eq!(cfg.at_risk.pass_mark.default, 60.0);
     }
 }

@@ -11,6 +11,8 @@ use crate::vocab::Stage;
 const S: &str = "student_id";
 const C: &str = "course_id";
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
+/// The window of `recent_clicks`: the course's last this many days of activity.
+const RECENT_DAYS: i32 = 14;
 
 /// Trusted rows of the touched courses.
 #[derive(Debug, Default)]
@@ -114,7 +116,7 @@ pub const AT_RISK_STUDENTS_COLUMNS: ColumnComments = &[
     (S, STUDENT_KEY),
     (C, COURSE_KEY),
     ("risk_score", "Sum over the indicators of weight x severity (severity 0..1; weights in pipelines/curated/products.yaml); each indicator's points are in score_breakdown"),
-    ("risk_level", "low, medium or high: risk_score against the medium and high cut-offs of pipelines/curated/products.yaml (shipped: 2.3 and 3.4)"),
+    ("risk_level", "low, medium or high: risk_score against the medium and high cut-offs of pipelines/curated/products.yaml (shipped: 2.1 and 3.3)"),
     ("reasons", "The indicators that fired (weight > 0), in words, separated by '; '; null when none fired"),
     ("actions", "A recommended action for the educator per reason, in the same order, separated by '; '; null when none fired"),
     ("low_grade", "Indicator: grade below the course's pass mark (pipelines/curated/products.yaml); false without a grade"),
@@ -141,6 +143,11 @@ pub const AT_RISK_STUDENTS_COLUMNS: ColumnComments = &[
     ("days_since_active", "As in student_course_engagement: days from the student's last LMS activity to the course's last day of activity; null without engagement data"),
     ("days_inactive", "The fewer of days_since_attended and days_since_active (the student's most recent sign of life)"),
     ("engagement_score", "As in student_course_engagement: 0..100 relative to the course (50 = the course's middle); null without engagement data"),
+    ("late_submissions", "Indicator: at least the threshold's number of due assessments submitted after their due date"),
+    ("low_recent_engagement_for_course", "Indicator: recent_clicks_percentile below the indicator's threshold (relative to the course)"),
+    ("late", "As in student_course_performance: due assessments submitted after their due date"),
+    ("recent_clicks", "As in student_course_engagement: clicks in the course's last 14 days of activity; 0 for a student without activity in a course with engagement data, null without engagement data"),
+    ("recent_clicks_percentile", "Share of the course's students with fewer recent_clicks (mid-rank, 0..1)"),
     ("score_breakdown", "The points each indicator added to risk_score (indicator=points, separated by '; ')"),
 ];
 
@@ -177,6 +184,7 @@ pub const STUDENT_COURSE_ENGAGEMENT_COLUMNS: ColumnComments = &[
     ("clicks_quiz", "Clicks of type quiz"),
     ("clicks_video", "Clicks of type video"),
     ("clicks_other", "Clicks of type other"),
+    ("recent_clicks", "Clicks in the course's last 14 days of activity (the 14 days to its last day of activity, that day included), all types"),
     ("minutes", "Time on task in minutes, where the LMS records it (null when it never does)"),
     ("last_active_date", "The student's last day of activity in the course"),
     ("days_since_active", "Days from the student's last activity to the course's last day of activity"),
@@ -456,6 +464,15 @@ pub fn student_course_engagement(eng: &DataFrame) -> Result<DataFrame> {
             .alias("__minutes"),
         col("minutes").count().alias("__minutes_n"),
         col("activity_date").max().alias("last_active_date"),
+        col("clicks")
+            .filter(
+                col("activity_date")
+                    .cast(DataType::Int32)
+                    .gt(col("__course_last").cast(DataType::Int32) - lit(RECENT_DAYS)),
+            )
+            .sum()
+            .cast(DataType::Int64)
+            .alias("recent_clicks"),
         col("__course_first").first().alias("__course_first"),
         col("__course_last").first().alias("__course_last"),
     ];
@@ -517,6 +534,7 @@ pub fn student_course_engagement(eng: &DataFrame) -> Result<DataFrame> {
             col("clicks_quiz"),
             col("clicks_video"),
             col("clicks_other"),
+            col("recent_clicks"),
             col("minutes"),
             col("last_active_date"),
             col("days_since_active"),
@@ -742,6 +760,9 @@ const PLACEHOLDERS: &[&str] = &[
     "days_since_attended",
     "days_inactive",
     "engagement_score",
+    "late",
+    "recent_clicks",
+    "recent_clicks_percentile",
 ];
 
 fn placeholder(name: &str) -> Option<Expr> {
@@ -770,6 +791,9 @@ fn placeholder(name: &str) -> Option<Expr> {
         "days_since_attended" => int(col("days_since_attended")),
         "days_inactive" => int(col("days_inactive")),
         "engagement_score" => int(col("engagement_score").round(0, RoundMode::HalfAwayFromZero)),
+        "late" => int(col("late")),
+        "recent_clicks" => int(col("recent_clicks")),
+        "recent_clicks_percentile" => pct(col("recent_clicks_percentile")),
         _ => return None,
     })
 }
@@ -892,6 +916,18 @@ fn indicators(cfg: &CuratedConfig) -> Result<Vec<(&'static str, &Indicator, Expr
             col("engagement_score").lt(lit(i.low_engagement_for_course.threshold)),
             ((lit(50.0) - col("engagement_score")) / lit(50.0)).clip(lit(0.0), lit(1.0)),
         ),
+        (
+            "late_submissions",
+            &i.late_submissions,
+            col("late").gt_eq(lit(i.late_submissions.threshold)),
+            graded("late", &i.late_submissions, 1.0),
+        ),
+        (
+            "low_recent_engagement_for_course",
+            &i.low_recent_engagement_for_course,
+            col("recent_clicks_percentile").lt(lit(i.low_recent_engagement_for_course.threshold)),
+            lower_half("recent_clicks_percentile"),
+        ),
     ])
 }
 
@@ -906,6 +942,8 @@ pub const INDICATORS: &[&str] = &[
     "no_recent_activity",
     "falling_attendance",
     "low_engagement_for_course",
+    "late_submissions",
+    "low_recent_engagement_for_course",
 ];
 
 /// The per-student inputs of the at-risk model (attendance and performance joined), with the
@@ -926,6 +964,7 @@ fn at_risk_inputs(
             null_f64().alias("completion_rate"),
             lit(NULL).cast(DataType::Int64).alias("missing"),
             lit(NULL).cast(DataType::Int64).alias("due"),
+            lit(NULL).cast(DataType::Int64).alias("late"),
         ]
     };
     let no_attendance = || {
@@ -970,6 +1009,7 @@ fn at_risk_inputs(
                 col(C),
                 col("days_since_active"),
                 col("engagement_score"),
+                col("recent_clicks"),
             ]),
             key.clone(),
             key.clone(),
@@ -978,6 +1018,7 @@ fn at_risk_inputs(
         None => joined.with_columns([
             lit(NULL).cast(DataType::Int64).alias("days_since_active"),
             null_f64().alias("engagement_score"),
+            lit(NULL).cast(DataType::Int64).alias("recent_clicks"),
         ]),
     };
     let (att, act) = (col("days_since_attended"), col("days_since_active"));
@@ -986,9 +1027,20 @@ fn at_risk_inputs(
         .when(act.clone().is_null().or(att.clone().lt_eq(act.clone())))
         .then(att)
         .otherwise(act);
+    // A student of a course with activity data who has no activity row clicked 0 times.
+    let recent = col("recent_clicks");
+    let recent_clicks = when(
+        recent
+            .clone()
+            .is_null()
+            .and(recent.clone().count().over([col(C)])?.gt(lit(0))),
+    )
+    .then(lit(0i64))
+    .otherwise(recent);
     Ok(joined
         .sort([C, S], SortMultipleOptions::default())
         .with_columns([
+            recent_clicks.alias("recent_clicks"),
             days_inactive.alias("days_inactive"),
             col("weighted_grade")
                 .fill_null(col("average_score_pct"))
@@ -1004,6 +1056,7 @@ fn at_risk_inputs(
         .with_columns([
             course_percentile(col("grade"))?.alias("grade_percentile"),
             course_percentile(col("attendance_rate"))?.alias("attendance_percentile"),
+            course_percentile(col("recent_clicks"))?.alias("recent_clicks_percentile"),
         ]))
 }
 
@@ -1109,6 +1162,11 @@ pub fn at_risk_students(
             col("days_since_active"),
             col("days_inactive"),
             col("engagement_score"),
+            col("late_submissions"),
+            col("low_recent_engagement_for_course"),
+            col("late"),
+            col("recent_clicks"),
+            col("recent_clicks_percentile"),
             col("score_breakdown"),
         ])
         .sort([C, S], SortMultipleOptions::default())
@@ -1440,6 +1498,9 @@ mod tests {
             ind.weight = 1.0;
         }
         i.chronic_absence.weight = 0.0;
+        // Indicators with their own tests below: off here, so the hand-counted scores stay.
+        i.late_submissions.weight = 0.0;
+        i.low_recent_engagement_for_course.weight = 0.0;
         cfg
     }
 
@@ -1492,6 +1553,7 @@ mod tests {
                 Column::new("completion_rate".into(), f(&[1.0, 1.0, 1.0, 0.5, 1.0])),
                 Column::new("missing".into(), [0i64, 0, 0, 2, 0]),
                 Column::new("due".into(), [4i64; 5]),
+                Column::new("late".into(), [0i64; 5]),
             ],
         )
         .unwrap();
@@ -1615,5 +1677,151 @@ mod tests {
         assert!((num(&d, "low_completion").unwrap() - 2.0 / 3.0).abs() < 1e-9);
         assert!((num(&d, "no_recent_activity").unwrap() - 20.0 / 28.0).abs() < 1e-9);
         assert_eq!(num(&d, "chronic_absence"), Some(1.0), "before its weight 0");
+    }
+
+    #[test]
+    fn late_submissions_fire_from_the_threshold() {
+        let (att, perf) = inputs();
+        // b handed in 1 of 4 assessments late, e 2; the others none.
+        let perf = perf
+            .lazy()
+            .with_column(
+                when(col(S).eq(lit("b")))
+                    .then(lit(1i64))
+                    .when(col(S).eq(lit("e")))
+                    .then(lit(2i64))
+                    .otherwise(col("late"))
+                    .alias("late"),
+            )
+            .collect()
+            .unwrap();
+        let mut cfg = settings();
+        let l = &mut cfg.at_risk.indicators.late_submissions;
+        (l.weight, l.threshold, l.full) = (1.5, 1.0, Some(2.0));
+        let out = publish(at_risk_students(Some(att), Some(perf), None, &cfg).unwrap()).unwrap();
+        let b = one(&out, "b");
+        assert!(flag(&b, "late_submissions"));
+        assert_eq!(num(&b, "late"), Some(1.0));
+        // Severity min(late, full) / full = 1/2, times the weight 1.5.
+        assert!((num(&b, "risk_score").unwrap() - 0.75).abs() < 1e-9, "{b}");
+        assert_eq!(
+            text(&b, "reasons"),
+            "1 assessments submitted after the due date"
+        );
+        assert!(text(&b, "actions").contains("deadlines"));
+        let e = one(&out, "e");
+        assert!(flag(&e, "late_submissions"));
+        assert!(text(&e, "score_breakdown").contains("late_submissions +1.5"));
+        let a = one(&out, "a");
+        assert!(!flag(&a, "late_submissions"));
+        assert_eq!(num(&a, "risk_score"), Some(0.0));
+        // C2 has no grades: nothing late, nothing fires.
+        assert!(!flag(&one(&out, "x"), "late_submissions"));
+    }
+
+    #[test]
+    fn low_recent_engagement_is_relative_to_the_course() {
+        let (att, perf) = inputs();
+        // C1 has activity data; d has no activity row at all (0 recent clicks). C2 has none:
+        // its students get no recent-engagement points.
+        let eng = DataFrame::new(
+            4,
+            vec![
+                Column::new(S.into(), ["a", "b", "c", "e"]),
+                Column::new(C.into(), ["C1"; 4]),
+                Column::new("days_since_active".into(), [0i64, 0, 0, 1]),
+                Column::new("engagement_score".into(), [80.0, 70.0, 60.0, 50.0]),
+                Column::new("recent_clicks".into(), [50i64, 40, 30, 20]),
+            ],
+        )
+        .unwrap();
+        let mut cfg = settings();
+        let i = &mut cfg.at_risk.indicators;
+        i.low_engagement_for_course.weight = 0.0;
+        for ind in [
+            &mut i.low_grade,
+            &mut i.low_grade_for_course,
+            &mut i.declining_trend,
+            &mut i.low_completion,
+            &mut i.low_attendance_for_course,
+            &mut i.no_recent_activity,
+            &mut i.falling_attendance,
+        ] {
+            ind.weight = 0.0;
+        }
+        let r = &mut i.low_recent_engagement_for_course;
+        (r.weight, r.threshold) = (2.0, 0.2);
+        let out =
+            publish(at_risk_students(Some(att), Some(perf), Some(eng), &cfg).unwrap()).unwrap();
+        // C1 recent clicks: d 0, e 20, c 30, b 40, a 50 -> percentiles 0.1, 0.3, 0.5, 0.7, 0.9.
+        let d = one(&out, "d");
+        assert_eq!(num(&d, "recent_clicks"), Some(0.0));
+        assert!((num(&d, "recent_clicks_percentile").unwrap() - 0.1).abs() < 1e-9);
+        assert!(flag(&d, "low_recent_engagement_for_course"));
+        // Severity 2 x (0.5 - 0.1) = 0.8, times 2.
+        assert!((num(&d, "risk_score").unwrap() - 1.6).abs() < 1e-9, "{d}");
+        assert_eq!(
+            text(&d, "reasons"),
+            "0 clicks on the course's online material in the last 14 days, percentile 10 of the course"
+        );
+        // e: below the median (0.3): points, but it does not fire at 0.2.
+        let e = one(&out, "e");
+        assert!(!flag(&e, "low_recent_engagement_for_course"));
+        assert!((num(&e, "risk_score").unwrap() - 0.8).abs() < 1e-9);
+        assert_eq!(num(&one(&out, "a"), "risk_score"), Some(0.0));
+        for s in ["x", "y", "z"] {
+            let r = one(&out, s);
+            assert_eq!(num(&r, "recent_clicks"), None, "{s}: no engagement data");
+            assert_eq!(num(&r, "risk_score"), Some(0.0), "{s}");
+        }
+    }
+
+    #[test]
+    fn recent_clicks_count_the_course_last_14_days() {
+        let date = |d: &str| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .unwrap()
+                .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+                .num_days() as i32
+        };
+        // The course's last day of activity is 2026-03-31: its last 14 days are 03-18..=03-31.
+        let days = [
+            "2026-03-01",
+            "2026-03-17",
+            "2026-03-18",
+            "2026-03-31",
+            "2026-03-20",
+        ];
+        let eng = DataFrame::new(
+            5,
+            vec![
+                Column::new(S.into(), ["a", "a", "a", "b", "c"]),
+                Column::new(C.into(), ["C1"; 5]),
+                Series::new(
+                    "activity_date".into(),
+                    days.iter().map(|d| date(d)).collect::<Vec<i32>>(),
+                )
+                .cast(&DataType::Date)
+                .unwrap()
+                .into_column(),
+                Column::new(
+                    "activity_type".into(),
+                    ["login", "quiz", "forum", "resource", "other"],
+                ),
+                Column::new("clicks".into(), [5i64, 7, 11, 13, 17]),
+                Series::new("minutes".into(), [None::<i64>; 5]).into_column(),
+            ],
+        )
+        .unwrap();
+        let out = student_course_engagement(&eng).unwrap();
+        let recent = |s: &str| num(&one(&out, s), "recent_clicks");
+        assert_eq!(
+            recent("a"),
+            Some(11.0),
+            "03-17, 14 days before the last day, is outside"
+        );
+        assert_eq!(recent("b"), Some(13.0));
+        assert_eq!(recent("c"), Some(17.0));
+        assert_eq!(num(&one(&out, "a"), "clicks"), Some(23.0));
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Invariants (the same cut as [`super::Oulad::load`]):
 //! - every date is turned back into a day of its course: `date - courses.start_date`;
-//! - only what is dated on or before day N is kept: activity days, submissions (by
+//! - only what is dated on or before day N is kept: activity days and their clicks by type
+//!   (trusted keeps one row per student, site and day), submissions (by
 //!   `submitted_at`, their score known from then), withdrawals (`withdrawn_on`); the
 //!   assessments' schedule (course, type, due day, weight) is known in advance;
 //! - `final_result` is read only as the label.
@@ -234,25 +235,33 @@ impl Oulad {
         if let Some(act) = frame(
             lake,
             "engagement",
-            "SELECT DISTINCT course_id, student_id, \
-             CAST(CAST(activity_date AS INT) AS BIGINT) AS d FROM t",
+            "SELECT course_id, student_id, \
+             CAST(CAST(activity_date AS INT) AS BIGINT) AS d, activity_type, \
+             CAST(SUM(clicks) AS BIGINT) AS n FROM t \
+             GROUP BY course_id, student_id, activity_date, activity_type",
         )
         .await?
         {
-            let (cid, sid, d) = (
+            let (cid, sid, d, t, n) = (
                 strs(&act, "course_id")?,
                 strs(&act, "student_id")?,
                 ints(&act, "d")?,
+                strs(&act, "activity_type")?,
+                ints(&act, "n")?,
             );
             for i in 0..cid.len() {
                 let (Some(c), Some(s)) = (&cid[i], &sid[i]) else {
                     continue;
                 };
                 if let Some(d) = day(c, d[i]).filter(|d| *d <= as_of_day) {
-                    o.activity
-                        .entry((c.clone(), s.clone()))
+                    let key = (c.clone(), s.clone());
+                    let t = super::engagement_type(t[i].as_deref().unwrap_or_default());
+                    *o.clicks
+                        .entry(key.clone())
                         .or_default()
-                        .push(d);
+                        .entry((d, t))
+                        .or_default() += n[i].unwrap_or(0);
+                    o.activity.entry(key).or_default().push(d);
                 }
             }
         }
