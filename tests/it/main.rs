@@ -5,6 +5,7 @@ mod harness;
 
 #[cfg(feature = "aws")]
 mod aws;
+mod conformance;
 mod crash;
 mod curated;
 mod dashboard;
