@@ -5,6 +5,7 @@ mod harness;
 
 #[cfg(feature = "aws")]
 mod aws;
+mod books;
 mod conformance;
 mod crash;
 mod curated;
