@@ -22,6 +22,7 @@ mod quality;
 mod query;
 mod real_data;
 mod scale;
+mod snapshot;
 mod watch;
 #[cfg(feature = "aws")]
 mod workers;
