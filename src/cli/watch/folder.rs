@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 
 use super::arrival::{handle, report};
 use super::control::Ctl;
-use super::{catch_up, route};
+use super::{catch_up, route, stopped};
 use crate::cli::{Exit, WatchArgs};
 use crate::project::Project;
 use crate::stage::Dataset;
@@ -232,11 +232,5 @@ pub(super) async fn watch(
         }
     }
     drop(watcher);
-    writeln!(out, "Stopped.")?;
-    out.flush()?;
-    Ok(if a.once && !ok {
-        Exit::DataStopped
-    } else {
-        Exit::Ok
-    })
+    stopped(a, ok, out)
 }

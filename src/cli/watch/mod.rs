@@ -121,3 +121,14 @@ pub async fn run(
     }
     folder::watch(p, a, &datasets, &ctl, out).await
 }
+
+/// Says the watch stopped; with `--once`, a file that did not go through is exit 1.
+fn stopped(a: &WatchArgs, ok: bool, out: &mut dyn Write) -> Result<Exit> {
+    writeln!(out, "Stopped.")?;
+    out.flush()?;
+    Ok(if a.once && !ok {
+        Exit::DataStopped
+    } else {
+        Exit::Ok
+    })
+}

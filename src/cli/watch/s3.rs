@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::arrival::{handle, report, Outcome};
-use super::catch_up;
 use super::control::Ctl;
+use super::{catch_up, stopped};
 use crate::cli::{Exit, UsageError, WatchArgs};
 use crate::project::Project;
 use crate::stage::Dataset;
@@ -91,11 +91,5 @@ pub(super) async fn watch(
             break;
         }
     }
-    writeln!(out, "Stopped.")?;
-    out.flush()?;
-    Ok(if a.once && !ok {
-        Exit::DataStopped
-    } else {
-        Exit::Ok
-    })
+    stopped(a, ok, out)
 }
