@@ -135,16 +135,16 @@ impl BackendConfigs {
             .map_err(|e| ProjectError::Aws(e.to_string()))?;
         Ok(Self {
             catalog: CatalogConfig::Glue {
-                aws: ctx.aws.clone(),
+                aws: Box::new(ctx.aws.clone()),
                 owner: crate::catalog::OWNER.to_string(),
             },
             metrics: MetricsConfig::CloudWatch {
-                aws: ctx.aws.clone(),
+                aws: Box::new(ctx.aws.clone()),
                 clock: clock.clone(),
             },
-            notifier: NotifierConfig::Sns(ctx.aws.clone()),
-            store: StoreConfig::S3(ctx.clone()),
-            keys: KeysConfig::Kms(ctx),
+            notifier: NotifierConfig::Sns(Box::new(ctx.aws.clone())),
+            store: StoreConfig::S3(Box::new(ctx.clone())),
+            keys: KeysConfig::Kms(Box::new(ctx)),
         })
     }
 

@@ -105,7 +105,7 @@ pub enum CatalogConfig {
     #[cfg(feature = "aws")]
     Glue {
         /// The clients.
-        aws: crate::aws::Aws,
+        aws: Box<crate::aws::Aws>,
         /// The tables' owner.
         owner: String,
     },
@@ -116,6 +116,8 @@ pub fn build(cfg: &CatalogConfig) -> Arc<dyn Catalog> {
     match cfg {
         CatalogConfig::File { path } => Arc::new(FileCatalog::new(path.clone())),
         #[cfg(feature = "aws")]
-        CatalogConfig::Glue { aws, owner } => Arc::new(GlueCatalog::new(aws.clone(), owner)),
+        CatalogConfig::Glue { aws, owner } => {
+            Arc::new(GlueCatalog::new(aws.as_ref().clone(), owner))
+        }
     }
 }

@@ -64,7 +64,7 @@ pub enum KeysConfig {
     },
     /// A KMS data key, its ciphertext in the project's ops bucket.
     #[cfg(feature = "aws")]
-    Kms(crate::aws::AwsContext),
+    Kms(Box<crate::aws::AwsContext>),
 }
 
 /// The key provider `cfg` names.

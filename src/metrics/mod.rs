@@ -118,7 +118,7 @@ pub enum MetricsConfig {
     #[cfg(feature = "aws")]
     CloudWatch {
         /// The clients.
-        aws: crate::aws::Aws,
+        aws: Box<crate::aws::Aws>,
         /// The project's clock.
         clock: Arc<dyn Clock>,
     },
@@ -134,7 +134,7 @@ pub fn build(cfg: &MetricsConfig) -> Arc<dyn MetricsSink> {
         } => Arc::new(LogMetricsSink::new(path.clone(), namespace).with_clock(clock.clone())),
         #[cfg(feature = "aws")]
         MetricsConfig::CloudWatch { aws, clock } => {
-            Arc::new(CloudWatchSink::new(aws.clone(), clock.clone()))
+            Arc::new(CloudWatchSink::new(aws.as_ref().clone(), clock.clone()))
         }
     }
 }

@@ -44,7 +44,7 @@ pub enum NotifierConfig {
     },
     /// The project's SNS alerts topic.
     #[cfg(feature = "aws")]
-    Sns(crate::aws::Aws),
+    Sns(Box<crate::aws::Aws>),
 }
 
 /// The notifier `cfg` names.
@@ -52,7 +52,7 @@ pub fn build(cfg: &NotifierConfig) -> Arc<dyn Notifier> {
     match cfg {
         NotifierConfig::Log { path } => Arc::new(LogNotifier::new(path.clone())),
         #[cfg(feature = "aws")]
-        NotifierConfig::Sns(aws) => Arc::new(super::SnsNotifier::new(aws.clone())),
+        NotifierConfig::Sns(aws) => Arc::new(super::SnsNotifier::new(aws.as_ref().clone())),
     }
 }
 

@@ -285,7 +285,7 @@ pub enum StoreConfig {
     },
     /// The project's S3 buckets, every object encrypted with its KMS key.
     #[cfg(feature = "aws")]
-    S3(crate::aws::AwsContext),
+    S3(Box<crate::aws::AwsContext>),
 }
 
 /// The table store `cfg` names.

@@ -65,7 +65,7 @@ impl Line {
             .into_bytes(),
             Self::Ragged => format!("C9,Only three fields v{b},2026-FALL").into_bytes(),
             Self::NotUtf8 => {
-                let mut l = format!("C8,Caf").into_bytes();
+                let mut l = b"C8,Caf".to_vec();
                 l.extend_from_slice(&[0xff, 0xfe]);
                 l.extend_from_slice(
                     format!(" v{b},2026-FALL,3,p@school.edu,2026-09-01,2026-12-15").as_bytes(),

@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::locate::located;
-use crate::yaml::YamlError;
 use super::{
     Agg, Column, ColumnKind, Dashboard, FilterKind, RawDashboard, RawDataset, RawVisual,
     VisualKind, MAX_LIMIT, MAX_SHEETS, MAX_VISUALS_PER_SHEET, OPS_TABLES,
 };
+use crate::yaml::YamlError;
 
 /// `<stage>.<table>` names in SQL text.
 pub fn table_refs(sql: &str) -> BTreeSet<String> {

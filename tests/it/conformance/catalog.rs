@@ -79,7 +79,7 @@ fn catalog_conformance() {
     #[cfg(feature = "aws")]
     if let Some((_moto, ctx)) = super::aws::context(&rt) {
         let glue = catalog::build(&CatalogConfig::Glue {
-            aws: ctx.aws,
+            aws: Box::new(ctx.aws),
             owner: catalog::OWNER.into(),
         });
         assert_eq!(glue.name(), "glue");

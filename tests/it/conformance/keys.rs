@@ -53,7 +53,7 @@ fn key_provider_conformance() {
 
     #[cfg(feature = "aws")]
     if let Some((_moto, ctx)) = super::aws::context(&rt) {
-        let kms = KeysConfig::Kms(ctx);
+        let kms = KeysConfig::Kms(Box::new(ctx));
         let (a, b) = (crypto::build(&kms), crypto::build(&kms));
         assert_eq!(a.name(), "kms");
         conforms(a, b, &rt);

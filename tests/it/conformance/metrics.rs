@@ -76,7 +76,7 @@ fn metrics_sink_conformance() {
     if let Some((_moto, ctx)) = super::aws::context(&rt) {
         let aws = ctx.aws;
         let cw = metrics::build(&MetricsConfig::CloudWatch {
-            aws: aws.clone(),
+            aws: Box::new(aws.clone()),
             clock,
         });
         assert_eq!(cw.name(), "cloudwatch");

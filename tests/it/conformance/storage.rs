@@ -118,7 +118,7 @@ fn table_store_conformance() {
 
     #[cfg(feature = "aws")]
     if let Some((_moto, ctx)) = super::aws::context(&rt) {
-        let s3 = storage::build(&StoreConfig::S3(ctx)).expect("s3 store");
+        let s3 = storage::build(&StoreConfig::S3(Box::new(ctx))).expect("s3 store");
         assert_eq!(s3.name(), "s3");
         conforms(s3, &rt);
     }
