@@ -1,5 +1,6 @@
 //! Wiring: a project folder's configuration turned into backends and datasets.
-//! The one place that picks backend implementations from `medallion.yaml`.
+//! The one place that maps `medallion.yaml`'s `backend:` to each capability's configuration;
+//! each capability's `build` factory makes its backend from that.
 //!
 //! Invariants: reads no environment variable — what a run overrides (`now`, the key ring) comes
 //! in [`ProjectOptions`]; one [`Project`] has one clock, shared by every backend that reads time.
@@ -7,17 +8,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::catalog::FileCatalog;
+use crate::catalog::CatalogConfig;
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{Backend, ConfigError, ProjectConfig};
 use crate::contract::{self, ContractError};
-use crate::crypto::LocalKeyRing;
+use crate::crypto::KeysConfig;
 use crate::lake::Lake;
-use crate::metrics::LogMetricsSink;
+use crate::metrics::{MetricsConfig, NotifierConfig};
 use crate::pipeline::{self, Pipeline, PipelineError};
 use crate::rules::{DatasetRules, RulesError};
 use crate::stage::Dataset;
-use crate::storage::{LocalTableStore, StorageError};
+use crate::storage::{LocalTableStore, StorageError, StoreConfig};
 
 /// Errors opening a project or one of its datasets.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,77 @@ pub struct ProjectCheck {
     pub problems: Vec<String>,
 }
 
+/// The configuration of each backend of a project, from `medallion.yaml`'s `backend:`; each
+/// capability's `build` makes the backend from its part.
+#[derive(Debug)]
+struct BackendConfigs {
+    store: StoreConfig,
+    catalog: CatalogConfig,
+    metrics: MetricsConfig,
+    notifier: NotifierConfig,
+    keys: KeysConfig,
+}
+
+impl BackendConfigs {
+    /// Everything in the lake folder (the catalog and the logs under it), the key ring where
+    /// the configuration says.
+    fn local(config: &ProjectConfig, clock: &Arc<dyn Clock>) -> Result<Self, ProjectError> {
+        let root = LocalTableStore::resolve(&config.lake)?;
+        Ok(Self {
+            catalog: CatalogConfig::File {
+                path: root.join("_catalog").join("catalog.json"),
+            },
+            metrics: MetricsConfig::Log {
+                path: root.join("_metrics").join("metrics.jsonl"),
+                namespace: "Medallion".into(),
+                clock: clock.clone(),
+            },
+            notifier: NotifierConfig::Log {
+                path: root.join("_metrics").join("alerts.jsonl"),
+            },
+            keys: KeysConfig::KeyRing {
+                path: config.keyring.clone(),
+                clock: clock.clone(),
+            },
+            store: StoreConfig::Local { root },
+        })
+    }
+
+    /// S3, Glue, CloudWatch, SNS and KMS of the `aws:` section's account.
+    #[cfg(feature = "aws")]
+    async fn aws(config: &ProjectConfig, clock: &Arc<dyn Clock>) -> Result<Self, ProjectError> {
+        let cfg = config.aws.as_ref().ok_or_else(|| ConfigError::Invalid {
+            path: config.root.join(crate::config::CONFIG_FILE),
+            message: "backend: aws needs an `aws:` section".into(),
+        })?;
+        let ctx = crate::aws::AwsContext::connect(cfg)
+            .await
+            .map_err(|e| ProjectError::Aws(e.to_string()))?;
+        Ok(Self {
+            catalog: CatalogConfig::Glue {
+                aws: Box::new(ctx.aws.clone()),
+                owner: crate::catalog::OWNER.to_string(),
+            },
+            metrics: MetricsConfig::CloudWatch {
+                aws: Box::new(ctx.aws.clone()),
+                clock: clock.clone(),
+            },
+            notifier: NotifierConfig::Sns(Box::new(ctx.aws.clone())),
+            store: StoreConfig::S3(Box::new(ctx.clone())),
+            keys: KeysConfig::Kms(Box::new(ctx)),
+        })
+    }
+
+    #[cfg(not(feature = "aws"))]
+    async fn aws(config: &ProjectConfig, _clock: &Arc<dyn Clock>) -> Result<Self, ProjectError> {
+        Err(ConfigError::Invalid {
+            path: config.root.join(crate::config::CONFIG_FILE),
+            message: "this medallion was built without the `aws` feature".into(),
+        }
+        .into())
+    }
+}
+
 impl Project {
     /// Opens the project at `root` with the system clock and the configured key ring.
     ///
@@ -140,74 +212,21 @@ impl Project {
         } else {
             None
         };
-        let mut lake = match config.backend {
-            Backend::Local => {
-                let store = LocalTableStore::new(&config.lake)?;
-                let root = store.root().to_path_buf();
-                Lake {
-                    store: Arc::new(store),
-                    catalog: Arc::new(FileCatalog::new(root.join("_catalog").join("catalog.json"))),
-                    metrics: Arc::new(
-                        LogMetricsSink::new(
-                            root.join("_metrics").join("metrics.jsonl"),
-                            "Medallion",
-                        )
-                        .with_clock(clock.clone()),
-                    ),
-                    keys: Arc::new(
-                        LocalKeyRing::new(config.keyring.clone()).with_clock(clock.clone()),
-                    ),
-                    clock,
-                    prices: None,
-                    notifier: Arc::new(crate::metrics::LogNotifier::new(
-                        root.join("_metrics").join("alerts.jsonl"),
-                    )),
-                    only: None,
-                }
-            }
-            Backend::Aws => Self::aws_lake(&config, clock).await?,
+        let backends = match config.backend {
+            Backend::Local => BackendConfigs::local(&config, &clock)?,
+            Backend::Aws => BackendConfigs::aws(&config, &clock).await?,
         };
-        lake.prices = prices;
-        Ok(Self { config, lake })
-    }
-
-    #[cfg(feature = "aws")]
-    async fn aws_lake(config: &ProjectConfig, clock: Arc<dyn Clock>) -> Result<Lake, ProjectError> {
-        use crate::aws::{
-            catalog::GlueCatalog, keys::KmsKeyProvider, metrics::CloudWatchSink,
-            store::S3TableStore, Aws,
-        };
-        let cfg = config.aws.as_ref().ok_or_else(|| ConfigError::Invalid {
-            path: config.root.join(crate::config::CONFIG_FILE),
-            message: "backend: aws needs an `aws:` section".into(),
-        })?;
-        let aws = Aws::new(cfg).await;
-        let key_arn = aws
-            .key_arn()
-            .await
-            .map_err(|e| ProjectError::Aws(e.to_string()))?;
-        Ok(Lake {
-            store: Arc::new(S3TableStore::new(aws.clone(), key_arn.clone())),
-            catalog: Arc::new(GlueCatalog::new(aws.clone(), "academics-data")),
-            metrics: Arc::new(CloudWatchSink::new(aws.clone(), clock.clone())),
-            notifier: Arc::new(crate::aws::notify::SnsNotifier::new(aws.clone())),
-            keys: Arc::new(KmsKeyProvider::new(aws, key_arn)),
+        let lake = Lake {
+            store: crate::storage::build(&backends.store)?,
+            catalog: crate::catalog::build(&backends.catalog),
+            metrics: crate::metrics::build(&backends.metrics),
+            notifier: crate::metrics::notify::build(&backends.notifier),
+            keys: crate::crypto::build(&backends.keys),
             clock,
-            prices: None,
+            prices,
             only: None,
-        })
-    }
-
-    #[cfg(not(feature = "aws"))]
-    async fn aws_lake(
-        config: &ProjectConfig,
-        _clock: Arc<dyn Clock>,
-    ) -> Result<Lake, ProjectError> {
-        Err(ConfigError::Invalid {
-            path: config.root.join(crate::config::CONFIG_FILE),
-            message: "this medallion was built without the `aws` feature".into(),
-        }
-        .into())
+        };
+        Ok(Self { config, lake })
     }
 
     /// Checks every contract, rules file and pipeline of the project without touching the lake:

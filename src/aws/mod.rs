@@ -1,19 +1,18 @@
-//! The AWS backend: S3 (SSE-KMS) lake, Glue Data Catalog, KMS envelope keys, CloudWatch
-//! metrics, SQS inbox, SNS alerts and Athena queries (the clients; creating and verifying the
-//! resources is [`crate::provision`]'s).
+//! What the AWS backends share: the clients of one project (with request counting for the
+//! cost metrics), the names of its buckets, databases, topic and queue, its key, and the error
+//! type of an AWS call; plus the S3 inbox `medallion watch` reads ([`inbox`]). The backends themselves
+//! sit with their traits, by capability: [`crate::storage::S3TableStore`],
+//! [`crate::catalog::GlueCatalog`], [`crate::crypto::KmsKeyProvider`],
+//! [`crate::metrics::CloudWatchSink`] and [`crate::metrics::SnsNotifier`], and Athena with the
+//! query engine ([`crate::query::athena`]); creating and verifying the resources is
+//! [`crate::provision`]'s.
 //!
 //! Invariants: every object medallion writes carries SSE-KMS with the configured customer key
 //! (landing puts set it explicitly; delta-rs gets it through its storage options, for data
 //! files and `_delta_log` alike); Delta commits on S3 use conditional PUT (delta-rs's safe
 //! protocol), never unsafe rename; the pseudonymisation key exists in clear only in memory.
 
-pub mod athena;
-pub mod catalog;
 pub mod inbox;
-pub mod keys;
-pub mod metrics;
-pub mod notify;
-pub mod store;
 
 use std::collections::HashMap;
 
@@ -226,6 +225,28 @@ impl Aws {
             }
         }
         o
+    }
+}
+
+/// What every AWS backend of a project is built from: the clients and the ARN of the
+/// project's customer-managed key (everything medallion writes is encrypted with it).
+#[derive(Debug, Clone)]
+pub struct AwsContext {
+    /// The clients.
+    pub aws: Aws,
+    /// ARN of the key behind the configured alias.
+    pub key_arn: String,
+}
+
+impl AwsContext {
+    /// Builds the clients and looks the key up.
+    ///
+    /// # Errors
+    /// [`AwsError::NotBootstrapped`] when the key alias does not exist.
+    pub async fn connect(cfg: &AwsConfig) -> Result<Self, AwsError> {
+        let aws = Aws::new(cfg).await;
+        let key_arn = aws.key_arn().await?;
+        Ok(Self { aws, key_arn })
     }
 }
 

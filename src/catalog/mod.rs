@@ -2,15 +2,24 @@
 //! contract version, row count and last batch. Locally a JSON file under the lake.
 //!
 //! `register` is idempotent (it replaces the entry of the same table).
+//!
+//! Backends: [`FileCatalog`] (a JSON file) and, with the `aws` feature, [`GlueCatalog`];
+//! [`build`] is the one place that picks between them.
 
 mod file;
+#[cfg(feature = "aws")]
+mod glue;
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use file::FileCatalog;
+#[cfg(feature = "aws")]
+pub use glue::{GlueCatalog, OWNER};
 
 /// Errors reading or writing the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -82,4 +91,33 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// # Errors
     /// When the catalog cannot be read.
     async fn list(&self) -> Result<Vec<TableEntry>, CatalogError>;
+}
+
+/// Which [`Catalog`] [`build`] makes, with what that backend needs.
+#[derive(Debug, Clone)]
+pub enum CatalogConfig {
+    /// A JSON file at this path.
+    File {
+        /// The catalog file.
+        path: PathBuf,
+    },
+    /// The Glue Data Catalog of the project, `owner` in every table's parameters.
+    #[cfg(feature = "aws")]
+    Glue {
+        /// The clients.
+        aws: Box<crate::aws::Aws>,
+        /// The tables' owner.
+        owner: String,
+    },
+}
+
+/// The catalog `cfg` names.
+pub fn build(cfg: &CatalogConfig) -> Arc<dyn Catalog> {
+    match cfg {
+        CatalogConfig::File { path } => Arc::new(FileCatalog::new(path.clone())),
+        #[cfg(feature = "aws")]
+        CatalogConfig::Glue { aws, owner } => {
+            Arc::new(GlueCatalog::new(aws.as_ref().clone(), owner))
+        }
+    }
 }

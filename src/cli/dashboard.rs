@@ -234,7 +234,7 @@ async fn deploy(
         account_id: q.account_id.clone(),
         region: cfg.region.clone(),
         principal: q.principal.clone(),
-        workgroup: crate::aws::athena::WORKGROUP.to_string(),
+        workgroup: crate::query::athena::WORKGROUP.to_string(),
         glue_prefix: cfg.glue_database_prefix.clone(),
         role_arn: q.role_arn.clone(),
     };

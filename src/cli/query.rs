@@ -121,7 +121,7 @@ async fn athena_query(p: &Project, sql: &str, a: &QueryArgs, out: &mut dyn Write
             UsageError("Athena needs the `aws:` section in medallion.yaml".into())
         })?;
     let aws = crate::aws::Aws::new(&cfg).await;
-    let r = crate::aws::athena::run(&aws, sql).await?;
+    let r = crate::query::athena::run(&aws, sql).await?;
     let (schema, batch) = r.to_batch()?;
     let cost = match &p.lake.prices {
         Some(prices) => format!(

@@ -3,15 +3,26 @@
 //! Invariants: the key never leaves its provider except as the in-memory [`Pseudonymizer`];
 //! it is never logged. Equal inputs give equal pseudonyms across datasets (so joins still work),
 //! and a pseudonym cannot be reversed without the key.
+//!
+//! Backends: [`LocalKeyRing`] (a file) and, with the `aws` feature, [`KmsKeyProvider`];
+//! [`build`] is the one place that picks between them.
 
 mod keyring;
+#[cfg(feature = "aws")]
+mod kms;
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::clock::Clock;
+
 pub use keyring::LocalKeyRing;
+#[cfg(feature = "aws")]
+pub use kms::KmsKeyProvider;
 
 /// Errors obtaining a key.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +50,32 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     /// # Errors
     /// When the key cannot be read or created.
     async fn pseudonymization_key(&self) -> Result<Pseudonymizer, CryptoError>;
+}
+
+/// Which [`KeyProvider`] [`build`] makes, with what that backend needs.
+#[derive(Debug, Clone)]
+pub enum KeysConfig {
+    /// A key ring file at `path`, a new ring stamped with `clock`'s time.
+    KeyRing {
+        /// The key ring file.
+        path: PathBuf,
+        /// The project's clock.
+        clock: Arc<dyn Clock>,
+    },
+    /// A KMS data key, its ciphertext in the project's ops bucket.
+    #[cfg(feature = "aws")]
+    Kms(Box<crate::aws::AwsContext>),
+}
+
+/// The key provider `cfg` names.
+pub fn build(cfg: &KeysConfig) -> Arc<dyn KeyProvider> {
+    match cfg {
+        KeysConfig::KeyRing { path, clock } => {
+            Arc::new(LocalKeyRing::new(path.clone()).with_clock(clock.clone()))
+        }
+        #[cfg(feature = "aws")]
+        KeysConfig::Kms(ctx) => Arc::new(KmsKeyProvider::new(ctx.aws.clone(), ctx.key_arn.clone())),
+    }
 }
 
 /// Keyed HMAC-SHA256 over identifiers. Debug output never shows the key.

@@ -3,22 +3,35 @@
 //!
 //! Invariants: a sink stamps what it emits with the clock it was given (the project's), never
 //! the system time directly; emitting is append-only.
+//!
+//! Backends: [`LogMetricsSink`] (a JSON-lines file) and, with the `aws` feature,
+//! [`CloudWatchSink`]; [`build`] is the one place that picks between them. Alert notifications
+//! go through [`Notifier`] ([`notify`]).
 
+#[cfg(feature = "aws")]
+mod cloudwatch;
 pub mod cost;
 pub mod io;
+mod log;
 pub mod notify;
+#[cfg(feature = "aws")]
+mod sns;
 
 use std::fmt;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 
-pub use notify::{LogNotifier, Notifier};
+#[cfg(feature = "aws")]
+pub use cloudwatch::CloudWatchSink;
+pub use log::LogMetricsSink;
+pub use notify::{LogNotifier, Notifier, NotifierConfig};
+#[cfg(feature = "aws")]
+pub use sns::SnsNotifier;
 
 /// Errors emitting metrics.
 #[derive(Debug, thiserror::Error)]
@@ -89,72 +102,39 @@ pub trait MetricsSink: Send + Sync + fmt::Debug {
     async fn emit(&self, metrics: &[Metric]) -> Result<(), MetricsError>;
 }
 
-/// Metrics appended to a local JSON-lines file.
-#[derive(Debug)]
-pub struct LogMetricsSink {
-    path: PathBuf,
-    namespace: String,
-    clock: Arc<dyn Clock>,
+/// Which [`MetricsSink`] [`build`] makes, with what that backend needs.
+#[derive(Debug, Clone)]
+pub enum MetricsConfig {
+    /// A JSON-lines log at `path`, lines under `namespace`, stamped with `clock`'s time.
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// The namespace every line carries.
+        namespace: String,
+        /// The project's clock.
+        clock: Arc<dyn Clock>,
+    },
+    /// CloudWatch, under the project's namespace, data points stamped with `clock`'s time.
+    #[cfg(feature = "aws")]
+    CloudWatch {
+        /// The clients.
+        aws: Box<crate::aws::Aws>,
+        /// The project's clock.
+        clock: Arc<dyn Clock>,
+    },
 }
 
-impl LogMetricsSink {
-    /// A log at `path`, stamped with the system clock.
-    pub fn new(path: PathBuf, namespace: &str) -> Self {
-        Self {
+/// The metrics sink `cfg` names.
+pub fn build(cfg: &MetricsConfig) -> Arc<dyn MetricsSink> {
+    match cfg {
+        MetricsConfig::Log {
             path,
-            namespace: namespace.to_string(),
-            clock: Arc::new(SystemClock),
+            namespace,
+            clock,
+        } => Arc::new(LogMetricsSink::new(path.clone(), namespace).with_clock(clock.clone())),
+        #[cfg(feature = "aws")]
+        MetricsConfig::CloudWatch { aws, clock } => {
+            Arc::new(CloudWatchSink::new(aws.as_ref().clone(), clock.clone()))
         }
-    }
-
-    /// Stamps lines with `clock`'s time.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    timestamp: String,
-    namespace: &'a str,
-    #[serde(flatten)]
-    metric: &'a Metric,
-}
-
-#[async_trait]
-impl MetricsSink for LogMetricsSink {
-    fn name(&self) -> &'static str {
-        "local metrics log"
-    }
-
-    async fn emit(&self, metrics: &[Metric]) -> Result<(), MetricsError> {
-        let err = |source| MetricsError {
-            path: self.path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let timestamp = self
-            .clock
-            .now()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut buf = Vec::new();
-        for m in metrics {
-            let line = Line {
-                timestamp: timestamp.clone(),
-                namespace: &self.namespace,
-                metric: m,
-            };
-            serde_json::to_writer(&mut buf, &line).map_err(|e| err(std::io::Error::other(e)))?;
-            buf.push(b'\n');
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(err)?;
-        f.write_all(&buf).map_err(err)
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -30,6 +31,28 @@ pub trait Notifier: Send + Sync + fmt::Debug {
     /// When the destination cannot be rewritten.
     async fn forget(&self, _pseudonym: &str) -> Result<u64, MetricsError> {
         Ok(0)
+    }
+}
+
+/// Which [`Notifier`] [`build`] makes, with what that backend needs.
+#[derive(Debug, Clone)]
+pub enum NotifierConfig {
+    /// A JSON-lines log at this path.
+    Log {
+        /// The log file.
+        path: PathBuf,
+    },
+    /// The project's SNS alerts topic.
+    #[cfg(feature = "aws")]
+    Sns(Box<crate::aws::Aws>),
+}
+
+/// The notifier `cfg` names.
+pub fn build(cfg: &NotifierConfig) -> Arc<dyn Notifier> {
+    match cfg {
+        NotifierConfig::Log { path } => Arc::new(LogNotifier::new(path.clone())),
+        #[cfg(feature = "aws")]
+        NotifierConfig::Sns(aws) => Arc::new(super::SnsNotifier::new(aws.as_ref().clone())),
     }
 }
 

@@ -9,8 +9,8 @@ use aws_sdk_athena::types::{
 };
 
 use super::Check;
-use crate::aws::athena::{results_location, WORKGROUP};
 use crate::aws::{call, Aws, AwsError};
+use crate::query::athena::{results_location, WORKGROUP};
 
 /// Creates or verifies the workgroup (results encrypted with SSE-KMS, configuration enforced).
 ///

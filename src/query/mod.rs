@@ -3,8 +3,10 @@
 //! polars SQL because its dialect (window functions, `corr`, CTEs, `date_trunc`) is closest to
 //! Athena/Trino. Named queries are written in Trino SQL; the few Trino functions they use that
 //! DataFusion lacks are registered on the session (see `trino`), so one named query runs on
-//! both engines.
+//! both engines. On AWS the same SQL runs in Athena ([`athena`], with the `aws` feature).
 
+#[cfg(feature = "aws")]
+pub mod athena;
 mod trino;
 
 use std::collections::BTreeMap;

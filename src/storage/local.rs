@@ -33,9 +33,19 @@ impl LocalTableStore {
     /// # Errors
     /// When the folder cannot be created or resolved.
     pub fn new(root: &Path) -> Result<Self> {
+        Ok(Self {
+            root: Self::resolve(root)?,
+        })
+    }
+
+    /// The lake folder at `root`, created when needed and resolved to its canonical path (where
+    /// a store on `root` keeps its files, and the local catalog and logs theirs).
+    ///
+    /// # Errors
+    /// When the folder cannot be created or resolved.
+    pub fn resolve(root: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(root).map_err(|e| io(root, e))?;
-        let root = root.canonicalize().map_err(|e| io(root, e))?;
-        Ok(Self { root })
+        root.canonicalize().map_err(|e| io(root, e))
     }
 
     /// The lake folder.

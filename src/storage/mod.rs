@@ -5,14 +5,21 @@
 //! the same content twice is a no-op. Every Delta commit medallion makes carries an application
 //! transaction (`txn`) naming the batch it consumed, so a step can tell what it already did
 //! (see [`delta`]).
+//!
+//! Backends: [`LocalTableStore`] (a folder) and, with the `aws` feature, [`S3TableStore`];
+//! [`build`] is the one place that picks between them.
 
 pub mod counting;
 pub mod delta;
 mod local;
+#[cfg(feature = "aws")]
+mod s3;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -21,6 +28,8 @@ use url::Url;
 use crate::vocab::Stage;
 
 pub use local::LocalTableStore;
+#[cfg(feature = "aws")]
+pub use s3::S3TableStore;
 
 /// Result alias for this module.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -264,4 +273,29 @@ pub trait TableStore: Send + Sync + fmt::Debug {
     async fn purge_versions(&self, _table: &Url) -> Result<u64> {
         Ok(0)
     }
+}
+
+/// Which [`TableStore`] [`build`] makes, with what that backend needs.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// A folder lake rooted here (created when needed).
+    Local {
+        /// The lake folder.
+        root: PathBuf,
+    },
+    /// The project's S3 buckets, every object encrypted with its KMS key.
+    #[cfg(feature = "aws")]
+    S3(Box<crate::aws::AwsContext>),
+}
+
+/// The table store `cfg` names.
+///
+/// # Errors
+/// A local lake folder that cannot be created or resolved.
+pub fn build(cfg: &StoreConfig) -> Result<Arc<dyn TableStore>> {
+    Ok(match cfg {
+        StoreConfig::Local { root } => Arc::new(LocalTableStore::new(root)?),
+        #[cfg(feature = "aws")]
+        StoreConfig::S3(ctx) => Arc::new(S3TableStore::new(ctx.aws.clone(), ctx.key_arn.clone())),
+    })
 }

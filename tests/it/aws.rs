@@ -61,7 +61,7 @@ pub(crate) const ENV: [(&str, &str); 3] = [
     ("AWS_REGION", "us-east-1"),
 ];
 
-fn aws_cfg(m: &Moto) -> AwsConfig {
+pub(crate) fn aws_cfg(m: &Moto) -> AwsConfig {
     AwsConfig {
         region: "us-east-1".into(),
         endpoint: Some(m.endpoint.clone()),
@@ -612,7 +612,7 @@ async fn upload(aws: &Aws, key: &str, body: Vec<u8>) {
 async fn pseudonym_on_aws(aws: &Aws, id: &str) -> String {
     use medallion::crypto::KeyProvider;
     let key = aws.key_arn().await.unwrap();
-    medallion::aws::keys::KmsKeyProvider::new(aws.clone(), key)
+    medallion::crypto::KmsKeyProvider::new(aws.clone(), key)
         .pseudonymization_key()
         .await
         .unwrap()

@@ -5,6 +5,8 @@ mod harness;
 
 #[cfg(feature = "aws")]
 mod aws;
+mod books;
+mod conformance;
 mod crash;
 mod curated;
 mod dashboard;
@@ -20,6 +22,7 @@ mod quality;
 mod query;
 mod real_data;
 mod scale;
+mod snapshot;
 mod watch;
 #[cfg(feature = "aws")]
 mod workers;

@@ -5,15 +5,30 @@
 //! replaces silently), so lines are split here with the `csv` crate and every field is checked
 //! before it is kept. Output arrives in chunks of at most `chunk_rows` rows and rejects, so a
 //! file of any size is parsed in bounded memory.
+//!
+//! Files: [`chunks`](mod@chunks) reads a file chunk by chunk, [`row`] turns one line into a
+//! row or a reject, [`lines`] numbers CSV records; this file holds the output types and the
+//! [`Parser`] with its header mapping.
+//!
+//! Invariants: every data line becomes exactly one row or one reject, located by its line
+//! in the file; identifiers are treated before a value is stored; memory is bounded by
+//! `chunk_rows`, never by the file's size.
 
-use std::io::{BufRead, Read};
+mod chunks;
+mod lines;
+mod row;
 
-use chrono::NaiveDate;
+use std::io::Read;
 
 use super::mapping::{LookupTable, Mapping, MappingSpec};
 use super::parquet::ParquetRows;
-use crate::contract::{Contract, SourceColumn, Treatment};
+use crate::contract::Contract;
 use crate::crypto::Pseudonymizer;
+use chunks::Source;
+use lines::NewlineIndex;
+use row::Treat;
+
+pub use chunks::Chunks;
 
 /// Why a line was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,47 +110,6 @@ impl Chunk {
 #[derive(Debug, thiserror::Error)]
 #[error("reading landed file: {0}")]
 pub struct ParseError(#[from] std::io::Error);
-
-/// Applies a column's treatment to a present value. Returns the stored value and, for
-/// identifiers, the failed check's rule id.
-struct Treat<'a> {
-    keys: &'a Pseudonymizer,
-    patterns: Vec<Option<regex::Regex>>,
-}
-
-impl Treat<'_> {
-    fn apply(
-        &self,
-        idx: usize,
-        col: &SourceColumn,
-        value: &str,
-    ) -> (Option<String>, Option<String>) {
-        match col.treatment {
-            Treatment::Keep => (Some(value.to_string()), None),
-            Treatment::Drop => (None, None),
-            Treatment::Pseudonymize => {
-                let issue = match &self.patterns[idx] {
-                    Some(re) if !re.is_match(value.trim()) => {
-                        Some(format!("contract.{}.pattern", col.name))
-                    }
-                    _ => None,
-                };
-                (Some(self.keys.pseudonym(value)), issue)
-            }
-            Treatment::Mask => {
-                let masked = match value.rsplit_once('@') {
-                    Some((_, domain)) => format!("***@{}", domain.trim().to_ascii_lowercase()),
-                    None => "***".to_string(),
-                };
-                (Some(masked), None)
-            }
-            Treatment::Generalize => match NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") {
-                Ok(d) => (Some(format!("{}", d.format("%Y"))), None),
-                Err(_) => (None, Some(format!("contract.{}.type", col.name))),
-            },
-        }
-    }
-}
 
 /// Parses landed files for one contract.
 pub struct Parser<'a> {
@@ -326,181 +300,6 @@ impl<'a> Parser<'a> {
             })
             .collect())
     }
-
-    fn csv_row(
-        &self,
-        rec: &csv::ByteRecord,
-        width: usize,
-        map: &RowMap<'_>,
-        line: u64,
-        chunk: &mut Chunk,
-    ) {
-        if rec.len() != width {
-            chunk.rejects.push(Reject {
-                line,
-                kind: RejectKind::RaggedLine,
-                column: None,
-                message: format!("expected {width} fields, found {}", rec.len()),
-            });
-            return;
-        }
-        let map = match map {
-            RowMap::Direct(m) => m,
-            RowMap::Mapped(m) => {
-                let mut fields = Vec::with_capacity(rec.len());
-                for (i, bytes) in rec.iter().enumerate() {
-                    match std::str::from_utf8(bytes) {
-                        Ok(s) => fields.push(Some(s)),
-                        Err(e) => {
-                            chunk.rejects.push(Reject {
-                                line,
-                                kind: RejectKind::InvalidUtf8,
-                                column: Some(format!("field {}", i + 1)),
-                                message: format!(
-                                    "invalid UTF-8 at byte {} of the field",
-                                    e.valid_up_to()
-                                ),
-                            });
-                            return;
-                        }
-                    }
-                }
-                self.mapped_row(m, &fields, line, chunk);
-                return;
-            }
-        };
-        let mut values = Vec::with_capacity(map.len());
-        for (ci, &fi) in map.iter().enumerate() {
-            let bytes = rec.get(fi).unwrap_or_default();
-            match std::str::from_utf8(bytes) {
-                Ok(s) => values.push(s),
-                Err(e) => {
-                    chunk.rejects.push(Reject {
-                        line,
-                        kind: RejectKind::InvalidUtf8,
-                        column: Some(self.contract.source[ci].name.clone()),
-                        message: format!("invalid UTF-8 at byte {} of the field", e.valid_up_to()),
-                    });
-                    return;
-                }
-            }
-        }
-        self.keep(
-            &values.iter().map(|v| Some(*v)).collect::<Vec<_>>(),
-            line,
-            chunk,
-        );
-    }
-
-    /// Maps one delivered row and stores it, or rejects it naming the input column.
-    fn mapped_row(&self, m: &Mapping<'_>, fields: &[Option<&str>], line: u64, chunk: &mut Chunk) {
-        match m.apply(fields) {
-            Ok(values) => {
-                let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
-                self.keep(&refs, line, chunk);
-            }
-            Err(e) => chunk.rejects.push(Reject {
-                line,
-                kind: RejectKind::Unmappable,
-                column: Some(e.column),
-                message: e.message,
-            }),
-        }
-    }
-
-    /// Stores one row's values (in contract source order; `None` = absent).
-    fn keep(&self, values: &[Option<&str>], line: u64, chunk: &mut Chunk) {
-        let mut issues: Vec<String> = Vec::new();
-        let mut out_idx = 0;
-        for (ci, col) in self.contract.source.iter().enumerate() {
-            if col.treatment == Treatment::Drop {
-                continue;
-            }
-            let v = values[ci].filter(|v| !v.is_empty());
-            let stored = match v {
-                None => None,
-                Some(v) => {
-                    let (stored, issue) = self.treat.apply(ci, col, v);
-                    issues.extend(issue);
-                    stored
-                }
-            };
-            chunk.columns[out_idx].push(stored);
-            out_idx += 1;
-        }
-        chunk.lines.push(line as i64);
-        chunk.id_issues.push(if issues.is_empty() {
-            None
-        } else {
-            Some(issues.join(","))
-        });
-    }
-
-    fn json_row(&self, bytes: &[u8], line: u64, chunk: &mut Chunk) {
-        let reject = |kind, column: Option<String>, message: String| Reject {
-            line,
-            kind,
-            column,
-            message,
-        };
-        if let Err(e) = std::str::from_utf8(bytes) {
-            chunk.rejects.push(reject(
-                RejectKind::InvalidUtf8,
-                None,
-                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            ));
-            return;
-        }
-        let value: serde_json::Value = match serde_json::from_slice(bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                chunk.rejects.push(reject(
-                    RejectKind::InvalidJson,
-                    None,
-                    format!("column {}: {e}", e.column()),
-                ));
-                return;
-            }
-        };
-        let Some(obj) = value.as_object() else {
-            chunk.rejects.push(reject(
-                RejectKind::InvalidJson,
-                None,
-                "not a JSON object".into(),
-            ));
-            return;
-        };
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !self.contract.source.iter().any(|c| &c.name == *k))
-        {
-            chunk.rejects.push(reject(
-                RejectKind::UnexpectedField,
-                Some(k.clone()),
-                format!("field `{k}` is not in the contract"),
-            ));
-            return;
-        }
-        let mut texts: Vec<Option<String>> = Vec::with_capacity(self.contract.source.len());
-        for c in &self.contract.source {
-            texts.push(match obj.get(&c.name) {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
-                Some(_) => {
-                    chunk.rejects.push(reject(
-                        RejectKind::InvalidJson,
-                        Some(c.name.clone()),
-                        "nested values are not allowed".into(),
-                    ));
-                    return;
-                }
-            });
-        }
-        let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
-        self.keep(&refs, line, chunk);
-    }
 }
 
 fn header_names(header: &csv::ByteRecord) -> Vec<String> {
@@ -518,239 +317,6 @@ fn header_names(header: &csv::ByteRecord) -> Vec<String> {
         .collect()
 }
 
-/// Offsets of the newlines a reader has passed on, so a record's line can be told exactly.
-/// (The csv crate's own line count lags by one after a CRLF terminator: in a Windows export
-/// every record after the header would be named one line too early.)
-struct NewlineIndex<R> {
-    inner: R,
-    offset: u64,
-    seen: std::sync::Arc<std::sync::Mutex<LineCursor>>,
-}
-
-/// Newline offsets not yet passed by a record, and how many were passed.
-#[derive(Default)]
-struct LineCursor {
-    ahead: std::collections::VecDeque<u64>,
-    passed: u64,
-}
-
-impl LineCursor {
-    /// The 1-based line of a record starting at byte `start` (records come in file order).
-    fn line_at(&mut self, start: u64) -> u64 {
-        while self.ahead.front().is_some_and(|&o| o <= start) {
-            self.ahead.pop_front();
-            self.passed += 1;
-        }
-        self.passed + 1
-    }
-}
-
-impl<R: Read> NewlineIndex<R> {
-    fn new(inner: R) -> (Self, std::sync::Arc<std::sync::Mutex<LineCursor>>) {
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(LineCursor::default()));
-        (
-            Self {
-                inner,
-                offset: 0,
-                seen: seen.clone(),
-            },
-            seen,
-        )
-    }
-}
-
-impl<R: Read> Read for NewlineIndex<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut seen) = self.seen.lock() {
-            for (i, b) in buf[..n].iter().enumerate() {
-                if *b == b'\n' {
-                    seen.ahead.push_back(self.offset + i as u64);
-                }
-            }
-        }
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-fn line_of(lines: &std::sync::Mutex<LineCursor>, pos: Option<&csv::Position>) -> u64 {
-    match (pos, lines.lock()) {
-        (Some(p), Ok(mut c)) => c.line_at(p.byte()),
-        (Some(p), Err(_)) => p.line(),
-        (None, _) => 0,
-    }
-}
-
-enum Source<'a, R: Read> {
-    Csv {
-        rdr: csv::Reader<NewlineIndex<R>>,
-        /// Field count and column mapping (or the drift message), once the header is read.
-        header: Option<(usize, Result<RowMap<'a>, String>)>,
-        /// Newlines read so far (exact line numbers).
-        lines: std::sync::Arc<std::sync::Mutex<LineCursor>>,
-    },
-    Jsonl {
-        rdr: std::io::BufReader<R>,
-        line: u64,
-    },
-    Parquet {
-        rows: ParquetRows,
-        /// Column mapping (or the drift message).
-        map: Result<RowMap<'a>, String>,
-        /// Rows read so far.
-        row: u64,
-    },
-}
-
-/// A landed file being parsed, chunk by chunk (bounded memory).
-pub struct Chunks<'a, R: Read> {
-    parser: &'a Parser<'a>,
-    source: Source<'a, R>,
-    done: bool,
-    delivered: Option<Vec<String>>,
-}
-
-impl<R: Read> Chunks<'_, R> {
-    /// The column names of a CSV file's header (trimmed, BOM removed, invalid UTF-8
-    /// replaced), once the first chunk has been read; `None` for JSON lines.
-    pub fn delivered_columns(&self) -> Option<&[String]> {
-        self.delivered.as_deref()
-    }
-
-    /// The next chunk of at most `chunk_rows` rows and rejects, `None` at the end.
-    ///
-    /// # Errors
-    /// I/O errors; bad lines are rejects, never errors.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, ParseError> {
-        if self.done {
-            return Ok(None);
-        }
-        let p = self.parser;
-        let mut chunk = Chunk::new(p.width());
-        let full = |c: &Chunk| c.len() + c.rejects.len() >= p.chunk_rows;
-        match &mut self.source {
-            Source::Csv { rdr, header, lines } => {
-                let mut rec = csv::ByteRecord::new();
-                if header.is_none() {
-                    match rdr.read_byte_record(&mut rec) {
-                        Ok(true) => {
-                            let map = p.map_header(&rec);
-                            self.delivered = Some(p.delivered_names(header_names(&rec), &map));
-                            *header = Some((rec.len(), map));
-                        }
-                        Ok(false) => {
-                            self.done = true;
-                            return Ok(None);
-                        }
-                        Err(e) => return Err(ParseError(std::io::Error::other(e))),
-                    }
-                }
-                let Some((width, mapping)) = header.as_ref() else {
-                    return Ok(None);
-                };
-                while !full(&chunk) {
-                    match rdr.read_byte_record(&mut rec) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            self.done = true;
-                            break;
-                        }
-                        Err(e) => {
-                            if let csv::ErrorKind::Io(_) = e.kind() {
-                                return Err(ParseError(std::io::Error::other(e)));
-                            }
-                            let line = line_of(lines, e.position());
-                            chunk.rejects.push(Reject {
-                                line,
-                                kind: RejectKind::RaggedLine,
-                                column: None,
-                                message: e.to_string(),
-                            });
-                            continue;
-                        }
-                    }
-                    let line = line_of(lines, rec.position());
-                    match mapping {
-                        Err(message) => chunk.rejects.push(Reject {
-                            line,
-                            kind: RejectKind::SchemaDrift,
-                            column: None,
-                            message: message.clone(),
-                        }),
-                        Ok(map) => p.csv_row(&rec, *width, map, line, &mut chunk),
-                    }
-                }
-            }
-            Source::Jsonl { rdr, line } => {
-                let mut buf = Vec::new();
-                while !full(&chunk) {
-                    buf.clear();
-                    let n = rdr.read_until(b'\n', &mut buf)?;
-                    if n == 0 {
-                        self.done = true;
-                        break;
-                    }
-                    *line += 1;
-                    let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
-                    let text = text.strip_suffix(b"\r").unwrap_or(text);
-                    if text.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    p.json_row(text, *line, &mut chunk);
-                }
-            }
-            Source::Parquet { rows, map, row } => {
-                let Some(batch) = rows
-                    .next_batch()
-                    .map_err(|e| ParseError(std::io::Error::other(e)))?
-                else {
-                    self.done = true;
-                    return Ok(None);
-                };
-                match batch {
-                    Err((column, message, n)) => {
-                        for _ in 0..n {
-                            *row += 1;
-                            chunk.rejects.push(Reject {
-                                line: *row,
-                                kind: RejectKind::SchemaDrift,
-                                column: Some(column.clone()),
-                                message: message.clone(),
-                            });
-                        }
-                    }
-                    Ok(columns) => {
-                        let n = columns.first().map_or(0, Vec::len);
-                        for i in 0..n {
-                            *row += 1;
-                            let fields: Vec<Option<&str>> =
-                                columns.iter().map(|c| c[i].as_deref()).collect();
-                            match map {
-                                Err(message) => chunk.rejects.push(Reject {
-                                    line: *row,
-                                    kind: RejectKind::SchemaDrift,
-                                    column: None,
-                                    message: message.clone(),
-                                }),
-                                Ok(RowMap::Mapped(m)) => p.mapped_row(m, &fields, *row, &mut chunk),
-                                Ok(RowMap::Direct(idx)) => {
-                                    let values: Vec<Option<&str>> = idx
-                                        .iter()
-                                        .map(|&fi| fields.get(fi).copied().flatten())
-                                        .collect();
-                                    p.keep(&values, *row, &mut chunk);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Some(chunk))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,7 +325,7 @@ mod tests {
     fn contract() -> Contract {
         let raw = crate::yaml::parse(
             Path::new("c.yaml"),
-            include_str!("../../contracts/attendance.yaml"),
+            include_str!("../../../contracts/attendance.yaml"),
         )
         .unwrap();
         crate::contract::validate(raw, Path::new("c.yaml")).unwrap()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_athena::types::QueryExecutionState;
 
-use super::{call, Aws, AwsError};
+use crate::aws::{call, Aws, AwsError};
 
 /// The workgroup medallion queries run in.
 pub const WORKGROUP: &str = "medallion";

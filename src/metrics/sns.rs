@@ -1,12 +1,15 @@
 //! Alerts to the SNS topic `<bucket_prefix>-alerts` (created by bootstrap, SSE-KMS with the
-//! project key). Messages carry pseudonyms only.
+//! project key).
+//!
+//! Invariants: messages carry pseudonyms only; subjects are cut to SNS's 100 ASCII characters;
+//! the topic is looked up once per notifier.
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
 use tokio::sync::OnceCell;
 
-use super::Aws;
-use crate::metrics::{MetricsError, Notifier};
+use super::{MetricsError, Notifier};
+use crate::aws::{call, Aws};
 
 /// Publishes alert changes to the project's alerts topic.
 #[derive(Debug)]
@@ -79,7 +82,7 @@ impl Notifier for SnsNotifier {
         publish
             .send()
             .await
-            .map_err(|e| err(&name, super::call("sns", "Publish")(e)))?;
+            .map_err(|e| err(&name, call("sns", "Publish")(e)))?;
         Ok(())
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 
-use super::Aws;
+use super::{Metric, MetricsError, MetricsSink, Unit};
+use crate::aws::{call, Aws};
 use crate::clock::Clock;
-use crate::metrics::{Metric, MetricsError, MetricsSink, Unit};
 
 /// CloudWatch metrics under the configured namespace.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl MetricsSink for CloudWatchSink {
                 .await
                 .map_err(|e| MetricsError {
                     path: format!("cloudwatch:{}", self.aws.cfg.cloudwatch_namespace),
-                    source: std::io::Error::other(super::call("cloudwatch", "PutMetricData")(e)),
+                    source: std::io::Error::other(call("cloudwatch", "PutMetricData")(e)),
                 })?;
         }
         Ok(())

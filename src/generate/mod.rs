@@ -4,6 +4,15 @@
 //! Every injected defect is written to `defects.jsonl` beside the exports with the file, line
 //! and what medallion must do with it (`reject:<kind>`, `quarantine:<rule id>`, `duplicate`),
 //! so a test can check that nothing was lost and every defect was caught by the right rule.
+//!
+//! Files: [`defect`] breaks lines, [`engagement`] writes the engagement export and the
+//! assessment plan; this file writes courses, students, attendance and grades.
+//!
+//! Invariants: the same options (seed included) write the same bytes; every injected defect
+//! is listed once in `defects.jsonl`, with the file and line it is on.
+
+mod defect;
+mod engagement;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +21,9 @@ use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+
+use defect::{attendance_defect, grades_defect};
+use engagement::{assessment_plan, engagement};
 
 /// Errors writing the exports.
 #[derive(Debug, thiserror::Error)]
@@ -547,219 +559,6 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, GenerateEr
         defects: defects.len(),
         corrections,
     })
-}
-
-/// LMS activity types and their share of a student's clicks.
-const ACTIVITY: &[(&str, f64)] = &[
-    ("login", 0.15),
-    ("resource", 0.45),
-    ("forum", 0.1),
-    ("quiz", 0.15),
-    ("video", 0.15),
-];
-
-/// `engagement_<end>.csv`: daily LMS activity of the same students in the same courses, from
-/// its own random stream (the other exports are unchanged by it). A student is active on a day
-/// with a probability that follows their attendance, and a disengaging student (low diligence,
-/// about one in five) fades out over the term, so the clicks fall before the grades do.
-fn engagement(
-    dir: &Path,
-    o: &GenerateOptions,
-    students: &[Student],
-    courses: &[Course],
-    end: NaiveDate,
-) -> Result<Option<(String, u64)>, GenerateError> {
-    let mut rng = StdRng::seed_from_u64(o.seed ^ 0x656e_6761_6765);
-    let name = format!("engagement_{end}.csv");
-    let mut ef = Out::create(
-        dir,
-        &name,
-        &[
-            "record_id",
-            "student_id",
-            "course_id",
-            "activity_date",
-            "activity_type",
-            "clicks",
-            "minutes",
-            "recorded_at",
-        ],
-    )?;
-    let days = o.days.max(1);
-    let mut rec = 0u64;
-    for day in 0..days {
-        let date = o.start + Duration::days(i64::from(day));
-        let progress = f64::from(day) / f64::from(days);
-        for s in students {
-            let fading = s.diligence < 0.85;
-            for &ci in &s.courses {
-                let mut p = 0.25 + 0.5 * s.attend;
-                if fading {
-                    p *= (1.0 - progress).max(0.15);
-                }
-                if !rng.gen_bool(p.clamp(0.01, 0.99)) {
-                    continue;
-                }
-                let total: f64 = rng.gen_range(3.0..40.0) * if fading { 0.6 } else { 1.0 };
-                for (kind, share) in ACTIVITY {
-                    if !rng.gen_bool(0.6) {
-                        continue;
-                    }
-                    let clicks = (total * share * rng.gen_range(0.5..1.5)).round().max(1.0) as i64;
-                    rec += 1;
-                    // Time on task only for resources and videos, as many LMSs record it.
-                    let minutes = matches!(*kind, "resource" | "video")
-                        .then(|| (clicks * rng.gen_range(1..4)).min(1440).to_string())
-                        .unwrap_or_default();
-                    ef.row(&[
-                        format!("E{}{rec:08}", o.start.format("%Y%m%d")),
-                        s.id.clone(),
-                        courses[ci].id.clone(),
-                        date.to_string(),
-                        (*kind).to_string(),
-                        clicks.to_string(),
-                        minutes,
-                        ts(date, 20 * 60 + rng.gen_range(0..200), false),
-                    ])?;
-                }
-            }
-        }
-    }
-    ef.finish()
-}
-
-/// (type, due day offset, max score, weight) for a term of `days`.
-fn assessment_plan(days: u32) -> Vec<(&'static str, u32, f64, f64)> {
-    let mut plan = Vec::new();
-    let mut d = 6;
-    let mut k = 0;
-    while d < days {
-        let kind = match k % 4 {
-            0 | 2 => "quiz",
-            1 => "assignment",
-            _ => {
-                if k % 8 == 7 {
-                    "exam"
-                } else {
-                    "project"
-                }
-            }
-        };
-        let (max, weight) = match kind {
-            "quiz" => (10.0, 0.05),
-            "assignment" => (20.0, 0.1),
-            "exam" => (100.0, 0.3),
-            _ => (50.0, 0.2),
-        };
-        plan.push((kind, d, max, weight));
-        d += 7;
-        k += 1;
-    }
-    plan
-}
-
-fn attendance_defect(rng: &mut StdRng, f: &mut Vec<Vec<u8>>) -> (&'static str, String) {
-    let q = |r: &str| format!("quarantine:{r}");
-    match rng.gen_range(0..11) {
-        0 => {
-            f[1].clear();
-            ("missing_student_id", q("contract.student_id.required"))
-        }
-        1 => {
-            f[0].clear();
-            ("missing_record_id", q("contract.record_id.required"))
-        }
-        2 => {
-            let d = String::from_utf8_lossy(&f[6]).to_string();
-            f[6] = format!("{}/{}/{}", &d[5..7], &d[8..10], &d[0..4]).into_bytes();
-            ("us_date_format", q("contract.session_date.type"))
-        }
-        3 => {
-            let d = String::from_utf8_lossy(&f[6]).to_string();
-            f[6] = format!("{}-02-30", &d[0..4]).into_bytes();
-            ("impossible_date", q("contract.session_date.type"))
-        }
-        4 => {
-            f[7] = b"tardy".to_vec();
-            ("status_outside_set", q("contract.status.allowed_values"))
-        }
-        5 => {
-            f[8] = if rng.gen_bool(0.5) {
-                b"300".to_vec()
-            } else {
-                b"-5".to_vec()
-            };
-            ("minutes_out_of_range", q("contract.minutes_attended.range"))
-        }
-        6 => {
-            f[8] = b"forty".to_vec();
-            ("non_numeric_minutes", q("contract.minutes_attended.type"))
-        }
-        7 => {
-            f.push(b"stray".to_vec());
-            ("ragged_line", "reject:ragged_line".into())
-        }
-        8 => {
-            // The name exported as Latin-1 instead of UTF-8.
-            f[2] = b"Ren\xe9e Dupr\xe9".to_vec();
-            ("latin1_bytes", "reject:invalid_utf8".into())
-        }
-        9 => {
-            f[1] = b"<S12>".to_vec();
-            ("malformed_student_id", q("contract.student_id.pattern"))
-        }
-        _ => {
-            f[10] = b"yesterday".to_vec();
-            ("bad_timestamp", q("contract.recorded_at.type"))
-        }
-    }
-}
-
-fn grades_defect(rng: &mut StdRng, f: &mut Vec<Vec<u8>>, graded: bool) -> (&'static str, String) {
-    let q = |r: &str| format!("quarantine:{r}");
-    let pick = if graded {
-        rng.gen_range(0..8)
-    } else {
-        rng.gen_range(3..8)
-    };
-    match pick {
-        0 => {
-            let max: f64 = String::from_utf8_lossy(&f[9]).parse().unwrap_or(10.0);
-            f[8] = (max + 5.0).to_string().into_bytes();
-            ("score_above_max", q("grades.score_within_max"))
-        }
-        1 => {
-            f[8] = b"-3".to_vec();
-            ("negative_score", q("contract.score.range"))
-        }
-        2 => {
-            f[8] = b"A+".to_vec();
-            ("non_numeric_score", q("contract.score.type"))
-        }
-        3 => {
-            f[4] = b"essay".to_vec();
-            (
-                "type_outside_set",
-                q("contract.assessment_type.allowed_values"),
-            )
-        }
-        4 => {
-            f[0].clear();
-            ("missing_record_id", q("contract.record_id.required"))
-        }
-        5 => {
-            f.pop();
-            ("ragged_line", "reject:ragged_line".into())
-        }
-        6 => {
-            f[3] = b"\xff\xfeQUIZ".to_vec();
-            ("invalid_bytes", "reject:invalid_utf8".into())
-        }
-        _ => {
-            f[10] = b"1.5".to_vec();
-            ("weight_out_of_range", q("contract.weight.range"))
-        }
-    }
 }
 
 #[cfg(test)]

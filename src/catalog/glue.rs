@@ -2,12 +2,15 @@
 //! lake table, in the form Athena's native Delta reader accepts (`table_type=DELTA`, location),
 //! with columns and comments kept in sync with the Delta log and medallion's parameters
 //! (owner, contract version, last batch, rows, version, kind).
+//!
+//! Invariants: `register` is idempotent (create, or update when the table exists: Glue keeps
+//! the previous definition as a table version); column comments never exceed Glue's limit.
 
 use async_trait::async_trait;
 use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
 
-use super::Aws;
-use crate::catalog::{Catalog, CatalogError, ColumnEntry, TableEntry};
+use super::{Catalog, CatalogError, ColumnEntry, TableEntry};
+use crate::aws::{call, Aws};
 
 /// The Glue catalog of a project.
 #[derive(Debug, Clone)]
@@ -22,6 +25,10 @@ fn fail(e: impl std::fmt::Display) -> CatalogError {
         message: e.to_string(),
     }
 }
+
+/// The owner the tables of a project's Glue catalog name (the data team of
+/// `catalog/catalog.yaml`'s `tags.owner`).
+pub const OWNER: &str = "academics-data";
 
 const P_DATASET: &str = "medallion.dataset";
 const P_KIND: &str = "medallion.kind";
@@ -77,7 +84,7 @@ impl GlueCatalog {
             {
                 Ok(())
             }
-            Err(e) => Err(fail(super::call("glue", "CreateDatabase")(e))),
+            Err(e) => Err(fail(call("glue", "CreateDatabase")(e))),
         }
     }
 
@@ -162,9 +169,9 @@ impl Catalog for GlueCatalog {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| fail(super::call("glue", "UpdateTable")(e)))
+                    .map_err(|e| fail(call("glue", "UpdateTable")(e)))
             }
-            Err(e) => Err(fail(super::call("glue", "CreateTable")(e))),
+            Err(e) => Err(fail(call("glue", "CreateTable")(e))),
         }
     }
 
@@ -187,7 +194,7 @@ impl Catalog for GlueCatalog {
                 {
                     continue
                 }
-                Err(e) => return Err(fail(super::call("glue", "GetTables")(e))),
+                Err(e) => return Err(fail(call("glue", "GetTables")(e))),
             };
             for t in tables.table_list() {
                 let p = t.parameters().cloned().unwrap_or_default();

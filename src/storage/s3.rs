@@ -12,8 +12,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use url::Url;
 
-use super::Aws;
-use crate::storage::{LandOutcome, LandedFile, Result, StorageError, TableStore};
+use super::{LandOutcome, LandedFile, Result, StorageError, TableStore};
+use crate::aws::{call, Aws};
 use crate::vocab::Stage;
 
 /// A lake in S3 buckets.
@@ -56,7 +56,7 @@ impl S3TableStore {
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
             Err(e) => Err(err(
                 &format!("s3://{bucket}/{key}"),
-                super::call("s3", "PutObject")(e),
+                call("s3", "PutObject")(e),
             )),
         }
     }
@@ -79,7 +79,7 @@ impl S3TableStore {
                 .set_version_id_marker(version_marker.clone())
                 .send()
                 .await
-                .map_err(|e| err(&at, super::call("s3", "ListObjectVersions")(e)))?;
+                .map_err(|e| err(&at, call("s3", "ListObjectVersions")(e)))?;
             for v in page.versions() {
                 let key = v.key().unwrap_or_default();
                 if (exact && key == prefix) || (!exact && v.is_latest() != Some(true)) {
@@ -107,7 +107,7 @@ impl S3TableStore {
                 .set_version_id(version.clone())
                 .send()
                 .await
-                .map_err(|e| err(&at, super::call("s3", "DeleteObject")(e)))?;
+                .map_err(|e| err(&at, call("s3", "DeleteObject")(e)))?;
         }
         Ok(doomed.len() as u64)
     }
@@ -122,7 +122,7 @@ impl S3TableStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| err(&at, super::call("s3", "GetObject")(e)))?;
+            .map_err(|e| err(&at, call("s3", "GetObject")(e)))?;
         let body = out.body.collect().await.map_err(|e| err(&at, e))?;
         Ok(body.into_bytes().to_vec())
     }
@@ -199,7 +199,7 @@ impl TableStore for S3TableStore {
             let page = page.map_err(|e| {
                 err(
                     &format!("s3://{bucket}/{dataset}/"),
-                    super::call("s3", "ListObjectsV2")(e),
+                    call("s3", "ListObjectsV2")(e),
                 )
             })?;
             keys.extend(

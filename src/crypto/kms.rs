@@ -1,6 +1,8 @@
 //! Pseudonymisation key from KMS, by envelope: a KMS data key whose ciphertext is stored at
 //! `s3://<prefix>-ops/_keys/pseudonymization.key.enc` and decrypted through KMS at run time.
-//! The plaintext key is never written anywhere.
+//!
+//! Invariants: the plaintext key is never written anywhere; the data key is created once (a
+//! conditional put: a racing creator's ciphertext wins).
 
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
@@ -8,8 +10,8 @@ use aws_sdk_kms::types::DataKeySpec;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use super::Aws;
-use crate::crypto::{CryptoError, KeyProvider, Pseudonymizer};
+use super::{CryptoError, KeyProvider, Pseudonymizer};
+use crate::aws::{call, Aws};
 
 const KEY_OBJECT: &str = "_keys/pseudonymization.key.enc";
 const CONTEXT: (&str, &str) = ("purpose", "medallion-pseudonymization");
@@ -50,7 +52,7 @@ impl KmsKeyProvider {
                     .to_vec(),
             )),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(Self::fail(super::call("s3", "GetObject")(e))),
+            Err(e) => Err(Self::fail(call("s3", "GetObject")(e))),
         }
     }
 
@@ -64,7 +66,7 @@ impl KmsKeyProvider {
             .encryption_context(CONTEXT.0, CONTEXT.1)
             .send()
             .await
-            .map_err(|e| Self::fail(super::call("kms", "GenerateDataKey")(e)))?;
+            .map_err(|e| Self::fail(call("kms", "GenerateDataKey")(e)))?;
         let blob = dk
             .ciphertext_blob()
             .ok_or_else(|| Self::fail("KMS returned no ciphertext"))?
@@ -86,7 +88,7 @@ impl KmsKeyProvider {
             Ok(_) => Ok(()),
             // Another process created it first: theirs is the key.
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(()),
-            Err(e) => Err(Self::fail(super::call("s3", "PutObject")(e))),
+            Err(e) => Err(Self::fail(call("s3", "PutObject")(e))),
         }
     }
 }
@@ -115,7 +117,7 @@ impl KeyProvider for KmsKeyProvider {
             .encryption_context(CONTEXT.0, CONTEXT.1)
             .send()
             .await
-            .map_err(|e| Self::fail(super::call("kms", "Decrypt")(e)))?;
+            .map_err(|e| Self::fail(call("kms", "Decrypt")(e)))?;
         let plain = out
             .plaintext()
             .ok_or_else(|| Self::fail("KMS returned no plaintext"))?
