@@ -319,15 +319,11 @@ fn only_courses(df: &Option<DataFrame>, courses: &BTreeSet<String>) -> Result<Op
     ))
 }
 
-/// Reads a trusted table's rows for `courses`, without the lineage columns.
-async fn read_trusted(
-    lake: &Lake,
-    dataset: &str,
-    courses: &BTreeSet<String>,
-) -> Result<Option<DataFrame>> {
+/// The columns curated reads of a trusted table, quoted for SQL: every column but the lineage,
+/// which no product reads (a file hash and name per row would be most of what is read and
+/// held). `None` when the table does not exist yet.
+async fn product_columns(lake: &Lake, dataset: &str) -> Result<Option<String>> {
     let loc = lake.loc(Stage::Trusted, dataset)?;
-    // Every column but the lineage, which no product reads (a file hash and name per row
-    // would be most of what is read and held).
     let Some((schema, _)) = delta::query(&loc, "SELECT * FROM t LIMIT 0").await? else {
         return Ok(None);
     };
@@ -337,11 +333,24 @@ async fn read_trusted(
         .filter(|f| !crate::stage::LINEAGE.contains(&f.name().as_str()))
         .map(|f| format!("\"{}\"", f.name().replace('"', "\"\"")))
         .collect();
+    Ok(Some(columns.join(", ")))
+}
+
+/// Reads `columns` (from [`product_columns`]) of a trusted table's rows for `courses`.
+async fn read_trusted(
+    lake: &Lake,
+    dataset: &str,
+    columns: &Option<String>,
+    courses: &BTreeSet<String>,
+) -> Result<Option<DataFrame>> {
+    let Some(columns) = columns else {
+        return Ok(None);
+    };
+    let loc = lake.loc(Stage::Trusted, dataset)?;
     // In key order: the products' sums then run in one order whatever the file layout, so
     // every build of the same rows gives the same bits (see `products::publish`).
     let sql = format!(
-        "SELECT {} FROM t WHERE {} ORDER BY record_id",
-        columns.join(", "),
+        "SELECT {columns} FROM t WHERE {} ORDER BY record_id",
         course_filter(courses)
     );
     match delta::query(&loc, &sql).await? {
@@ -513,15 +522,23 @@ pub async fn run(
     let mut built: HashMap<&str, Vec<DataFrame>> = HashMap::new();
     // Time spent building each product (its share of reading is reported apart).
     let mut build_secs: HashMap<&str, f64> = HashMap::new();
+    // Each input's columns once per run, not once per group.
+    let att_cols = product_columns(lake, "attendance").await?;
+    let grade_cols = product_columns(lake, "grades").await?;
+    let eng_cols = if read.contains("engagement") {
+        product_columns(lake, "engagement").await?
+    } else {
+        None
+    };
     for group in course_groups(lake, Some(&all), &read, cfg.chunk_rows.max(1)).await? {
         let mut group_inputs = products::Inputs {
             students: students.clone(),
             ..Default::default()
         };
-        group_inputs.attendance = read_trusted(lake, "attendance", &group).await?;
-        group_inputs.grades = read_trusted(lake, "grades", &group).await?;
+        group_inputs.attendance = read_trusted(lake, "attendance", &att_cols, &group).await?;
+        group_inputs.grades = read_trusted(lake, "grades", &grade_cols, &group).await?;
         if read.contains("engagement") {
-            group_inputs.engagement = read_trusted(lake, "engagement", &group).await?;
+            group_inputs.engagement = read_trusted(lake, "engagement", &eng_cols, &group).await?;
         }
         for (product, _, courses) in &plan {
             // A product with no course to recompute is still built once, empty (its schema).
