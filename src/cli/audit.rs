@@ -19,7 +19,7 @@ pub fn action_of(cmd: &Command) -> Option<&'static str> {
         Command::Dashboard {
             action: super::DashboardAction::Deploy { dry_run: None, .. },
         } => Some("dashboard deploy"),
-        Command::Promote(a) if !a.dry_run => Some("promote"),
+        Command::Promote(a) if !a.run.dry_run => Some("promote"),
         Command::Watch(_) => Some("watch"),
         Command::Quarantine {
             action: Some(QuarantineAction::Release { dry_run: false, .. }),

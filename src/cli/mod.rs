@@ -33,13 +33,12 @@ pub use command::{Cli, Command, OutputFormat, ReportFormat, StageArg, TargetStag
 pub use config::{Progress, RunConfig};
 pub use promote::run_step;
 pub use run::{exit_for, run};
-pub(crate) use verb::selector;
 #[cfg(feature = "aws")]
 pub use verb::AwsAction;
 pub use verb::{
     DashboardAction, DemoArgs, EvaluateArgs, EvaluateWhat, GenerateArgs, PromoteArgs,
-    QuarantineAction, QueryArgs, QueryEngine, QueryFormat, RulesAction, ServeArgs, StepCli,
-    WatchArgs,
+    QuarantineAction, QueryArgs, QueryEngine, QueryFormat, RulesAction, RunFlags, ServeArgs,
+    StepCli, WatchArgs,
 };
 
 /// Runs a command future on a fresh runtime and maps its outcome to an exit code, printing

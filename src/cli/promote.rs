@@ -74,15 +74,11 @@ pub(super) async fn promote(
         TargetStage::Trusted => Stage::Trusted,
         TargetStage::Curated => Stage::Curated,
     };
-    let opts = PromoteOptions {
-        to,
-        dry_run: a.dry_run,
-        accept_held: a.accept_held,
-    };
+    let opts = a.run.options(to);
     let mut p = p.clone();
-    p.lake.only = super::selector(&a.batch, a.batch_index);
+    p.lake.only = a.run.selector();
     let s = promote_all(&p, &datasets, opts, progress).await?;
-    print_summary(&s, a.format, out)?;
+    print_summary(&s, a.run.format, out)?;
     Ok(exit_of(&s))
 }
 
@@ -103,7 +99,7 @@ pub(super) fn exit_of(s: &PromotionSummary) -> Exit {
 /// As [`run`].
 pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Exit> {
     let rc = RunConfig::resolve(cli.project.as_deref(), false)?;
-    if cli.dry_run {
+    if cli.run.dry_run {
         return step(&rc, cli, to, out).await;
     }
     let action = match to {
@@ -116,7 +112,7 @@ pub async fn run_step(cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Ex
 
 async fn step(rc: &RunConfig, cli: StepCli, to: Stage, out: &mut dyn Write) -> Result<Exit> {
     let mut p = rc.open().await?;
-    p.lake.only = super::selector(&cli.batch, cli.batch_index);
+    p.lake.only = cli.run.selector();
     let datasets = if cli.datasets.is_empty() {
         p.datasets()?
     } else {
@@ -124,19 +120,14 @@ async fn step(rc: &RunConfig, cli: StepCli, to: Stage, out: &mut dyn Write) -> R
     };
     let mut summary = PromotionSummary::default();
     if to == Stage::Curated {
-        let s = pipeline::promote_curated(&p.lake, &p.curated()?, cli.dry_run).await?;
-        print_summary(&s, cli.format, out)?;
+        let s = pipeline::promote_curated(&p.lake, &p.curated()?, cli.run.dry_run).await?;
+        print_summary(&s, cli.run.format, out)?;
         return Ok(Exit::Ok);
     }
     for name in &datasets {
         let ds = p.dataset(name)?;
-        let opts = PromoteOptions {
-            to,
-            dry_run: cli.dry_run,
-            accept_held: cli.accept_held,
-        };
-        summary.extend(pipeline::promote_step(&p.lake, &ds, to, opts).await?);
+        summary.extend(pipeline::promote_step(&p.lake, &ds, to, cli.run.options(to)).await?);
     }
-    print_summary(&summary, cli.format, out)?;
+    print_summary(&summary, cli.run.format, out)?;
     Ok(exit_of(&summary))
 }

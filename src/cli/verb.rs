@@ -58,6 +58,14 @@ pub struct PromoteArgs {
     /// Stage to reach.
     #[arg(long, value_enum, default_value_t = TargetStage::Curated)]
     pub to: TargetStage,
+    /// How to run the steps.
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// The flags `medallion promote` and the stage binaries share.
+#[derive(Debug, Args)]
+pub struct RunFlags {
     /// Compute and report; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -78,16 +86,24 @@ pub struct PromoteArgs {
     pub format: OutputFormat,
 }
 
-/// A worker's share of the landed files from `--batch` / `--batch-index`.
-pub(crate) fn selector(
-    batch: &Option<String>,
-    index: Option<usize>,
-) -> Option<crate::lake::BatchSelector> {
-    use crate::lake::BatchSelector;
-    match (batch, index) {
-        (Some(b), _) => Some(BatchSelector::Id(b.clone())),
-        (None, Some(i)) => Some(BatchSelector::Index(i)),
-        (None, None) => None,
+impl RunFlags {
+    /// A worker's share of the landed files from `--batch` / `--batch-index`.
+    pub(crate) fn selector(&self) -> Option<crate::lake::BatchSelector> {
+        use crate::lake::BatchSelector;
+        match (&self.batch, self.batch_index) {
+            (Some(b), _) => Some(BatchSelector::Id(b.clone())),
+            (None, Some(i)) => Some(BatchSelector::Index(i)),
+            (None, None) => None,
+        }
+    }
+
+    /// The promotion options these flags give for a run up to `to`.
+    pub(crate) fn options(&self, to: crate::vocab::Stage) -> crate::pipeline::PromoteOptions {
+        crate::pipeline::PromoteOptions {
+            to,
+            dry_run: self.dry_run,
+            accept_held: self.accept_held,
+        }
     }
 }
 
@@ -327,23 +343,9 @@ pub struct StepCli {
     /// Project folder (default: the folder holding medallion.yaml, searched upwards).
     #[arg(long, env = "MEDALLION_PROJECT")]
     pub project: Option<PathBuf>,
-    /// Compute and report; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Promote batches that would be held back (see `medallion promote --help`).
-    #[arg(long)]
-    pub accept_held: bool,
-    /// Promote only the landed file with this batch id or original file name (a worker's
-    /// share; curated is not per file and ignores it).
-    #[arg(long, conflicts_with = "batch_index")]
-    pub batch: Option<String>,
-    /// Promote only the n-th landed file of each dataset, in landing order (0-based; an AWS
-    /// Batch array child passes `AWS_BATCH_JOB_ARRAY_INDEX`).
-    #[arg(long, env = "AWS_BATCH_JOB_ARRAY_INDEX")]
-    pub batch_index: Option<usize>,
-    /// Output format of the report.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    /// How to run the step.
+    #[command(flatten)]
+    pub run: RunFlags,
     /// More logging.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
