@@ -261,7 +261,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         let (mut rows, mut rejected) = (0u64, 0u64);
         let mut by_kind = BTreeMap::new();
         let mut sample: Vec<String> = Vec::new();
-        let mut judge = RawJudge::new(&ds.raw_rules, &schema)?;
+        let mut judge = RawJudge::new(&ds.raw_rules, &schema, AsOf(lake.clock.now()))?;
         while let Some(chunk) = chunks.next_chunk().map_err(parse_err)? {
             judge.note_rejects(&chunk.rejects);
             for r in &chunk.rejects {
@@ -303,7 +303,7 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         }
         // Judged before anything is committed: a `fail` rule leaves every table as it was.
         let rules = judge
-            .judge(ds, &chunks, AsOf(lake.clock.now()), history)
+            .judge(ds, &chunks, history)
             .map_err(|e| e.in_file(&file.original_name))?;
         for r in &rules {
             if let Some(m) = r.metric {
