@@ -108,8 +108,6 @@ pub(super) async fn land(
         }
     }
     for path in paths {
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let name = crate::stage::parquet::delivered_name(&path);
         let format = match path.extension().and_then(|e| e.to_str()) {
             Some("jsonl" | "ndjson") => "jsonl",
@@ -120,7 +118,7 @@ pub(super) async fn land(
         match p
             .lake
             .store
-            .land(dataset, &name, format, &bytes, p.lake.clock.now())
+            .land_path(dataset, &name, format, &path, p.lake.clock.now())
             .await?
         {
             LandOutcome::Landed(f) => {

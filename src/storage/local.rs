@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use url::Url;
 
-use super::{LandOutcome, LandedFile, Result, StorageError, TableStore};
+use super::{Digest, LandOutcome, LandedFile, Result, StorageError, TableStore};
 use crate::vocab::Stage;
 
 /// A lake in a local folder.
@@ -95,20 +95,62 @@ impl TableStore for LocalTableStore {
         let dir = self.landing_dir(dataset);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let existing = self.list_landed(dataset).await?;
-        let file =
-            match LandedFile::plan(dataset, original_name, format, bytes, &existing, landed_at) {
-                LandOutcome::Landed(f) => f,
-                already => return Ok(already),
-            };
+        let file = match LandedFile::plan(
+            dataset,
+            original_name,
+            format,
+            &Digest::of(bytes),
+            &existing,
+            landed_at,
+        ) {
+            LandOutcome::Landed(f) => f,
+            already => return Ok(already),
+        };
         let sha256 = &file.sha256;
         let data_path = dir.join(format!("{sha256}.{format}"));
         write_new(&data_path, bytes)?;
-        let meta = serde_json::to_vec_pretty(&file).map_err(|e| StorageError::Corrupt {
-            path: data_path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        // The manifest is written last: a file without one is invisible and is re-landed.
-        write_new(&dir.join(format!("{sha256}.meta.json")), &meta)?;
+        write_manifest(&dir, &file)?;
+        Ok(LandOutcome::Landed(file))
+    }
+
+    async fn land_path(
+        &self,
+        dataset: &str,
+        original_name: &str,
+        format: &str,
+        path: &Path,
+        landed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LandOutcome> {
+        let dir = self.landing_dir(dataset);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        // Copied and hashed in one streaming pass into a part file of this landing folder
+        // (invisible: only manifests are listed), then published under its content's name.
+        let tmp = dir.join(format!(".{}.{}.part", std::process::id(), part_seq()));
+        let copied = copy_hashed(path, &tmp);
+        let digest = match copied {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let existing = self.list_landed(dataset).await?;
+        let file = match LandedFile::plan(
+            dataset,
+            original_name,
+            format,
+            &digest,
+            &existing,
+            landed_at,
+        ) {
+            LandOutcome::Landed(f) => f,
+            already => {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(already);
+            }
+        };
+        publish(&tmp, &dir.join(format!("{}.{format}", file.sha256)))?;
+        write_manifest(&dir, &file)?;
         Ok(LandOutcome::Landed(file))
     }
 
@@ -177,6 +219,17 @@ impl TableStore for LocalTableStore {
     }
 }
 
+/// Writes `file`'s manifest into `dir`. Written last: a landed file without one is
+/// invisible and is landed again.
+fn write_manifest(dir: &Path, file: &LandedFile) -> Result<()> {
+    let manifest = dir.join(format!("{}.meta.json", file.sha256));
+    let meta = serde_json::to_vec_pretty(file).map_err(|e| StorageError::Corrupt {
+        path: manifest.display().to_string(),
+        message: e.to_string(),
+    })?;
+    write_new(&manifest, &meta)
+}
+
 /// Writes a file that must not exist yet, durably, via a temporary name.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
@@ -184,14 +237,37 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
     f.write_all(bytes).map_err(|e| io(&tmp, e))?;
     f.sync_all().map_err(|e| io(&tmp, e))?;
-    let r = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
+    publish(&tmp, path)
+}
+
+/// Gives the finished file `tmp` its final name `path` (a hard link: an existing `path`, the
+/// same content landed concurrently, is left as it is) and removes `tmp`.
+fn publish(tmp: &Path, path: &Path) -> Result<()> {
+    let r = std::fs::hard_link(tmp, path);
+    let _ = std::fs::remove_file(tmp);
     match r {
         Ok(()) => Ok(()),
         // Someone landed the same content concurrently: identical bytes, nothing to do.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(io(path, e)),
     }
+}
+
+/// A number distinguishing this process's part files from one another.
+fn part_seq() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Copies `from` to a new file `to` in bounded buffers, hashing on the way, and syncs it.
+fn copy_hashed(from: &Path, to: &Path) -> Result<Digest> {
+    let src = std::fs::File::open(from).map_err(|e| io(from, e))?;
+    let dst = std::fs::File::create(to).map_err(|e| io(to, e))?;
+    let mut dst = std::io::BufWriter::with_capacity(1 << 20, dst);
+    let digest = Digest::copy(src, &mut dst).map_err(|e| io(from, e))?;
+    let dst = dst.into_inner().map_err(|e| io(to, e.into_error()))?;
+    dst.sync_all().map_err(|e| io(to, e))?;
+    Ok(digest)
 }
 
 #[cfg(test)]

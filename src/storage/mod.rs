@@ -115,6 +115,54 @@ pub struct LandedFile {
     pub replaces: Option<String>,
 }
 
+/// The SHA-256 and size of a file's content: what landing addresses it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+impl Digest {
+    /// The digest of content held in memory.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self {
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            bytes: bytes.len() as u64,
+        }
+    }
+
+    /// Streams `reader` into `sink` in bounded buffers and returns the digest of what went
+    /// through: a file of any size is hashed (and copied) without being held in memory.
+    ///
+    /// # Errors
+    /// I/O errors of either side.
+    pub fn copy<R: Read, W: std::io::Write>(mut reader: R, mut sink: W) -> std::io::Result<Self> {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            sink.write_all(&buf[..n])?;
+            bytes += n as u64;
+        }
+        sink.flush()?;
+        Ok(Self {
+            sha256: hex::encode(hasher.finalize()),
+            bytes,
+        })
+    }
+}
+
 impl LandedFile {
     /// What landing `bytes` means, given the files of the dataset `existing` (in landing
     /// order): the file already holding the same content, or the record of the new file
@@ -123,12 +171,11 @@ impl LandedFile {
         dataset: &str,
         original_name: &str,
         format: &str,
-        bytes: &[u8],
+        content: &Digest,
         existing: &[LandedFile],
         landed_at: chrono::DateTime<chrono::Utc>,
     ) -> LandOutcome {
-        use sha2::{Digest, Sha256};
-        let sha256 = hex::encode(Sha256::digest(bytes));
+        let sha256 = content.sha256.clone();
         if let Some(f) = existing
             .iter()
             .find(|f| f.sha256 == sha256 || f.replaces.as_deref() == Some(sha256.as_str()))
@@ -140,7 +187,7 @@ impl LandedFile {
             sha256,
             original_name: original_name.to_string(),
             format: format.to_string(),
-            bytes: bytes.len() as u64,
+            bytes: content.bytes,
             landed_at: landed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             seq: existing.iter().map(|f| f.seq).max().unwrap_or(0) + 1,
             replaces: None,
@@ -245,6 +292,19 @@ pub trait TableStore: Send + Sync + fmt::Debug {
         original_name: &str,
         format: &str,
         bytes: &[u8],
+        landed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LandOutcome>;
+    /// Lands the file at `path` as [`Self::land`] does, streaming it: memory stays bounded
+    /// whatever the file's size.
+    ///
+    /// # Errors
+    /// I/O errors (reading `path` included, naming it).
+    async fn land_path(
+        &self,
+        dataset: &str,
+        original_name: &str,
+        format: &str,
+        path: &std::path::Path,
         landed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<LandOutcome>;
     /// Landed files of a dataset, in landing order.

@@ -12,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use url::Url;
 
-use super::{LandOutcome, LandedFile, Result, StorageError, TableStore};
+use super::{Digest, LandOutcome, LandedFile, Result, StorageError, TableStore};
 use crate::aws::{call, Aws};
 use crate::vocab::Stage;
 
@@ -37,7 +37,7 @@ impl S3TableStore {
     }
 
     /// Puts an object with SSE-KMS, only if it does not exist. Returns false if it existed.
-    async fn put_new(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<bool> {
+    async fn put_new(&self, bucket: &str, key: &str, body: impl Into<ByteStream>) -> Result<bool> {
         let r = self
             .aws
             .s3
@@ -48,7 +48,7 @@ impl S3TableStore {
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .ssekms_key_id(&self.key_arn)
             .bucket_key_enabled(true)
-            .body(ByteStream::from(bytes))
+            .body(body.into())
             .send()
             .await;
         match r {
@@ -59,6 +59,31 @@ impl S3TableStore {
                 call("s3", "PutObject")(e),
             )),
         }
+    }
+
+    /// Uploads a planned landed file's content, then its manifest (last: a file without one
+    /// is invisible and is landed again). Content landed concurrently by another writer is
+    /// that writer's landed file.
+    async fn publish(&self, file: LandedFile, body: impl Into<ByteStream>) -> Result<LandOutcome> {
+        let (dataset, sha256) = (file.dataset.clone(), file.sha256.clone());
+        let bucket = self.aws.bucket("landing");
+        self.put_new(
+            &bucket,
+            &format!("{dataset}/{sha256}.{}", file.format),
+            body,
+        )
+        .await?;
+        let meta = serde_json::to_vec_pretty(&file).map_err(|e| err(&sha256, e))?;
+        if !self
+            .put_new(&bucket, &format!("{dataset}/{sha256}.meta.json"), meta)
+            .await?
+        {
+            let listed = self.list_landed(&dataset).await?;
+            if let Some(f) = listed.into_iter().find(|f| f.sha256 == sha256) {
+                return Ok(LandOutcome::AlreadyLanded(f));
+            }
+        }
+        Ok(LandOutcome::Landed(file))
     }
 
     /// Deletes object versions under `prefix` (exactly the key `prefix` when `exact`): every
@@ -157,31 +182,52 @@ impl TableStore for S3TableStore {
         landed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<LandOutcome> {
         let existing = self.list_landed(dataset).await?;
-        let file =
-            match LandedFile::plan(dataset, original_name, format, bytes, &existing, landed_at) {
-                LandOutcome::Landed(f) => f,
-                already => return Ok(already),
-            };
-        let sha256 = file.sha256.clone();
-        let bucket = self.aws.bucket("landing");
-        self.put_new(
-            &bucket,
-            &format!("{dataset}/{sha256}.{format}"),
-            bytes.to_vec(),
-        )
-        .await?;
-        let meta = serde_json::to_vec_pretty(&file).map_err(|e| err(&sha256, e))?;
-        // The manifest is written last: a file without one is invisible and is landed again.
-        if !self
-            .put_new(&bucket, &format!("{dataset}/{sha256}.meta.json"), meta)
-            .await?
-        {
-            let listed = self.list_landed(dataset).await?;
-            if let Some(f) = listed.into_iter().find(|f| f.sha256 == sha256) {
-                return Ok(LandOutcome::AlreadyLanded(f));
-            }
-        }
-        Ok(LandOutcome::Landed(file))
+        let file = match LandedFile::plan(
+            dataset,
+            original_name,
+            format,
+            &Digest::of(bytes),
+            &existing,
+            landed_at,
+        ) {
+            LandOutcome::Landed(f) => f,
+            already => return Ok(already),
+        };
+        self.publish(file, bytes.to_vec()).await
+    }
+
+    async fn land_path(
+        &self,
+        dataset: &str,
+        original_name: &str,
+        format: &str,
+        path: &std::path::Path,
+        landed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LandOutcome> {
+        let shown = path.display().to_string();
+        // Hashed in one streaming pass, then uploaded from the file: never held in memory.
+        let digest = std::fs::File::open(path)
+            .and_then(|f| Digest::copy(f, std::io::sink()))
+            .map_err(|e| StorageError::Io {
+                path: shown.clone(),
+                source: e,
+            })?;
+        let existing = self.list_landed(dataset).await?;
+        let file = match LandedFile::plan(
+            dataset,
+            original_name,
+            format,
+            &digest,
+            &existing,
+            landed_at,
+        ) {
+            LandOutcome::Landed(f) => f,
+            already => return Ok(already),
+        };
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| err(&shown, e))?;
+        self.publish(file, body).await
     }
 
     async fn list_landed(&self, dataset: &str) -> Result<Vec<LandedFile>> {

@@ -103,6 +103,48 @@ fn conforms(store: Arc<dyn TableStore>, rt: &tokio::runtime::Runtime) {
 
     // Purging old versions of a table that has none removes nothing.
     assert_eq!(rt.block_on(s.purge_versions(&raw)).expect("purge"), 0);
+
+    // Landing from a path (streamed): the same content-addressed file as landing the bytes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c: Vec<u8> = (0..300_000)
+        .flat_map(|i| format!("C{i},Course {i}\n").into_bytes())
+        .collect();
+    let c_path = dir.path().join("c.csv");
+    std::fs::write(&c_path, &c).expect("write c");
+    let fc = landed(
+        rt.block_on(s.land_path("courses", "c.csv", "csv", &c_path, at(5)))
+            .expect("land c from its path"),
+    );
+    assert_eq!(fc.seq, 3);
+    assert_eq!(fc.bytes, c.len() as u64);
+    assert_eq!(fc.sha256, medallion::storage::Digest::of(&c).sha256);
+    assert_eq!(read_all(s, rt, &fc), c, "read back byte for byte");
+    let again = already(
+        rt.block_on(s.land("courses", "c-bytes.csv", "csv", &c, at(6)))
+            .expect("land c's bytes"),
+    );
+    assert_eq!(again, fc);
+    let a_path = dir.path().join("a.csv");
+    std::fs::write(&a_path, &a).expect("write a");
+    let again = already(
+        rt.block_on(s.land_path("courses", "a.csv", "csv", &a_path, at(7)))
+            .expect("land a from its path"),
+    );
+    assert_eq!(again.batch_id(), fa.batch_id());
+    let missing = rt.block_on(s.land_path(
+        "courses",
+        "gone.csv",
+        "csv",
+        &dir.path().join("gone.csv"),
+        at(8),
+    ));
+    let message = missing.expect_err("a missing file is an error").to_string();
+    assert!(message.contains("gone.csv"), "{message}");
+    assert_eq!(
+        rt.block_on(s.list_landed("courses")).expect("list").len(),
+        3,
+        "nothing landed for the missing file"
+    );
 }
 
 #[test]
