@@ -241,8 +241,18 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
         "attendance",
         attendance.to_str().unwrap_or_default(),
     ]);
+    // Two processes (`--to raw`, then `--to trusted`) so each step's peak is seen apart; the
+    // work is that of one `promote --to trusted`, plus one process start.
+    let raw = b.run(&["promote", "attendance", "--to", "raw"]);
     let trusted = b.run(&["promote", "attendance", "--to", "trusted"]);
-    let to_trusted = land.then(trusted);
+    for (step, r) in [
+        ("land", land),
+        ("landing → raw", raw),
+        ("raw → trusted", trusted),
+    ] {
+        eprintln!("{n}: {step}: {:.2} s, peak {:.0} MB", r.secs, r.peak_mb);
+    }
+    let to_trusted = land.then(raw).then(trusted);
     out.push(Row {
         what: format!("land + promote attendance --to trusted ({n})"),
         rows,
@@ -260,6 +270,10 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
         g.secs, g.peak_mb
     );
     let curated = b.run(&["promote", "--all", "--to", "curated"]);
+    eprintln!(
+        "{n}: trusted → curated (all datasets): {:.2} s, peak {:.0} MB",
+        curated.secs, curated.peak_mb
+    );
     out.push(Row {
         what: format!("… then promote --all --to curated ({n})"),
         rows,

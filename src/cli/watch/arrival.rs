@@ -46,12 +46,22 @@ pub(super) enum Outcome {
     Interrupted { dataset: String, batch: String },
 }
 
-/// Lands `bytes` delivered as `name` for `ds`.
+/// An arrived file's content: in memory (an object fetched from an S3 inbox) or a file on
+/// disk (an inbox folder), landed by streaming so that memory does not grow with its size.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Arrived<'a> {
+    /// The content itself.
+    Bytes(&'a [u8]),
+    /// A file holding it.
+    File(&'a Path),
+}
+
+/// Lands the content delivered as `name` for `ds`.
 async fn land(
     p: &Project,
     ds: &Dataset,
     name: &str,
-    bytes: &[u8],
+    content: Arrived<'_>,
     ctl: &Ctl,
 ) -> Result<LandOutcome, StepError> {
     let format = match Path::new(name).extension().and_then(|e| e.to_str()) {
@@ -61,10 +71,12 @@ async fn land(
         _ => ds.pipeline.source.format.extension(),
     };
     with_backoff("land", ctl, || async {
-        Ok(p.lake
-            .store
-            .land(ds.name(), name, format, bytes, p.lake.clock.now())
-            .await?)
+        let store = &p.lake.store;
+        let now = p.lake.clock.now();
+        Ok(match content {
+            Arrived::Bytes(bytes) => store.land(ds.name(), name, format, bytes, now).await?,
+            Arrived::File(path) => store.land_path(ds.name(), name, format, path, now).await?,
+        })
     })
     .await
 }
@@ -152,7 +164,7 @@ pub(super) async fn handle(
     p: &Project,
     datasets: &[Dataset],
     name: &str,
-    bytes: &[u8],
+    content: Arrived<'_>,
     ctl: &Ctl,
     ack: impl std::future::Future<Output = Result<()>>,
 ) -> Result<Outcome> {
@@ -160,7 +172,7 @@ pub(super) async fn handle(
         ack.await?;
         return Ok(Outcome::Unmatched);
     };
-    let (batch, already) = match land(p, ds, name, bytes, ctl).await? {
+    let (batch, already) = match land(p, ds, name, content, ctl).await? {
         LandOutcome::Landed(f) => (f.batch_id(), None),
         LandOutcome::AlreadyLanded(f) => (f.batch_id(), Some(f.original_name)),
     };

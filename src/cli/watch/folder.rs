@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
-use super::arrival::{handle, report};
+use super::arrival::{handle, report, Arrived};
 use super::control::Ctl;
 use super::{catch_up, route, stopped};
 use crate::cli::{Exit, WatchArgs};
@@ -183,11 +183,10 @@ pub(super) async fn watch(
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
+            if !path.is_file() {
                 // Renamed or removed meanwhile: the next scan sees it under its new name.
-                Err(_) => continue,
-            };
+                continue;
+            }
             // A landed export is removed from the inbox: the lake keeps its content-addressed
             // copy, and a copy left here would outlive `medallion forget`. A name no pipeline
             // matches is set aside for a person to look at.
@@ -200,8 +199,10 @@ pub(super) async fn watch(
                     set_aside(&path, ".unmatched")
                 }
             };
-            let outcome = match handle(p, datasets, &name, &bytes, ctl, ack).await {
+            let outcome = match handle(p, datasets, &name, Arrived::File(&path), ctl, ack).await {
                 Ok(o) => o,
+                // Removed or renamed while it was being landed: the next scan sees it again.
+                Err(_) if !path.exists() => continue,
                 Err(e) => {
                     writeln!(out, "{name}: FAILED to land: {e:#} (left in the inbox; retried on the next scan)")?;
                     ok = false;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::arrival::{handle, report, Outcome};
+use super::arrival::{handle, report, Arrived, Outcome};
 use super::control::Ctl;
 use super::{catch_up, stopped};
 use crate::cli::{Exit, UsageError, WatchArgs};
@@ -79,7 +79,15 @@ pub(super) async fn watch(
                     continue;
                 }
             };
-            let outcome = handle(p, datasets, &name, &bytes, ctl, inbox.ack(&arrival)).await?;
+            let outcome = handle(
+                p,
+                datasets,
+                &name,
+                Arrived::Bytes(&bytes),
+                ctl,
+                inbox.ack(&arrival),
+            )
+            .await?;
             // Landed: the lake's copy is the one `forget` can rewrite. A name nothing matches
             // stays in the inbox for someone to rename.
             if !matches!(outcome, Outcome::Unmatched) {
