@@ -16,23 +16,29 @@
 //! The table is rewritten whole in one Delta commit, then the changes are sent to the
 //! notifier (a local log, or SNS on AWS) and the counts to the metrics sink: a crash between
 //! the commit and the notifications loses those notifications, never duplicates an alert.
+//!
+//! Files: [`config`] reads and checks the rules file, [`conditions`] finds what each rule holds
+//! for now, [`state`] decides whether anything they read changed; this file keeps the table
+//! (fire, resolve, notify, count).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod conditions;
+mod config;
+pub mod state;
+
+use std::collections::BTreeSet;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub mod state;
-
-use crate::curated::products;
 use crate::frame;
 use crate::lake::Lake;
 use crate::metrics::{Metric, Unit};
 use crate::stage::{Registration, Result};
 use crate::storage::delta::{self, txn_id};
 use crate::vocab::Stage;
-use crate::yaml::{self, YamlError};
+
+use conditions::hits;
+pub use config::{AlertRule, AlertsConfig, AlertsError, Condition};
 
 /// The curated table holding the alerts.
 pub const TABLE: &str = "alerts";
@@ -43,240 +49,6 @@ pub const STEP: &str = crate::ledger::Step::Alerts.as_str();
 
 const S: &str = "student_id";
 const C: &str = "course_id";
-
-/// Errors loading the alert rules.
-#[derive(Debug, thiserror::Error)]
-pub enum AlertsError {
-    /// YAML shape errors, located.
-    #[error(transparent)]
-    Yaml(#[from] YamlError),
-    /// Values that parse but make no sense, every one of them.
-    #[error("{}: {}", .path.display(), .problems.join("; "))]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Every problem.
-        problems: Vec<String>,
-    },
-}
-
-/// What makes an alert fire (one per rule). Written as a map with exactly one key:
-/// `when: {absent_in_a_row: {sessions: 3}}`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(try_from = "RawCondition")]
-pub enum Condition {
-    /// A student was absent this many sessions of a course in a row, up to the newest session
-    /// (excused and late sessions break the run).
-    AbsentInARow {
-        /// Sessions in a row.
-        sessions: u32,
-    },
-    /// No activity for this many days (newest activity of the student in `table`, measured
-    /// from now). Skipped while `table` does not exist.
-    NoActivity {
-        /// Days without activity.
-        days: u32,
-        /// `<stage>.<table>` holding the activity (default `trusted.engagement`).
-        table: String,
-        /// Its timestamp column (default `occurred_at`).
-        at: String,
-    },
-    /// The student's risk level in `at_risk_students` is high.
-    RiskRoseToHigh,
-    /// At least this many due assessments not submitted (`student_course_performance.missing`).
-    MissedAssessments {
-        /// Missing assessments.
-        count: u32,
-    },
-    /// A course's weekly attendance rate fell by at least this many points (0..100) from the
-    /// week before to its newest week (`attendance_weekly`, suppressed weeks skipped).
-    WeeklyAttendanceFell {
-        /// Percentage points.
-        points: f64,
-    },
-}
-
-/// `when:` as serde reads it (serde_yaml writes enums as tags; a map reads better).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCondition {
-    #[serde(default)]
-    absent_in_a_row: Option<Sessions>,
-    #[serde(default)]
-    no_activity: Option<Inactivity>,
-    #[serde(default)]
-    risk_rose_to_high: Option<Empty>,
-    #[serde(default)]
-    missed_assessments: Option<Count>,
-    #[serde(default)]
-    weekly_attendance_fell: Option<Points>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Sessions {
-    sessions: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Inactivity {
-    days: u32,
-    #[serde(default = "engagement_table")]
-    table: String,
-    #[serde(default = "engagement_at")]
-    at: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Count {
-    count: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Points {
-    points: f64,
-}
-
-impl TryFrom<RawCondition> for Condition {
-    type Error = String;
-
-    fn try_from(r: RawCondition) -> Result<Self, String> {
-        let mut found = Vec::new();
-        if let Some(s) = r.absent_in_a_row {
-            found.push(Condition::AbsentInARow {
-                sessions: s.sessions,
-            });
-        }
-        if let Some(i) = r.no_activity {
-            found.push(Condition::NoActivity {
-                days: i.days,
-                table: i.table,
-                at: i.at,
-            });
-        }
-        if r.risk_rose_to_high.is_some() {
-            found.push(Condition::RiskRoseToHigh);
-        }
-        if let Some(c) = r.missed_assessments {
-            found.push(Condition::MissedAssessments { count: c.count });
-        }
-        if let Some(p) = r.weekly_attendance_fell {
-            found.push(Condition::WeeklyAttendanceFell { points: p.points });
-        }
-        match found.len() {
-            1 => Ok(found.remove(0)),
-            _ => Err("give exactly one of absent_in_a_row, no_activity, risk_rose_to_high, missed_assessments, weekly_attendance_fell".into()),
-        }
-    }
-}
-
-fn engagement_table() -> String {
-    "trusted.engagement".to_string()
-}
-
-fn engagement_at() -> String {
-    "occurred_at".to_string()
-}
-
-/// One rule as written.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertRule {
-    /// Stable id (the metric's Rule dimension and the alarm's name).
-    pub id: String,
-    /// What it is for.
-    pub description: String,
-    /// The condition.
-    pub when: Condition,
-    /// The reason in words; `{value}` and `{threshold}` are filled in (and `{reasons}` for
-    /// `risk_rose_to_high`: the at-risk reasons).
-    pub reason: String,
-    /// What the educator should do; placeholders as in `reason` (`{actions}`: the at-risk
-    /// actions).
-    pub action: String,
-}
-
-/// `pipelines/alerts.yaml`.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AlertsConfig {
-    /// The rules.
-    pub rules: Vec<AlertRule>,
-}
-
-impl AlertsConfig {
-    /// Loads and validates the rules file.
-    ///
-    /// # Errors
-    /// YAML errors with file:line:column; every invalid value.
-    pub fn load(path: &Path) -> Result<Self, AlertsError> {
-        let cfg: AlertsConfig = yaml::load(path)?;
-        cfg.validate().map_err(|problems| AlertsError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        })?;
-        Ok(cfg)
-    }
-
-    /// Checks ids and thresholds (pure).
-    ///
-    /// # Errors
-    /// Every problem found.
-    pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut problems = Vec::new();
-        let mut ids = BTreeSet::new();
-        for (i, r) in self.rules.iter().enumerate() {
-            if !crate::config::is_valid_name(&r.id) {
-                problems.push(format!(
-                    "rules[{i}].id: `{}` must be lowercase letters, digits and _",
-                    r.id
-                ));
-            }
-            if !ids.insert(r.id.as_str()) {
-                problems.push(format!("rules[{i}].id: `{}` is used twice", r.id));
-            }
-            match &r.when {
-                Condition::AbsentInARow { sessions: 0 } => problems.push(format!(
-                    "rules[{i}].when.absent_in_a_row.sessions: must be 1 or more"
-                )),
-                Condition::NoActivity { days: 0, .. } => problems.push(format!(
-                    "rules[{i}].when.no_activity.days: must be 1 or more"
-                )),
-                Condition::NoActivity { table, .. }
-                    if Stage::parse(table.split('.').next().unwrap_or_default()).is_none()
-                        || !table.contains('.') =>
-                {
-                    problems.push(format!(
-                        "rules[{i}].when.no_activity.table: `{table}` is not `<stage>.<table>`"
-                    ))
-                }
-                Condition::MissedAssessments { count: 0 } => problems.push(format!(
-                    "rules[{i}].when.missed_assessments.count: must be 1 or more"
-                )),
-                Condition::WeeklyAttendanceFell { points }
-                    if !(*points > 0.0 && *points <= 100.0) =>
-                {
-                    problems.push(format!(
-                        "rules[{i}].when.weekly_attendance_fell.points: must be within (0, 100]"
-                    ))
-                }
-                _ => {}
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
-    }
-}
 
 /// One row of `curated.alerts`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -381,201 +153,6 @@ fn text(df: &DataFrame, c: &str, i: usize) -> Result<Option<String>> {
 fn float(df: &DataFrame, c: &str, i: usize) -> Result<Option<f64>> {
     let s = df.column(c)?.cast(&DataType::Float64)?;
     Ok(s.f64()?.get(i))
-}
-
-/// Trusted attendance rows read at once by `absent_in_a_row` (whole courses, about this many).
-const GROUP_ROWS: u64 = 1 << 20;
-
-/// Students absent at least `sessions` sessions of a course in a row, up to their newest
-/// session of it, from the attendance rows of some courses.
-fn absent_in_a_row(att: &DataFrame, sessions: u32) -> Result<Vec<Hit>> {
-    let s = products::sessions(att)?;
-    let key = [col(S), col(C)];
-    let last = s
-        .clone()
-        .lazy()
-        .filter(col("status").neq(lit("absent")))
-        .group_by(key.clone())
-        .agg([col("session_date").max().alias("__last")]);
-    let df = s
-        .lazy()
-        .join(
-            last,
-            key.clone(),
-            key.clone(),
-            JoinArgs::new(JoinType::Left),
-        )
-        .filter(
-            col("status").eq(lit("absent")).and(
-                col("__last")
-                    .is_null()
-                    .or(col("session_date").gt(col("__last"))),
-            ),
-        )
-        .group_by(key)
-        .agg([len().cast(DataType::Int64).alias("streak")])
-        .filter(col("streak").gt_eq(lit(i64::from(sessions))))
-        .sort([C, S], SortMultipleOptions::default())
-        .collect()?;
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        out.push(Hit {
-            student: text(&df, S, i)?,
-            course: text(&df, C, i)?,
-            value: float(&df, "streak", i)?.unwrap_or_default(),
-            reasons: String::new(),
-            actions: String::new(),
-        });
-    }
-    Ok(out)
-}
-
-/// The subjects for which `rule` holds now, or `Err(why)` when it cannot be evaluated.
-async fn hits(
-    lake: &Lake,
-    rule: &AlertRule,
-) -> Result<std::result::Result<(Vec<Hit>, f64), String>> {
-    let now = lake.clock.now();
-    let mut out = Vec::new();
-    let threshold;
-    match &rule.when {
-        Condition::AbsentInARow { sessions } => {
-            threshold = f64::from(*sessions);
-            let loc = lake.loc(Stage::Trusted, "attendance")?;
-            if delta::open(&loc).await?.is_none() {
-                return Ok(Err("trusted.attendance does not exist yet".into()));
-            }
-            // A few courses at a time: a run of absences is within one course, and memory
-            // stays bounded whatever the size of the lake.
-            let datasets = BTreeSet::from(["attendance"]);
-            let groups = crate::curated::course_groups(lake, None, &datasets, GROUP_ROWS).await?;
-            for group in groups.iter().filter(|g| !g.is_empty()) {
-                let list: Vec<String> = group.iter().map(|c| delta::sql_literal(c)).collect();
-                let sql = format!(
-                    "SELECT student_id, course_id, session_date, status, recorded_at FROM t WHERE course_id IN ({}) ORDER BY record_id",
-                    list.join(", ")
-                );
-                if let Some(att) = read(lake, Stage::Trusted, "attendance", &sql).await? {
-                    out.extend(absent_in_a_row(&att, *sessions)?);
-                }
-            }
-            out.sort_by(|a, b| (&a.course, &a.student).cmp(&(&b.course, &b.student)));
-        }
-        Condition::NoActivity { days, table, at } => {
-            threshold = f64::from(*days);
-            let (stage, name) = table.split_once('.').unwrap_or(("trusted", table));
-            let stage = Stage::parse(stage).unwrap_or(Stage::Trusted);
-            let loc = lake.loc(stage, name)?;
-            let Some((schema, _)) = delta::query(&loc, "SELECT * FROM t LIMIT 0").await? else {
-                return Ok(Err(format!("{table} does not exist")));
-            };
-            for c in [S, at.as_str()] {
-                if schema.field_with_name(c).is_err() {
-                    return Ok(Err(format!("{table} has no column `{c}`")));
-                }
-            }
-            let sql = format!(
-                "SELECT student_id, to_unixtime(max(\"{}\")) AS last_s FROM t WHERE student_id IS NOT NULL GROUP BY student_id ORDER BY student_id",
-                at.replace('"', "")
-            );
-            let Some(df) = read(lake, stage, name, &sql).await? else {
-                return Ok(Err(format!("{table} does not exist")));
-            };
-            for i in 0..df.height() {
-                let Some(last) = float(&df, "last_s", i)? else {
-                    continue;
-                };
-                let idle = (now.timestamp() as f64 - last) / 86_400.0;
-                if idle >= threshold {
-                    out.push(Hit {
-                        student: text(&df, S, i)?,
-                        course: None,
-                        value: idle.floor(),
-                        reasons: String::new(),
-                        actions: String::new(),
-                    });
-                }
-            }
-        }
-        Condition::RiskRoseToHigh => {
-            threshold = 0.0;
-            let Some(df) = read(
-                lake,
-                Stage::Curated,
-                "at_risk_students",
-                "SELECT student_id, course_id, risk_score, reasons, actions FROM t WHERE risk_level = 'high' ORDER BY course_id, student_id",
-            )
-            .await?
-            else {
-                return Ok(Err("curated.at_risk_students does not exist yet".into()));
-            };
-            for i in 0..df.height() {
-                out.push(Hit {
-                    student: text(&df, S, i)?,
-                    course: text(&df, C, i)?,
-                    value: float(&df, "risk_score", i)?.unwrap_or_default(),
-                    reasons: text(&df, "reasons", i)?.unwrap_or_default(),
-                    actions: text(&df, "actions", i)?.unwrap_or_default(),
-                });
-            }
-        }
-        Condition::MissedAssessments { count } => {
-            threshold = f64::from(*count);
-            let Some(df) = read(
-                lake,
-                Stage::Curated,
-                "student_course_performance",
-                &format!("SELECT student_id, course_id, missing FROM t WHERE missing >= {count} ORDER BY course_id, student_id"),
-            )
-            .await?
-            else {
-                return Ok(Err("curated.student_course_performance does not exist yet".into()));
-            };
-            for i in 0..df.height() {
-                out.push(Hit {
-                    student: text(&df, S, i)?,
-                    course: text(&df, C, i)?,
-                    value: float(&df, "missing", i)?.unwrap_or_default(),
-                    reasons: String::new(),
-                    actions: String::new(),
-                });
-            }
-        }
-        Condition::WeeklyAttendanceFell { points } => {
-            threshold = *points;
-            let Some(df) = read(
-                lake,
-                Stage::Curated,
-                "attendance_weekly",
-                "SELECT course_id, attendance_rate FROM t WHERE NOT suppressed AND attendance_rate IS NOT NULL ORDER BY course_id, week_start",
-            )
-            .await?
-            else {
-                return Ok(Err("curated.attendance_weekly does not exist yet".into()));
-            };
-            let mut weeks: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for i in 0..df.height() {
-                if let (Some(c), Some(r)) = (text(&df, C, i)?, float(&df, "attendance_rate", i)?) {
-                    weeks.entry(c).or_default().push(r);
-                }
-            }
-            for (course, rates) in weeks {
-                if let [.., before, last] = rates[..] {
-                    let fell = (before - last) * 100.0;
-                    if fell >= *points - 1e-9 {
-                        out.push(Hit {
-                            student: None,
-                            course: Some(course),
-                            value: (fell * 10.0).round() / 10.0,
-                            reasons: String::new(),
-                            actions: String::new(),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    Ok(Ok((out, threshold)))
 }
 
 /// The rows of `curated.alerts` (none when it does not exist).
@@ -833,29 +410,6 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shipped_rules_load() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("pipelines")
-            .join(FILE);
-        let cfg = AlertsConfig::load(&path).unwrap();
-        assert_eq!(cfg.rules.len(), 5);
-    }
-
-    #[test]
-    fn bad_rules_report_every_problem() {
-        let text = "rules:\n  - {id: a, description: d, when: {absent_in_a_row: {sessions: 0}}, reason: r, action: x}\n  - {id: a, description: d, when: {weekly_attendance_fell: {points: 200}}, reason: r, action: x}\n";
-        let cfg: AlertsConfig = yaml::parse(Path::new("alerts.yaml"), text).unwrap();
-        let problems = cfg.validate().unwrap_err();
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        let err = yaml::parse::<AlertsConfig>(
-            Path::new("alerts.yaml"),
-            "rules:\n  - {id: a, description: d, when: {absent: {}}, reason: r, action: x}\n",
-        )
-        .unwrap_err();
-        assert!(err.to_string().starts_with("alerts.yaml:2:"), "{err}");
-    }
 
     #[test]
     fn templates_fill_numbers_in_words() {

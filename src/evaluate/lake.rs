@@ -255,7 +255,7 @@ impl Oulad {
                 };
                 if let Some(d) = day(c, d[i]).filter(|d| *d <= as_of_day) {
                     let key = (c.clone(), s.clone());
-                    let t = super::engagement_type(t[i].as_deref().unwrap_or_default());
+                    let t = super::oulad::engagement_type(t[i].as_deref().unwrap_or_default());
                     *o.clicks
                         .entry(key.clone())
                         .or_default()

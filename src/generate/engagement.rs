@@ -11,7 +11,8 @@ use chrono::{Duration, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{ts, Course, GenerateError, GenerateOptions, Out, Student};
+use super::out::{ts, Out};
+use super::{Course, GenerateError, GenerateOptions, Student};
 
 /// LMS activity types and their share of a student's clicks.
 const ACTIVITY: &[(&str, f64)] = &[
