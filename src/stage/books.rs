@@ -13,7 +13,6 @@ use super::Result;
 use crate::lake::Lake;
 use crate::ledger::books::warned_rules;
 use crate::ledger::{self, PromotionRow, Step};
-use crate::vocab::Stage;
 
 impl From<&RawBatchReport> for PromotionRow {
     fn from(r: &RawBatchReport) -> Self {
@@ -82,16 +81,6 @@ pub fn trusted_books(r: &TrustedBatchReport, contract_version: &str) -> Promotio
         contract_version: contract_version.to_string(),
         ..r.into()
     }
-}
-
-/// Records a landing→raw batch: its rule results, then its books.
-///
-/// # Errors
-/// Storage errors.
-pub async fn record_raw(lake: &Lake, r: &RawBatchReport) -> Result<()> {
-    ledger::record_rules(lake, &r.dataset, Stage::Raw, &r.batch_id, &r.rules).await?;
-    ledger::record_books(lake, r.into()).await?;
-    Ok(())
 }
 
 /// Records a quarantine release in the books.

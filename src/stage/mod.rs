@@ -1,4 +1,7 @@
-//! One promotion step per stage boundary: landing→raw ([`raw`]) and raw→trusted ([`trusted`]).
+//! One promotion step per stage boundary: landing→raw ([`raw`]) and raw→trusted ([`trusted`]),
+//! both run by the one batch driver in `step.rs` (pending → judge → side table → books →
+//! main table last with the books in its commit → ledger → metrics → catalog); the quarantine
+//! release is in `release.rs`.
 //!
 //! Invariants every step keeps:
 //! - the books balance per batch: `landing rows = raw rows + rejects` and
@@ -20,7 +23,9 @@ pub mod parquet;
 pub mod parse;
 pub mod raw;
 pub mod raw_rules;
+mod release;
 pub mod retention;
+mod step;
 pub mod trusted;
 
 use crate::catalog::{CatalogError, ColumnEntry, TableEntry};

@@ -2,10 +2,10 @@
 //! `raw.<dataset>` (text, identifiers treated, lineage), unparseable lines to
 //! `raw.<dataset>_rejects` (file, line, column, error). One batch per landed file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
 
+use async_trait::async_trait;
 use deltalake::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
@@ -13,17 +13,19 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
 
 use super::hold;
+use super::mapping::LookupTable;
 use super::parse::{Chunk, Parser, Reject};
 use super::raw_rules::RawJudge;
+use super::step::{self, BatchStep, Output};
 use super::{
-    ColumnComments, Dataset, Lake, Registration, Result, StepError, StepOptions, BATCH_ID,
-    INGESTED_AT, SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
+    ColumnComments, Dataset, Lake, Result, StepError, StepOptions, BATCH_ID, INGESTED_AT,
+    SOURCE_FILE, SOURCE_HASH, SOURCE_LINE,
 };
-use crate::ledger::{self, CommitMeta, Step};
-use crate::metrics::io::IoSnapshot;
-use crate::metrics::{Metric, Unit};
+use crate::crypto::Pseudonymizer;
+use crate::ledger::{self, CommitMeta, Hold, HoldRow, PromotionRow, Step};
+use crate::metrics::Unit;
 use crate::rules::eval::{AsOf, RuleResult, ID_ISSUES};
-use crate::storage::delta::{self, txn_id};
+use crate::storage::delta::{self, txn_id, TableLoc};
 use crate::storage::LandedFile;
 use crate::vocab::{Stage, TableRef};
 
@@ -188,50 +190,98 @@ fn rejects_batch(lin: &Lineage, rejects: &[Reject]) -> Result<RecordBatch> {
 /// # Errors
 /// Storage, parse (I/O), catalog or metrics errors. Bad lines are never errors: they are rejects.
 pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<RawBatchReport>> {
-    let name = ds.name();
-    let data_loc = lake.loc(Stage::Raw, name)?;
-    let rejects_name = TableRef::rejects(name).name();
-    let rejects_loc = lake.loc(Stage::Raw, &rejects_name)?;
-    let keys = lake.keys.pseudonymization_key().await?;
-    let schema = data_schema(ds);
-    // Read on the first pending file only: a no-op run reads the logs and nothing more.
-    let mut history = None;
-    let mut reports = Vec::new();
-    let done = delta::batches_in_history(&data_loc, STEP).await?;
-    // Every landed file (lookups are joined from any of them), but only this run's share
-    // promoted.
-    let landed = lake.store.list_landed(name).await?;
-    let mine = lake.landed(name).await?;
-    let mut loaded: Option<Vec<super::mapping::LookupTable>> = None;
-    for file in mine {
+    let mut step = RawStep::open(lake, ds, opts).await?;
+    step::drive(&mut step, lake, ds, opts).await
+}
+
+/// landing → raw as a [`BatchStep`].
+struct RawStep<'a> {
+    lake: &'a Lake,
+    ds: &'a Dataset,
+    opts: StepOptions,
+    data_loc: TableLoc,
+    rejects_loc: TableLoc,
+    keys: Pseudonymizer,
+    schema: SchemaRef,
+    /// Batches already in raw (its history, read once).
+    done: HashSet<String>,
+    /// Raw rule metrics of earlier batches; read on the first pending file only.
+    history: Option<HashMap<String, Vec<f64>>>,
+    /// `source.map` lookup tables, joined from any landed file; loaded on first need.
+    lookups: Option<Vec<LookupTable>>,
+}
+
+/// A judged file's uncommitted appends.
+struct RawPending {
+    data: delta::Appender,
+    rejects: Option<delta::Appender>,
+}
+
+impl<'a> RawStep<'a> {
+    async fn open(lake: &'a Lake, ds: &'a Dataset, opts: StepOptions) -> Result<Self> {
+        let name = ds.name();
+        let data_loc = lake.loc(Stage::Raw, name)?;
+        let done = step::settle(lake, ds, &data_loc, Step::LandingToRaw).await?;
+        Ok(Self {
+            lake,
+            ds,
+            opts,
+            rejects_loc: lake.loc(Stage::Raw, &TableRef::rejects(name).name())?,
+            data_loc,
+            keys: lake.keys.pseudonymization_key().await?,
+            schema: data_schema(ds),
+            done,
+            history: None,
+            lookups: None,
+        })
+    }
+}
+
+#[async_trait]
+impl BatchStep for RawStep<'_> {
+    type Report = RawBatchReport;
+    type Pending = RawPending;
+    const STEP: Step = Step::LandingToRaw;
+    const STAGE: Stage = Stage::Raw;
+    const AFTER_SIDE: &'static str = "after-rejects";
+
+    async fn candidates(&mut self) -> Result<Vec<LandedFile>> {
+        Ok(self.lake.landed(self.ds.name()).await?)
+    }
+
+    async fn judge(
+        &mut self,
+        file: &LandedFile,
+    ) -> Result<Option<(RawBatchReport, Option<RawPending>)>> {
+        let (lake, ds, opts) = (self.lake, self.ds, self.opts);
+        let name = ds.name();
         let batch = file.batch_id();
         let app = txn_id(STEP, &batch);
         // A `source.map` lookup file is joined into the data files, not promoted itself.
         if ds.pipeline.is_lookup(&file.original_name)
-            || done.contains(&batch)
-            || delta::has_batch(&data_loc, &app).await?
+            || self.done.contains(&batch)
+            || delta::has_batch(&self.data_loc, &app).await?
         {
-            continue;
+            return Ok(None);
         }
-        let lookups: &[super::mapping::LookupTable] = match &mut loaded {
-            Some(l) => l,
-            None => loaded.insert(super::lookup::load(lake, ds, &landed).await?),
-        };
-        let started = Instant::now();
-        let history = match &mut history {
-            Some(h) => h,
-            None => history.insert(ledger::rule_history(lake, name, Stage::Raw).await?),
-        };
-        let io_start = IoSnapshot::now();
-        let lin = Lineage::of(&file)?;
-        let mut parser = Parser::new(&ds.contract, &keys, ds.pipeline.raw.chunk_rows);
+        if self.lookups.is_none() {
+            // Every landed file (lookups are joined from any of them), not only this run's.
+            let landed = lake.store.list_landed(name).await?;
+            self.lookups = Some(super::lookup::load(lake, ds, &landed).await?);
+        }
+        if self.history.is_none() {
+            self.history = Some(ledger::rule_history(lake, name, Stage::Raw).await?);
+        }
+        let lin = Lineage::of(file)?;
+        let mut parser = Parser::new(&ds.contract, &self.keys, ds.pipeline.raw.chunk_rows);
         if let Some(spec) = &ds.pipeline.mapping {
-            parser = parser.with_mapping(spec, lookups);
+            parser = parser.with_mapping(spec, self.lookups.as_deref().unwrap_or_default());
         }
+        // Opened with the batch's txn; the books join the data commit's metadata at the end.
         let meta = CommitMeta::batch(Step::LandingToRaw, &batch)
             .with_contract(&ds.contract.version)
             .entries();
-        let reader = lake.store.open_landed(&file).await?;
+        let reader = lake.store.open_landed(file).await?;
         let parse_err = |source| StepError::Parse {
             file: format!("{} ({})", file.original_name, &file.sha256[..12]),
             source,
@@ -250,42 +300,32 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
         // (created only when there is one). Memory stays bounded by the chunk size.
         let mut data = None;
         if !opts.dry_run {
-            match delta::Appender::open(&data_loc, schema.clone(), &app, &meta).await? {
+            match delta::Appender::open(&self.data_loc, self.schema.clone(), &app, &meta).await? {
                 Some(a) => data = Some(a),
                 // A concurrent promotion committed this batch since the check above.
-                None => continue,
+                None => return Ok(None),
             }
         }
-        let mut write_rejects = !opts.dry_run && !delta::has_batch(&rejects_loc, &app).await?;
+        let mut write_rejects = !opts.dry_run && !delta::has_batch(&self.rejects_loc, &app).await?;
         let mut rejects_out: Option<delta::Appender> = None;
         let (mut rows, mut rejected) = (0u64, 0u64);
         let mut by_kind = BTreeMap::new();
         let mut sample: Vec<String> = Vec::new();
-        let mut judge = RawJudge::new(&ds.raw_rules, &schema, AsOf(lake.clock.now()))?;
+        let mut judge = RawJudge::new(&ds.raw_rules, &self.schema, AsOf(lake.clock.now()))?;
         while let Some(chunk) = chunks.next_chunk().map_err(parse_err)? {
             judge.note_rejects(&chunk.rejects);
             for r in &chunk.rejects {
                 *by_kind.entry(r.kind.as_str().to_string()).or_insert(0u64) += 1;
                 if sample.len() < 5 {
-                    let col = r
-                        .column
-                        .as_deref()
-                        .map(|c| format!(" column `{c}`:"))
-                        .unwrap_or_default();
-                    sample.push(format!(
-                        "{}:{}:{col} {}: {}",
-                        file.original_name,
-                        r.line,
-                        r.kind.as_str(),
-                        r.message
-                    ));
+                    sample.push(sample_reject(&file.original_name, r));
                 }
             }
             rejected += chunk.rejects.len() as u64;
             if write_rejects && !chunk.rejects.is_empty() {
                 if rejects_out.is_none() {
                     rejects_out =
-                        delta::Appender::open(&rejects_loc, rejects_schema(), &app, &meta).await?;
+                        delta::Appender::open(&self.rejects_loc, rejects_schema(), &app, &meta)
+                            .await?;
                     write_rejects = rejects_out.is_some();
                 }
                 if let Some(out) = rejects_out.as_mut() {
@@ -294,13 +334,14 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             }
             rows += chunk.len() as u64;
             if !chunk.is_empty() && (data.is_some() || judge.active()) {
-                let b = data_batch(&schema, &lin, chunk)?;
+                let b = data_batch(&self.schema, &lin, chunk)?;
                 judge.keep(&b)?;
                 if let Some(out) = data.as_mut() {
                     out.write(b).await?;
                 }
             }
         }
+        let history = self.history.get_or_insert_with(HashMap::new);
         // Judged before anything is committed: a `fail` rule leaves every table as it was.
         let rules = judge
             .judge(ds, &chunks, history)
@@ -322,9 +363,10 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
                 &expected,
             )
         };
+        tracing::info!(dataset = name, batch = %batch, rows, rejected, "Parsed landed file.");
         let report = RawBatchReport {
             dataset: name.to_string(),
-            batch_id: batch.clone(),
+            batch_id: batch,
             source_file: file.original_name.clone(),
             landing_rows: rows + rejected,
             raw_rows: rows,
@@ -335,101 +377,97 @@ pub async fn run(lake: &Lake, ds: &Dataset, opts: StepOptions) -> Result<Vec<Raw
             committed: !opts.dry_run && held.is_none(),
             held,
         };
-        tracing::info!(dataset = name, batch = %batch, rows, rejected, "Parsed landed file.");
-        if let Some(h) = &report.held {
-            tracing::warn!(dataset = name, batch = %batch, reason = %h.reason, "Holding the batch back.");
-            if !opts.dry_run {
-                ledger::holds::record(lake, &ledger::HoldRow::raw(&report, h)).await?;
-                lake.metrics.emit(&hold::metrics(name, "raw", h)).await?;
-            }
-            // The pending appenders are dropped uncommitted: nothing of this batch is written.
-            reports.push(report);
-            continue;
-        }
-        let Some(data) = data else {
-            reports.push(report);
-            continue;
-        };
-        if let Some(out) = rejects_out {
+        let pending = data.map(|data| RawPending {
+            data,
+            rejects: rejects_out,
+        });
+        Ok(Some((report, pending)))
+    }
+
+    async fn commit_side(&mut self, pending: &mut RawPending) -> Result<()> {
+        if let Some(out) = pending.rejects.take() {
             out.commit().await?;
         }
-        super::crash_point(STEP, "after-rejects");
-        super::books::record_raw(lake, &report).await?;
-        // The data table is committed last: its txn marks the batch done.
-        if data.commit().await?.is_none() {
-            // A concurrent promotion committed this batch first; its books are the same.
-            continue;
-        }
-        let mut metrics = vec![
-            Metric::new(
-                "RowsIn",
-                report.landing_rows as f64,
-                Unit::Count,
-                name,
-                "raw",
-            ),
-            Metric::new(
-                "RowsPromoted",
-                report.raw_rows as f64,
-                Unit::Count,
-                name,
-                "raw",
-            ),
-            Metric::new(
-                "RowsRejected",
-                report.rejected as f64,
-                Unit::Count,
-                name,
-                "raw",
-            ),
-            Metric::new(
-                "DurationSeconds",
-                started.elapsed().as_secs_f64(),
-                Unit::Seconds,
-                name,
-                "raw",
-            ),
-        ];
-        metrics.extend(report.rules.iter().map(|r| {
-            Metric::new("RulePassRate", r.pass_rate(), Unit::None, name, "raw")
-                .with_rule(&r.rule_id)
-        }));
-        metrics.extend(lake.cost_metrics(&io_start, name, "raw"));
-        lake.metrics.emit(&metrics).await?;
-        reports.push(report);
+        Ok(())
     }
-    if !opts.dry_run && reports.iter().any(|r| r.committed) {
-        let last = reports
-            .iter()
-            .rfind(|r| r.committed)
-            .map(|r| r.batch_id.clone());
-        let contract = Some(&ds.contract);
-        lake.register(Registration {
-            dataset: name,
-            stage: Some(Stage::Raw),
-            table: name,
-            kind: "data",
-            description:
-                "Every landing row parsed as text, direct identifiers pseudonymised, with lineage.",
-            contract,
-            last_batch: last.as_deref(),
-            comments: None,
-        })
-        .await?;
-        lake.register(Registration {
-            dataset: name,
-            stage: Some(Stage::Raw),
-            table: &rejects_name,
-            kind: "rejects",
-            description:
-                "Landing lines that could not be parsed, with file, line, column and error.",
-            contract,
-            last_batch: last.as_deref(),
-            comments: Some(REJECTS_COLUMNS),
-        })
-        .await?;
+
+    async fn books(
+        &mut self,
+        report: &mut RawBatchReport,
+        _pending: &mut RawPending,
+    ) -> Result<PromotionRow> {
+        Ok(PromotionRow::from(&*report))
     }
-    Ok(reports)
+
+    async fn commit_main(
+        &mut self,
+        _report: &RawBatchReport,
+        mut pending: RawPending,
+        meta: &CommitMeta,
+    ) -> Result<bool> {
+        pending.data.set_metadata(&meta.entries());
+        Ok(pending.data.commit().await?.is_some())
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        let name = self.ds.name();
+        vec![
+            Output {
+                table: name.to_string(),
+                kind: "data",
+                description:
+                    "Every landing row parsed as text, direct identifiers pseudonymised, with lineage.",
+                comments: None,
+            },
+            Output {
+                table: TableRef::rejects(name).name(),
+                kind: "rejects",
+                description:
+                    "Landing lines that could not be parsed, with file, line, column and error.",
+                comments: Some(REJECTS_COLUMNS),
+            },
+        ]
+    }
+}
+
+/// One reject as shown on the terminal: `file:line: column `c`: kind: message`.
+fn sample_reject(file: &str, r: &Reject) -> String {
+    let col = r
+        .column
+        .as_deref()
+        .map(|c| format!(" column `{c}`:"))
+        .unwrap_or_default();
+    format!("{file}:{}:{col} {}: {}", r.line, r.kind.as_str(), r.message)
+}
+
+impl step::BatchReport for RawBatchReport {
+    fn batch_id(&self) -> &str {
+        &self.batch_id
+    }
+
+    fn rules(&self) -> &[RuleResult] {
+        &self.rules
+    }
+
+    fn held(&self) -> Option<&Hold> {
+        self.held.as_ref()
+    }
+
+    fn hold_row(&self, h: &Hold) -> HoldRow {
+        HoldRow::raw(self, h)
+    }
+
+    fn committed(&self) -> bool {
+        self.committed
+    }
+
+    fn counts(&self) -> Vec<(&'static str, f64, Unit)> {
+        vec![
+            ("RowsIn", self.landing_rows as f64, Unit::Count),
+            ("RowsPromoted", self.raw_rows as f64, Unit::Count),
+            ("RowsRejected", self.rejected as f64, Unit::Count),
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ fn crash_and_rerun(chunk: Option<usize>) {
 
     for point in [
         "landing-to-raw:after-rejects",
+        "landing-to-raw:before-data",
+        // The raw books travel in the data commit: a crash before they reach the ledger is
+        // settled from the commit by the rerun.
+        "landing-to-raw:after-data",
         "raw-to-trusted:after-quarantine",
         "raw-to-trusted:before-data",
         "raw-to-trusted:after-data",

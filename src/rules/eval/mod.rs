@@ -129,7 +129,7 @@ pub struct Context<'a> {
     /// The run's clock.
     pub as_of: AsOf,
     /// Column types.
-    pub types: &'a dyn Fn(&str) -> Option<ColumnType>,
+    pub types: &'a (dyn Fn(&str) -> Option<ColumnType> + Sync),
     /// Metric history per rule id.
     pub history: &'a std::collections::HashMap<String, Vec<f64>>,
     /// Referenced keys per rule id.
@@ -177,7 +177,7 @@ mod tests {
         }
     }
 
-    pub(super) fn cx<'a>(types: &'a dyn Fn(&str) -> Option<ColumnType>) -> Context<'a> {
+    pub(super) fn cx<'a>(types: &'a (dyn Fn(&str) -> Option<ColumnType> + Sync)) -> Context<'a> {
         static H: std::sync::OnceLock<std::collections::HashMap<String, Vec<f64>>> =
             std::sync::OnceLock::new();
         static R: std::sync::OnceLock<std::collections::HashMap<String, Series>> =
