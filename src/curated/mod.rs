@@ -495,27 +495,14 @@ pub async fn run(
             comments: Some(products::column_comments(product)),
         })
         .await?;
-        let mut metrics = vec![
-            Metric::new("RowsPromoted", rows as f64, Unit::Count, product, "curated"),
-            Metric::new(
-                "DurationSeconds",
-                started.elapsed().as_secs_f64() + build_secs.get(product).copied().unwrap_or(0.0),
-                Unit::Seconds,
-                product,
-                "curated",
-            ),
-        ];
-        metrics.extend(report.rules.iter().map(|r| {
-            Metric::new(
-                "RulePassRate",
-                r.pass_rate(),
-                Unit::None,
-                product,
-                "curated",
-            )
-            .with_rule(&r.rule_id)
-        }));
-        metrics.extend(lake.cost_metrics(&io_start, product, "curated"));
+        let metrics = crate::stage::step::batch_metrics(
+            lake,
+            (product, Stage::Curated),
+            vec![("RowsPromoted", rows as f64, Unit::Count)],
+            started.elapsed().as_secs_f64() + build_secs.get(product).copied().unwrap_or(0.0),
+            &report.rules,
+            &io_start,
+        );
         lake.metrics.emit(&metrics).await?;
         reports.push(report);
     }

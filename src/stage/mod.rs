@@ -25,7 +25,7 @@ pub mod raw;
 pub mod raw_rules;
 mod release;
 pub mod retention;
-mod step;
+pub(crate) mod step;
 pub mod trusted;
 
 use crate::catalog::{CatalogError, ColumnEntry, TableEntry};

@@ -245,10 +245,6 @@ impl BatchStep for RawStep<'_> {
     const STAGE: Stage = Stage::Raw;
     const AFTER_SIDE: &'static str = "after-rejects";
 
-    async fn candidates(&mut self) -> Result<Vec<LandedFile>> {
-        Ok(self.lake.landed(self.ds.name()).await?)
-    }
-
     async fn judge(
         &mut self,
         file: &LandedFile,

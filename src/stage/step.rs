@@ -74,9 +74,8 @@ pub(crate) trait BatchStep: Send {
     /// Name of the crash point right after the side table's commit.
     const AFTER_SIDE: &'static str;
 
-    /// The landed files this step may have to promote, in landing order.
-    async fn candidates(&mut self) -> Result<Vec<LandedFile>>;
-    /// Reads and judges one landed file. `None`: nothing to do for it (not pending, or
+    /// Reads and judges one landed file (every landed file of the run's share is offered, in
+    /// landing order). `None`: nothing to do for it (not pending, or
     /// committed meanwhile). The pending writes are `None` on a dry run.
     async fn judge(
         &mut self,
@@ -118,7 +117,7 @@ pub(crate) async fn drive<S: BatchStep>(
     let stage = S::STAGE.as_str();
     let step_name = S::STEP.as_str();
     let mut reports: Vec<S::Report> = Vec::new();
-    for file in step.candidates().await? {
+    for file in lake.landed(name).await? {
         let (started, io_start) = (Instant::now(), IoSnapshot::now());
         let Some((mut report, pending)) = step.judge(&file).await? else {
             continue;
@@ -152,23 +151,14 @@ pub(crate) async fn drive<S: BatchStep>(
         }
         crash_point(step_name, "after-data");
         ledger::record_books(lake, books).await?;
-        let mut metrics: Vec<Metric> = report
-            .counts()
-            .into_iter()
-            .map(|(metric, value, unit)| Metric::new(metric, value, unit, name, stage))
-            .collect();
-        metrics.push(Metric::new(
-            "DurationSeconds",
+        let metrics = batch_metrics(
+            lake,
+            (name, S::STAGE),
+            report.counts(),
             started.elapsed().as_secs_f64(),
-            Unit::Seconds,
-            name,
-            stage,
-        ));
-        metrics.extend(report.rules().iter().map(|r| {
-            Metric::new("RulePassRate", r.pass_rate(), Unit::None, name, stage)
-                .with_rule(&r.rule_id)
-        }));
-        metrics.extend(lake.cost_metrics(&io_start, name, stage));
+            report.rules(),
+            &io_start,
+        );
         lake.metrics.emit(&metrics).await?;
         tracing::info!(dataset = name, batch = %batch, step = step_name, "Promoted batch.");
         reports.push(report);
@@ -190,6 +180,36 @@ pub(crate) async fn drive<S: BatchStep>(
         }
     }
     Ok(reports)
+}
+
+/// The metrics of one committed batch or curated product, in one order for every step: the
+/// step's own counts, `DurationSeconds`, every rule's `RulePassRate`, then the cost metrics of
+/// the I/O since `io_start`.
+pub(crate) fn batch_metrics(
+    lake: &Lake,
+    (name, stage): (&str, Stage),
+    counts: Vec<(&'static str, f64, Unit)>,
+    seconds: f64,
+    rules: &[RuleResult],
+    io_start: &IoSnapshot,
+) -> Vec<Metric> {
+    let stage = stage.as_str();
+    let mut metrics: Vec<Metric> = counts
+        .into_iter()
+        .map(|(metric, value, unit)| Metric::new(metric, value, unit, name, stage))
+        .collect();
+    metrics.push(Metric::new(
+        "DurationSeconds",
+        seconds,
+        Unit::Seconds,
+        name,
+        stage,
+    ));
+    metrics.extend(rules.iter().map(|r| {
+        Metric::new("RulePassRate", r.pass_rate(), Unit::None, name, stage).with_rule(&r.rule_id)
+    }));
+    metrics.extend(lake.cost_metrics(io_start, name, stage));
+    metrics
 }
 
 /// The batches `step` has committed to the main table at `loc` (from its history, one read),

@@ -200,10 +200,6 @@ impl BatchStep for TrustedStep<'_> {
     const STAGE: Stage = Stage::Trusted;
     const AFTER_SIDE: &'static str = "after-quarantine";
 
-    async fn candidates(&mut self) -> Result<Vec<LandedFile>> {
-        Ok(self.lake.landed(self.ds.name()).await?)
-    }
-
     async fn judge(
         &mut self,
         file: &LandedFile,
