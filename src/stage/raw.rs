@@ -211,9 +211,9 @@ struct RawStep<'a> {
     lookups: Option<Vec<LookupTable>>,
 }
 
-/// A judged file's uncommitted appends.
+/// A judged file's uncommitted appends (none on a dry run).
 struct RawPending {
-    data: delta::Appender,
+    data: Option<delta::Appender>,
     rejects: Option<delta::Appender>,
 }
 
@@ -245,10 +245,7 @@ impl BatchStep for RawStep<'_> {
     const STAGE: Stage = Stage::Raw;
     const AFTER_SIDE: &'static str = "after-rejects";
 
-    async fn judge(
-        &mut self,
-        file: &LandedFile,
-    ) -> Result<Option<(RawBatchReport, Option<RawPending>)>> {
+    async fn judge(&mut self, file: &LandedFile) -> Result<Option<(RawBatchReport, RawPending)>> {
         let (lake, ds, opts) = (self.lake, self.ds, self.opts);
         let name = ds.name();
         let batch = file.batch_id();
@@ -373,10 +370,10 @@ impl BatchStep for RawStep<'_> {
             committed: !opts.dry_run && held.is_none(),
             held,
         };
-        let pending = data.map(|data| RawPending {
+        let pending = RawPending {
             data,
             rejects: rejects_out,
-        });
+        };
         Ok(Some((report, pending)))
     }
 
@@ -398,11 +395,14 @@ impl BatchStep for RawStep<'_> {
     async fn commit_main(
         &mut self,
         _report: &RawBatchReport,
-        mut pending: RawPending,
+        pending: RawPending,
         meta: &CommitMeta,
     ) -> Result<bool> {
-        pending.data.set_metadata(&meta.entries());
-        Ok(pending.data.commit().await?.is_some())
+        let Some(mut data) = pending.data else {
+            return Ok(false);
+        };
+        data.set_metadata(&meta.entries());
+        Ok(data.commit().await?.is_some())
     }
 
     fn outputs(&self) -> Vec<Output> {

@@ -3,7 +3,7 @@
 //! the same order:
 //!
 //! pending → judge (the step reads and judges; writes only into pending, uncommitted appends)
-//! → held or dry run: stop here → side table committed (rejects, quarantine) → the books →
+//! → held: stop here → dry run: count the books (the plan) and stop → side table committed (rejects, quarantine) → the books →
 //! rule results into the ledger → main table committed **last, with the books inside its
 //! commit** → books copied into the ledger → metrics → catalog.
 //!
@@ -75,16 +75,15 @@ pub(crate) trait BatchStep: Send {
     const AFTER_SIDE: &'static str;
 
     /// Reads and judges one landed file (every landed file of the run's share is offered, in
-    /// landing order). `None`: nothing to do for it (not pending, or
-    /// committed meanwhile). The pending writes are `None` on a dry run.
-    async fn judge(
-        &mut self,
-        file: &LandedFile,
-    ) -> Result<Option<(Self::Report, Option<Self::Pending>)>>;
+    /// landing order). `None`: nothing to do for it (not pending, or committed meanwhile). On
+    /// a dry run the pending writes hold no appends.
+    async fn judge(&mut self, file: &LandedFile) -> Result<Option<(Self::Report, Self::Pending)>>;
     /// Commits the side table (rejects, quarantine) of a judged batch.
     async fn commit_side(&mut self, pending: &mut Self::Pending) -> Result<()>;
     /// The batch's books (whatever must be read to count them, such as the keys the main
-    /// table already holds, is read here); the report takes the final counts.
+    /// table already holds, is read here; nothing is written); the report takes the final
+    /// counts. A dry run stops here: its report is the plan, with the counts a real run
+    /// would book.
     async fn books(
         &mut self,
         report: &mut Self::Report,
@@ -119,7 +118,7 @@ pub(crate) async fn drive<S: BatchStep>(
     let mut reports: Vec<S::Report> = Vec::new();
     for file in lake.landed(name).await? {
         let (started, io_start) = (Instant::now(), IoSnapshot::now());
-        let Some((mut report, pending)) = step.judge(&file).await? else {
+        let Some((mut report, mut pending)) = step.judge(&file).await? else {
             continue;
         };
         let batch = report.batch_id().to_string();
@@ -133,10 +132,11 @@ pub(crate) async fn drive<S: BatchStep>(
             reports.push(report);
             continue;
         }
-        let Some(mut pending) = pending else {
+        if opts.dry_run {
+            step.books(&mut report, &mut pending).await?;
             reports.push(report);
             continue;
-        };
+        }
         step.commit_side(&mut pending).await?;
         crash_point(step_name, S::AFTER_SIDE);
         let books = step.books(&mut report, &mut pending).await?;

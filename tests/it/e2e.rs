@@ -213,6 +213,32 @@ fn corrections_in_a_later_export_replace_older_records_only() {
     let fix = p.path("attendance_fix.csv");
     std::fs::write(&fix, out).unwrap();
     p.ok(&["land", "attendance", fix.to_str().unwrap()]);
+    // A dry run is the plan: the counts the real run books, read against trusted, nothing
+    // written.
+    p.ok(&["promote", "attendance", "--to", "raw"]);
+    let version = p.version("trusted", "attendance");
+    let dry = p.ok(&[
+        "promote",
+        "attendance",
+        "--to",
+        "trusted",
+        "--dry-run",
+        "--format",
+        "json",
+    ]);
+    let dry: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+    let d = &dry["trusted"][0];
+    assert_eq!(
+        (
+            d["inserted"].as_u64(),
+            d["updated"].as_u64(),
+            d["stale"].as_u64(),
+            d["committed"].as_bool()
+        ),
+        (Some(0), Some(2), Some(1), Some(false)),
+        "{dry:#}"
+    );
+    assert_eq!(p.version("trusted", "attendance"), version);
     let run = p.ok(&["promote", "attendance", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let t = &json["trusted"][0];

@@ -154,7 +154,7 @@ struct TrustedStep<'a> {
     history: Option<HashMap<String, Vec<f64>>>,
 }
 
-/// A judged batch's uncommitted writes and what its books are counted from.
+/// A judged batch's uncommitted writes (none on a dry run) and what its books are counted from.
 struct TrustedPending {
     q_out: Option<delta::Appender>,
     /// The first load's streamed valid rows (keys unique in the batch).
@@ -203,7 +203,7 @@ impl BatchStep for TrustedStep<'_> {
     async fn judge(
         &mut self,
         file: &LandedFile,
-    ) -> Result<Option<(TrustedBatchReport, Option<TrustedPending>)>> {
+    ) -> Result<Option<(TrustedBatchReport, TrustedPending)>> {
         let (lake, ds, opts) = (self.lake, self.ds, self.opts);
         let name = ds.name();
         let batch = file.batch_id();
@@ -386,14 +386,14 @@ impl BatchStep for TrustedStep<'_> {
         if report.held.is_some() {
             report.committed = false;
         }
-        let pending = (!opts.dry_run).then_some(TrustedPending {
+        let pending = TrustedPending {
             q_out,
             d_out,
             valid,
             streamed,
             streamed_courses,
             classified: None,
-        });
+        };
         Ok(Some((report, pending)))
     }
 
