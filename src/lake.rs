@@ -49,6 +49,29 @@ pub enum BatchSelector {
 }
 
 impl Lake {
+    /// Every row of table `name` in `stage` as one frame; `None` when the table does not exist
+    /// yet.
+    ///
+    /// # Errors
+    /// Storage errors; a table whose rows do not convert.
+    pub async fn read_table(
+        &self,
+        stage: Stage,
+        name: &str,
+    ) -> Result<Option<polars::prelude::DataFrame>> {
+        let loc = self.loc(stage, name)?;
+        let Some((schema, batches)) = crate::storage::delta::query(&loc, "SELECT * FROM t").await?
+        else {
+            return Ok(None);
+        };
+        crate::frame::from_batches(&schema, &batches)
+            .map(Some)
+            .map_err(|e| crate::storage::StorageError::Corrupt {
+                path: loc.url.to_string(),
+                message: e.to_string(),
+            })
+    }
+
     /// The landed files of `dataset` this run promotes, in landing order: all of them, or the
     /// one [`Lake::only`] selects (none when it selects nothing).
     ///

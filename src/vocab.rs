@@ -172,6 +172,14 @@ pub mod commit_key {
     pub const CONTRACT_VERSION: &str = "medallion.contract_version";
 }
 
+/// Dataset and table names: lowercase ASCII letter first, then letters, digits and `_`, at most 64.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 64
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

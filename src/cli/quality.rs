@@ -225,14 +225,10 @@ async fn load_profile(
     } else {
         p.dataset(dataset)?;
     }
-    let loc = p.lake.loc(stage, dataset)?;
-    let (schema, batches) = crate::storage::delta::query(&loc, "SELECT * FROM t")
-        .await?
-        .ok_or_else(|| {
-            UsageError(format!(
-                "{stage}.{dataset} does not exist yet: promote the dataset first"
-            ))
-        })?;
-    let df = crate::frame::from_batches(&schema, &batches)?;
+    let df = p.lake.read_table(stage, dataset).await?.ok_or_else(|| {
+        UsageError(format!(
+            "{stage}.{dataset} does not exist yet: promote the dataset first"
+        ))
+    })?;
     Ok(crate::profile::profile(&format!("{stage}.{dataset}"), &df)?)
 }

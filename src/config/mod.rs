@@ -7,6 +7,7 @@
 //! `MEDALLION_KEYRING` arrive through `ProjectOptions`); relative paths resolve against the
 //! project folder.
 
+pub mod pipeline;
 mod scaffold;
 
 use std::path::{Path, PathBuf};
@@ -255,13 +256,7 @@ pub fn find_project(start: &Path) -> Result<PathBuf, ConfigError> {
     Err(ConfigError::NotFound(start.to_path_buf()))
 }
 
-/// Dataset and table names: lowercase ASCII letter first, then letters, digits and `_`, at most 64.
-pub fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && name.len() <= 64
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
-}
+pub use crate::vocab::is_valid_name;
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,12 @@
-//! `pipelines/<dataset>.yaml` and running a dataset's promotion steps in order.
-
-mod run;
+//! `pipelines/<dataset>.yaml`: how a dataset moves through the lake (source format and
+//! pattern, dependencies, holds, chunk sizes, mapping, curated products). Running the steps is
+//! [`crate::pipeline`]'s; the steps read this configuration from here, so no arrow runs from
+//! `stage` back up to `pipeline`.
 
 use std::path::Path;
 
 use serde::Deserialize;
 use validator::Validate;
-
-pub use run::{promote, promote_curated, promote_step, PromoteOptions, PromotionSummary};
 
 use crate::yaml::{self, YamlError};
 

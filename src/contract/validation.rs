@@ -42,7 +42,7 @@ const KNOWN_CONTRACT_KEYS: &[&str] = &["owner", "newestWinsBy"];
 pub fn validate(raw: RawContract, path: &Path) -> std::result::Result<Contract, Vec<String>> {
     let mut problems = Vec::new();
     let dataset = raw.name.clone();
-    if !crate::config::is_valid_name(&dataset) {
+    if !crate::vocab::is_valid_name(&dataset) {
         problems.push(format!(
             "name: `{dataset}` is not a valid dataset name (lowercase letters, digits, `_`)"
         ));

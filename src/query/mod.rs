@@ -175,7 +175,7 @@ pub fn named(
     name: &str,
     params: &BTreeMap<String, String>,
 ) -> Result<String, QueryError> {
-    if !crate::config::is_valid_name(name) {
+    if !crate::vocab::is_valid_name(name) {
         return Err(QueryError::Named(format!("`{name}` is not a query name")));
     }
     let path = dir.join(format!("{name}.sql"));

@@ -202,7 +202,7 @@ pub(super) fn validate_stage(
                     "{at}.check.references: referential integrity is judged on the way into trusted"
                 ));
             }
-            Check::References { dataset, .. } if !crate::config::is_valid_name(dataset) => {
+            Check::References { dataset, .. } if !crate::vocab::is_valid_name(dataset) => {
                 problems.push(format!(
                     "{at}.check.references.dataset: `{dataset}` is not a dataset name"
                 ));

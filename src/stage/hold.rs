@@ -16,9 +16,9 @@
 
 use super::raw::RawBatchReport;
 use super::trusted::TrustedBatchReport;
+use crate::config::pipeline::HoldConfig;
 use crate::ledger::{Hold, HoldRow};
 use crate::metrics::{Metric, Unit};
-use crate::pipeline::HoldConfig;
 use crate::rules::eval::RuleResult;
 use crate::rules::Severity;
 

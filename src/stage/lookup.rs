@@ -32,7 +32,9 @@ pub async fn load(lake: &Lake, ds: &Dataset, landed: &[LandedFile]) -> Result<Ve
     for l in &spec.lookups {
         let newest = landed
             .iter()
-            .filter(|f| crate::pipeline::wildcard(l.file.as_bytes(), f.original_name.as_bytes()))
+            .filter(|f| {
+                crate::config::pipeline::wildcard(l.file.as_bytes(), f.original_name.as_bytes())
+            })
             .max_by_key(|f| f.seq);
         let Some(file) = newest else {
             return Err(StepError::Lookup {

@@ -29,13 +29,13 @@ pub(crate) mod step;
 pub mod trusted;
 
 use crate::catalog::{CatalogError, ColumnEntry, TableEntry};
+use crate::config::pipeline::Pipeline;
 use crate::contract::Contract;
 use crate::crypto::CryptoError;
 use crate::frame::FrameError;
 use crate::lake::Lake;
 use crate::ledger::{self, LedgerError};
 use crate::metrics::MetricsError;
-use crate::pipeline::Pipeline;
 use crate::rules::{RuleSet, RulesError};
 use crate::storage::delta::{self, TableLoc};
 use crate::storage::StorageError;
