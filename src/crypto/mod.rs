@@ -109,10 +109,13 @@ impl Pseudonymizer {
         let mut mac = self.keyed.clone();
         mac.update(value.trim().as_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(42);
-        out.push_str("p_");
-        out.push_str(&hex::encode(&digest[..20]));
-        out
+        let mut out = [0u8; 42];
+        out[..2].copy_from_slice(b"p_");
+        // Hex written straight into the buffer (the iterator form is a char at a time).
+        if hex::encode_to_slice(&digest[..20], &mut out[2..]).is_err() {
+            unreachable!("20 bytes are 40 hex digits");
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 

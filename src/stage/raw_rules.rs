@@ -84,6 +84,9 @@ impl Projection {
     }
 }
 
+/// Rows of streamed rule columns judged at once (two or three text columns: a few MB).
+const TALLY_ROWS: usize = 1 << 18;
+
 /// Every raw column is text.
 fn text(_: &str) -> Option<ColumnType> {
     Some(ColumnType::String)
@@ -98,6 +101,11 @@ pub struct RawJudge {
     tally: Tally,
     /// Whether a chunk has been tallied (an empty file is judged over an empty frame).
     tallied: bool,
+    /// The streamed rules' columns of chunks not tallied yet: tallied together once they
+    /// reach [`TALLY_ROWS`] (one evaluation per slice, not per parse chunk).
+    waiting: Vec<RecordBatch>,
+    waiting_rows: usize,
+    tally_rows: usize,
     /// `unique` rules: judged at the end over their kept columns.
     whole: RuleSet,
     whole_cols: Option<Projection>,
@@ -123,6 +131,9 @@ impl RawJudge {
             streamed_cols: Projection::of(&streamed, schema)?,
             tally: Tally::new(&streamed),
             tallied: false,
+            waiting: Vec::new(),
+            waiting_rows: 0,
+            tally_rows: TALLY_ROWS,
             streamed,
             whole_cols: Projection::of(&whole, schema)?,
             whole,
@@ -147,23 +158,40 @@ impl RawJudge {
         }
     }
 
-    /// Judges one chunk written to raw: tallies the streamed rules over it and keeps the
-    /// columns `unique` rules read.
+    /// Judges one chunk written to raw: gathers the streamed rules' columns (tallied per slice
+    /// of [`TALLY_ROWS`]) and keeps the columns `unique` rules read.
     ///
     /// # Errors
     /// Arrow projection or polars errors.
     pub fn keep(&mut self, batch: &RecordBatch) -> Result<()> {
         if let Some(p) = &self.streamed_cols {
-            let frame = p.frame(&[p.apply(batch)?])?;
-            let (history, refs) = (HashMap::new(), HashMap::new());
-            let cx = self.context(&history, &refs, None);
-            // The judged chunk (rule ids, failures) is not kept: raw quarantines nothing.
-            self.tally.add(frame, &self.streamed, &cx)?;
-            self.tallied = true;
+            self.waiting.push(p.apply(batch)?);
+            self.waiting_rows += batch.num_rows();
+            if self.waiting_rows >= self.tally_rows {
+                self.tally_waiting()?;
+            }
         }
         if let Some(p) = &self.whole_cols {
             self.kept.push(p.apply(batch)?);
         }
+        Ok(())
+    }
+
+    /// Tallies the streamed rules over the gathered chunks.
+    fn tally_waiting(&mut self) -> Result<()> {
+        let Some(p) = &self.streamed_cols else {
+            return Ok(());
+        };
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let frame = p.frame(&std::mem::take(&mut self.waiting))?;
+        self.waiting_rows = 0;
+        let (history, refs) = (HashMap::new(), HashMap::new());
+        let cx = self.context(&history, &refs, None);
+        // The judged slice (rule ids, failures) is not kept: raw quarantines nothing.
+        self.tally.add(frame, &self.streamed, &cx)?;
+        self.tallied = true;
         Ok(())
     }
 
@@ -222,6 +250,7 @@ impl RawJudge {
         delivered: &[String],
         history: &HashMap<String, Vec<f64>>,
     ) -> Result<Vec<RuleResult>> {
+        self.tally_waiting()?;
         let refs = HashMap::new();
         let cx = self.context(history, &refs, Some(delivered));
         let mut by_id: HashMap<String, RuleResult> = HashMap::new();
@@ -337,6 +366,8 @@ mod tests {
     fn judged(chunks: &[(usize, usize)]) -> Vec<RuleResult> {
         let set = rules();
         let mut judge = RawJudge::new(&set, &schema(), AsOf(chrono::Utc::now())).expect("judge");
+        // Tallied in slices of two chunks or so, as a large file is.
+        judge.tally_rows = 100;
         for &(from, to) in chunks {
             judge.keep(&rows(from, to)).expect("chunk");
         }

@@ -137,7 +137,7 @@ impl<'a> Parser<'a> {
             .collect();
         Self {
             contract,
-            treat: Treat { keys, patterns },
+            treat: Treat::new(keys, patterns),
             chunk_rows: chunk_rows.max(1),
             mapping: None,
         }
@@ -399,6 +399,31 @@ mod tests {
             last.id_issues.last().unwrap().as_deref(),
             Some("contract.student_id.pattern")
         );
+    }
+
+    #[test]
+    fn a_repeated_identifier_gets_the_same_pseudonym_and_the_same_check() {
+        let mut data = HEADER.as_bytes().to_vec();
+        for (i, sid) in ["S000001", " S000001", "<S12>", "S000001", "<S12>"]
+            .iter()
+            .enumerate()
+        {
+            data.extend_from_slice(
+                format!("A{i},{sid},Ann,a@x.edu,MAT101,01,2026-11-02,present,50,T0001,2026-11-02T10:00:00Z\n")
+                    .as_bytes(),
+            );
+        }
+        let chunks = parse(&data);
+        let ids: Vec<Option<String>> = chunks.iter().flat_map(|c| c.columns[1].clone()).collect();
+        let issues: Vec<Option<String>> = chunks.iter().flat_map(|c| c.id_issues.clone()).collect();
+        let keys = Pseudonymizer::new([1; 32]);
+        let (good, bad) = (keys.pseudonym("S000001"), keys.pseudonym("<S12>"));
+        assert_eq!(
+            ids,
+            [&good, &good, &bad, &good, &bad].map(|p| Some(p.clone()))
+        );
+        let pattern = Some("contract.student_id.pattern".to_string());
+        assert_eq!(issues, [None, None, pattern.clone(), None, pattern]);
     }
 
     #[test]

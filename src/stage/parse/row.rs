@@ -6,6 +6,8 @@
 //! in clear); a failed identifier check is recorded against the row, not rejected; a line
 //! yields exactly one row or one reject.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 
 use super::{Chunk, Parser, Reject, RejectKind, RowMap};
@@ -18,9 +20,52 @@ use crate::stage::mapping::Mapping;
 pub(super) struct Treat<'a> {
     pub(super) keys: &'a Pseudonymizer,
     pub(super) patterns: Vec<Option<regex::Regex>>,
+    /// Per source column: identifiers seen recently, with their pseudonym and whether they
+    /// matched the column's pattern. An export repeats each student on many lines, and the
+    /// keyed hash and its hex are most of the cost of a line; the cache is emptied when full,
+    /// so it stays small (it lives in memory only, like the line being parsed).
+    pub(super) seen: Vec<std::sync::Mutex<Seen>>,
 }
 
-impl Treat<'_> {
+/// A column's recently seen identifiers: their pseudonym and whether they match the pattern.
+type Seen = HashMap<Box<str>, (Box<str>, bool)>;
+
+/// Identifiers a column's cache holds before it starts again.
+const SEEN_MAX: usize = 1 << 16;
+
+impl<'a> Treat<'a> {
+    /// A treatment for columns with `patterns` (one per source column).
+    pub(super) fn new(keys: &'a Pseudonymizer, patterns: Vec<Option<regex::Regex>>) -> Self {
+        let seen = patterns.iter().map(|_| Default::default()).collect();
+        Self {
+            keys,
+            patterns,
+            seen,
+        }
+    }
+
+    /// The pseudonym of an identifier of source column `idx`, and whether it matches the
+    /// column's pattern (as delivered, surrounding blanks ignored).
+    fn pseudonym(&self, idx: usize, value: &str) -> (String, bool) {
+        let key = value.trim();
+        let seen = self.seen.get(idx).and_then(|m| m.lock().ok());
+        if let Some((p, ok)) = seen.as_ref().and_then(|s| s.get(key)) {
+            return (p.to_string(), *ok);
+        }
+        let ok = match &self.patterns[idx] {
+            Some(re) => re.is_match(key),
+            None => true,
+        };
+        let p = self.keys.pseudonym(key);
+        if let Some(mut seen) = seen {
+            if seen.len() >= SEEN_MAX {
+                seen.clear();
+            }
+            seen.insert(key.into(), (p.as_str().into(), ok));
+        }
+        (p, ok)
+    }
+
     pub(super) fn apply(
         &self,
         idx: usize,
@@ -31,13 +76,9 @@ impl Treat<'_> {
             Treatment::Keep => (Some(value.to_string()), None),
             Treatment::Drop => (None, None),
             Treatment::Pseudonymize => {
-                let issue = match &self.patterns[idx] {
-                    Some(re) if !re.is_match(value.trim()) => {
-                        Some(format!("contract.{}.pattern", col.name))
-                    }
-                    _ => None,
-                };
-                (Some(self.keys.pseudonym(value)), issue)
+                let (pseudonym, ok) = self.pseudonym(idx, value);
+                let issue = (!ok).then(|| format!("contract.{}.pattern", col.name));
+                (Some(pseudonym), issue)
             }
             Treatment::Mask => {
                 let masked = match value.rsplit_once('@') {
