@@ -94,17 +94,19 @@ impl TableStore for LocalTableStore {
     ) -> Result<LandOutcome> {
         let dir = self.landing_dir(dataset);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let existing = self.list_landed(dataset).await?;
-        let file = match LandedFile::plan(
-            dataset,
-            original_name,
-            format,
-            &Digest::of(bytes),
-            &existing,
-            landed_at,
-        ) {
-            LandOutcome::Landed(f) => f,
-            already => return Ok(already),
+        sweep_parts(&dir);
+        let file = match self
+            .plan_landing(
+                dataset,
+                original_name,
+                format,
+                &Digest::of(bytes),
+                landed_at,
+            )
+            .await?
+        {
+            Ok(f) => f,
+            Err(already) => return Ok(already),
         };
         let sha256 = &file.sha256;
         let data_path = dir.join(format!("{sha256}.{format}"));
@@ -123,6 +125,7 @@ impl TableStore for LocalTableStore {
     ) -> Result<LandOutcome> {
         let dir = self.landing_dir(dataset);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        sweep_parts(&dir);
         // Copied and hashed in one streaming pass into a part file of this landing folder
         // (invisible: only manifests are listed), then published under its content's name.
         let tmp = dir.join(format!(".{}.{}.part", std::process::id(), part_seq()));
@@ -134,17 +137,12 @@ impl TableStore for LocalTableStore {
                 return Err(e);
             }
         };
-        let existing = self.list_landed(dataset).await?;
-        let file = match LandedFile::plan(
-            dataset,
-            original_name,
-            format,
-            &digest,
-            &existing,
-            landed_at,
-        ) {
-            LandOutcome::Landed(f) => f,
-            already => {
+        let file = match self
+            .plan_landing(dataset, original_name, format, &digest, landed_at)
+            .await?
+        {
+            Ok(f) => f,
+            Err(already) => {
                 let _ = std::fs::remove_file(&tmp);
                 return Ok(already);
             }
@@ -240,6 +238,35 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     publish(&tmp, path)
 }
 
+/// How long a part file may go unwritten before it counts as left by a crashed `land`.
+const STALE_PART: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the part files a crashed `land` left in the landing folder `dir` (untouched for
+/// [`STALE_PART`]; a land in progress keeps writing its own). They are never listed as landed,
+/// but they hold the export as delivered, identifiers in clear, and `forget` would not see
+/// them. Best effort: a part that cannot be removed now is tried again on the next land.
+fn sweep_parts(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_part = path
+            .extension()
+            .is_some_and(|e| e.to_string_lossy().starts_with("part"));
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_PART);
+        if is_part && stale {
+            tracing::info!(path = %path.display(), "Removing a part file a crashed land left.");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Gives the finished file `tmp` its final name `path` (a hard link: an existing `path`, the
 /// same content landed concurrently, is left as it is) and removes `tmp`.
 fn publish(tmp: &Path, path: &Path) -> Result<()> {
@@ -273,6 +300,34 @@ fn copy_hashed(from: &Path, to: &Path) -> Result<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_part_file_left_by_a_crashed_land_is_removed_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalTableStore::new(dir.path()).unwrap();
+        let landing = store.landing_dir("attendance");
+        std::fs::create_dir_all(&landing).unwrap();
+        let (old, fresh) = (landing.join(".1.0.part"), landing.join("abc.part77"));
+        for p in [&old, &fresh] {
+            std::fs::write(p, b"student_id\nS000001\n").unwrap();
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let src = dir.path().join("a.csv");
+        std::fs::write(&src, b"x\n1\n").unwrap();
+        store
+            .land_path("attendance", "a.csv", "csv", &src, chrono::Utc::now())
+            .await
+            .unwrap();
+        assert!(!old.exists(), "the stale part is removed");
+        assert!(fresh.exists(), "a part being written is left alone");
+        assert_eq!(store.list_landed("attendance").await.unwrap().len(), 1);
+    }
 
     #[tokio::test]
     async fn landing_is_content_addressed_and_idempotent() {

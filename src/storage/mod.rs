@@ -307,6 +307,35 @@ pub trait TableStore: Send + Sync + fmt::Debug {
         path: &std::path::Path,
         landed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<LandOutcome>;
+    /// The new landed file `content` delivered as `original_name` becomes, or (`Err`) the
+    /// outcome naming the landed file that already holds it: the one place a store decides
+    /// "new or already landed" before writing anything.
+    ///
+    /// # Errors
+    /// I/O errors or a corrupt manifest.
+    async fn plan_landing(
+        &self,
+        dataset: &str,
+        original_name: &str,
+        format: &str,
+        content: &Digest,
+        landed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<std::result::Result<LandedFile, LandOutcome>> {
+        let existing = self.list_landed(dataset).await?;
+        Ok(
+            match LandedFile::plan(
+                dataset,
+                original_name,
+                format,
+                content,
+                &existing,
+                landed_at,
+            ) {
+                LandOutcome::Landed(f) => Ok(f),
+                already => Err(already),
+            },
+        )
+    }
     /// Landed files of a dataset, in landing order.
     ///
     /// # Errors

@@ -181,17 +181,18 @@ impl TableStore for S3TableStore {
         bytes: &[u8],
         landed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<LandOutcome> {
-        let existing = self.list_landed(dataset).await?;
-        let file = match LandedFile::plan(
-            dataset,
-            original_name,
-            format,
-            &Digest::of(bytes),
-            &existing,
-            landed_at,
-        ) {
-            LandOutcome::Landed(f) => f,
-            already => return Ok(already),
+        let file = match self
+            .plan_landing(
+                dataset,
+                original_name,
+                format,
+                &Digest::of(bytes),
+                landed_at,
+            )
+            .await?
+        {
+            Ok(f) => f,
+            Err(already) => return Ok(already),
         };
         self.publish(file, bytes.to_vec()).await
     }
@@ -212,17 +213,12 @@ impl TableStore for S3TableStore {
                 path: shown.clone(),
                 source: e,
             })?;
-        let existing = self.list_landed(dataset).await?;
-        let file = match LandedFile::plan(
-            dataset,
-            original_name,
-            format,
-            &digest,
-            &existing,
-            landed_at,
-        ) {
-            LandOutcome::Landed(f) => f,
-            already => return Ok(already),
+        let file = match self
+            .plan_landing(dataset, original_name, format, &digest, landed_at)
+            .await?
+        {
+            Ok(f) => f,
+            Err(already) => return Ok(already),
         };
         let body = ByteStream::from_path(path)
             .await
