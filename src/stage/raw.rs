@@ -271,9 +271,7 @@ impl BatchStep for RawStep<'_> {
             parser = parser.with_mapping(spec, self.lookups.as_deref().unwrap_or_default());
         }
         // Opened with the batch's txn; the books join the data commit's metadata at the end.
-        let meta = CommitMeta::batch(Step::LandingToRaw, &batch)
-            .with_contract(&ds.contract.version)
-            .entries();
+        let meta = step::batch_meta(Step::LandingToRaw, &batch, ds).entries();
         let reader = lake.store.open_landed(file).await?;
         let parse_err = |source| StepError::Parse {
             file: format!("{} ({})", file.original_name, &file.sha256[..12]),

@@ -99,8 +99,6 @@ pub struct RawJudge {
     streamed: RuleSet,
     streamed_cols: Option<Projection>,
     tally: Tally,
-    /// Whether a chunk has been tallied (an empty file is judged over an empty frame).
-    tallied: bool,
     /// The streamed rules' columns of chunks not tallied yet: tallied together once they
     /// reach [`TALLY_ROWS`] (one evaluation per slice, not per parse chunk).
     waiting: Vec<RecordBatch>,
@@ -130,7 +128,6 @@ impl RawJudge {
             as_of,
             streamed_cols: Projection::of(&streamed, schema)?,
             tally: Tally::new(&streamed),
-            tallied: false,
             waiting: Vec::new(),
             waiting_rows: 0,
             tally_rows: TALLY_ROWS,
@@ -191,7 +188,6 @@ impl RawJudge {
         let cx = self.context(&history, &refs, None);
         // The judged slice (rule ids, failures) is not kept: raw quarantines nothing.
         self.tally.add(frame, &self.streamed, &cx)?;
-        self.tallied = true;
         Ok(())
     }
 
@@ -256,7 +252,8 @@ impl RawJudge {
         let mut by_id: HashMap<String, RuleResult> = HashMap::new();
         if let Some(p) = &self.streamed_cols {
             let mut tally = std::mem::replace(&mut self.tally, Tally::new(&RuleSet::default()));
-            if !self.tallied {
+            // A file without rows is judged over an empty frame (its columns still count).
+            if tally.height() == 0 {
                 tally.add(p.frame(&[])?, &self.streamed, &cx)?;
             }
             for r in tally.results(&self.streamed, &cx) {

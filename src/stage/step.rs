@@ -142,9 +142,7 @@ pub(crate) async fn drive<S: BatchStep>(
         let books = step.books(&mut report, &mut pending).await?;
         ledger::record_rules(lake, name, S::STAGE, &batch, report.rules()).await?;
         crash_point(step_name, "before-data");
-        let meta = CommitMeta::batch(S::STEP, &batch)
-            .with_contract(&ds.contract.version)
-            .with_books(books.clone());
+        let meta = batch_meta(S::STEP, &batch, ds).with_books(books.clone());
         if !step.commit_main(&report, pending, &meta).await? {
             tracing::warn!(dataset = name, batch = %batch, "A concurrent promotion committed this batch first.");
             continue;
@@ -180,6 +178,12 @@ pub(crate) async fn drive<S: BatchStep>(
         }
     }
     Ok(reports)
+}
+
+/// The commit metadata every table of a batch is written with: its step, batch and contract
+/// version (the main table's commit adds the books).
+pub(crate) fn batch_meta(step: Step, batch: &str, ds: &Dataset) -> CommitMeta {
+    CommitMeta::batch(step, batch).with_contract(&ds.contract.version)
 }
 
 /// The metrics of one committed batch or curated product, in one order for every step: the

@@ -283,9 +283,7 @@ impl BatchStep for TrustedStep<'_> {
             batch_unique: batch_unique.as_ref(),
         };
         // Opened with the batch's txn; the books join the data commit's metadata at the end.
-        let meta = CommitMeta::batch(Step::RawToTrusted, &batch)
-            .with_contract(&ds.contract.version)
-            .entries();
+        let meta = step::batch_meta(Step::RawToTrusted, &batch, ds).entries();
         // Quarantined rows stream into the quarantine table's pending commit, chunk by chunk;
         // it is committed only once the whole batch is judged and neither stopped nor held.
         let mut q_writable = !opts.dry_run && !delta::has_batch(&self.q_loc, &app).await?;
