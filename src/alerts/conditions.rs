@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::*;
 
 use super::{float, read, text, AlertRule, Condition, Hit, C, S};
-use crate::curated::products;
+use crate::curated::{products, ByCourse};
 use crate::lake::Lake;
 use crate::stage::Result;
 use crate::storage::delta;
@@ -78,18 +78,16 @@ pub(super) async fn hits(
             if delta::open(&loc).await?.is_none() {
                 return Ok(Err("trusted.attendance does not exist yet".into()));
             }
-            // A few courses at a time: a run of absences is within one course, and memory
-            // stays bounded whatever the size of the lake.
+            // A few courses at a time from one sorted read: a run of absences is within one
+            // course, and memory stays bounded whatever the size of the lake.
             let datasets = BTreeSet::from(["attendance"]);
             let groups = crate::curated::course_groups(lake, None, &datasets, GROUP_ROWS).await?;
-            for group in groups.iter().filter(|g| !g.is_empty()) {
-                let list: Vec<String> = group.iter().map(|c| delta::sql_literal(c)).collect();
-                let sql = format!(
-                    "SELECT student_id, course_id, session_date, status, recorded_at FROM t WHERE course_id IN ({}) ORDER BY record_id",
-                    list.join(", ")
-                );
-                if let Some(att) = read(lake, Stage::Trusted, "attendance", &sql).await? {
-                    out.extend(absent_in_a_row(&att, *sessions)?);
+            let all: BTreeSet<String> = groups.iter().flatten().cloned().collect();
+            let columns = "student_id, course_id, session_date, status, recorded_at, record_id";
+            if let Some(mut att) = ByCourse::open(lake, "attendance", columns, &all).await? {
+                for group in groups.iter().filter(|g| !g.is_empty()) {
+                    let rows = att.through(group.last().map(String::as_str)).await?;
+                    out.extend(absent_in_a_row(&rows, *sessions)?);
                 }
             }
             out.sort_by(|a, b| (&a.course, &a.student).cmp(&(&b.course, &b.student)));

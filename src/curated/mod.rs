@@ -12,9 +12,10 @@
 
 mod config;
 pub mod products;
+mod read;
 pub mod rules;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -27,6 +28,9 @@ use crate::rules::eval::AsOf;
 use crate::stage::{Registration, Result, StepOptions};
 use crate::storage::delta::{self, txn_id};
 use crate::vocab::Stage;
+
+use read::{course_filter, only_courses, product_columns, sql_list};
+pub use read::{course_groups, ByCourse};
 
 pub use config::{AtRiskConfig, CuratedConfig, Indicator, Indicators, Levels, PassMark};
 
@@ -75,135 +79,23 @@ pub struct CuratedReport {
     pub committed: bool,
 }
 
-fn sql_list(values: &BTreeSet<String>) -> String {
-    values
-        .iter()
-        .map(|v| delta::sql_literal(v))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `course_id IN (...)`, or `false` when no course is touched (an empty batch still has to be
-/// recorded as consumed).
-fn course_filter(courses: &BTreeSet<String>) -> String {
-    if courses.is_empty() {
-        "false".to_string()
-    } else {
-        format!("course_id IN ({})", sql_list(courses))
-    }
-}
-
-/// `courses` (every course of `datasets` when `None`) in groups of about `budget` trusted
-/// rows (over `datasets`), in course order; a course larger than the budget is a group of its
-/// own. Always at least one group (possibly empty).
-///
-/// # Errors
-/// Storage and polars errors.
-pub async fn course_groups(
-    lake: &Lake,
-    courses: Option<&BTreeSet<String>>,
-    datasets: &BTreeSet<&str>,
-    budget: u64,
-) -> Result<Vec<BTreeSet<String>>> {
-    let mut rows: BTreeMap<String, u64> = BTreeMap::new();
-    for ds in datasets {
-        let loc = lake.loc(Stage::Trusted, ds)?;
-        let filter = courses.map_or_else(|| "TRUE".to_string(), course_filter);
-        let sql =
-            format!("SELECT course_id, count(*) AS n FROM t WHERE {filter} GROUP BY course_id");
-        if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
-            let df = frame::from_batches(&schema, &batches)?;
-            let n = df
-                .column("n")?
-                .as_materialized_series()
-                .cast(&DataType::UInt64)?;
-            let ids = df
-                .column("course_id")?
-                .as_materialized_series()
-                .cast(&DataType::String)?;
-            for (c, n) in ids.str()?.iter().zip(n.u64()?.iter()) {
-                if let (Some(c), Some(n)) = (c, n) {
-                    *rows.entry(c.to_string()).or_default() += n;
-                }
-            }
-        }
-    }
-    let all: BTreeSet<String> = match courses {
-        Some(c) => c.clone(),
-        None => rows.keys().cloned().collect(),
-    };
-    let mut groups = Vec::new();
-    let (mut group, mut size) = (BTreeSet::new(), 0u64);
-    for c in &all {
-        let n = rows.get(c).copied().unwrap_or(0);
-        if !group.is_empty() && size + n > budget {
-            groups.push(std::mem::take(&mut group));
-            size = 0;
-        }
-        group.insert(c.clone());
-        size += n;
-    }
-    if !group.is_empty() || groups.is_empty() {
-        groups.push(group);
-    }
-    Ok(groups)
-}
-
-/// `df`'s rows of `courses` (all of them when `df` holds no other course).
-fn only_courses(df: &Option<DataFrame>, courses: &BTreeSet<String>) -> Result<Option<DataFrame>> {
-    let Some(df) = df else {
-        return Ok(None);
-    };
-    let list: Vec<&str> = courses.iter().map(String::as_str).collect();
-    let keep = Series::new("courses".into(), list);
-    Ok(Some(
-        df.clone()
-            .lazy()
-            .filter(
-                col("course_id")
-                    .cast(DataType::String)
-                    .is_in(lit(keep).implode(false), false),
-            )
-            .collect()?,
-    ))
-}
-
-/// The columns curated reads of a trusted table, quoted for SQL: every column but the lineage,
-/// which no product reads (a file hash and name per row would be most of what is read and
-/// held). `None` when the table does not exist yet.
-async fn product_columns(lake: &Lake, dataset: &str) -> Result<Option<String>> {
-    let loc = lake.loc(Stage::Trusted, dataset)?;
-    let Some((schema, _)) = delta::query(&loc, "SELECT * FROM t LIMIT 0").await? else {
-        return Ok(None);
-    };
-    let columns: Vec<String> = schema
-        .fields()
-        .iter()
-        .filter(|f| !crate::stage::LINEAGE.contains(&f.name().as_str()))
-        .map(|f| format!("\"{}\"", f.name().replace('"', "\"\"")))
-        .collect();
-    Ok(Some(columns.join(", ")))
-}
-
-/// Reads `columns` (from [`product_columns`]) of a trusted table's rows for `courses`.
-async fn read_trusted(
+/// Starts reading `dataset`'s trusted rows of `courses` for the products (every column but the
+/// lineage); `None` when the table does not exist yet.
+async fn open_inputs(
     lake: &Lake,
     dataset: &str,
-    columns: &Option<String>,
     courses: &BTreeSet<String>,
-) -> Result<Option<DataFrame>> {
-    let Some(columns) = columns else {
-        return Ok(None);
-    };
-    let loc = lake.loc(Stage::Trusted, dataset)?;
-    // In key order: the products' sums then run in one order whatever the file layout, so
-    // every build of the same rows gives the same bits (see `products::publish`).
-    let sql = format!(
-        "SELECT {columns} FROM t WHERE {} ORDER BY record_id",
-        course_filter(courses)
-    );
-    match delta::query(&loc, &sql).await? {
-        Some((schema, batches)) => Ok(Some(frame::from_batches(&schema, &batches)?)),
+) -> Result<Option<ByCourse>> {
+    match product_columns(lake, dataset).await? {
+        Some(columns) => ByCourse::open(lake, dataset, &columns, courses).await,
+        None => Ok(None),
+    }
+}
+
+/// The next group's rows (up to course `last`) of an input, `None` without the table.
+async fn next_group(input: &mut Option<ByCourse>, last: Option<&str>) -> Result<Option<DataFrame>> {
+    match input {
+        Some(rows) => Ok(Some(rows.through(last).await?)),
         None => Ok(None),
     }
 }
@@ -371,24 +263,25 @@ pub async fn run(
     let mut built: HashMap<&str, Vec<DataFrame>> = HashMap::new();
     // Time spent building each product (its share of reading is reported apart).
     let mut build_secs: HashMap<&str, f64> = HashMap::new();
-    // Each input's columns once per run, not once per group.
-    let att_cols = product_columns(lake, "attendance").await?;
-    let grade_cols = product_columns(lake, "grades").await?;
-    let eng_cols = if read.contains("engagement") {
-        product_columns(lake, "engagement").await?
+    // Each input is read once for the run, sorted by course, and handed out group by group.
+    let mut att = open_inputs(lake, "attendance", &all).await?;
+    let mut grades = open_inputs(lake, "grades", &all).await?;
+    let mut eng = if read.contains("engagement") {
+        open_inputs(lake, "engagement", &all).await?
     } else {
         None
     };
     for group in course_groups(lake, Some(&all), &read, cfg.chunk_rows.max(1)).await? {
-        let mut group_inputs = products::Inputs {
+        let last = group.last().map(String::as_str);
+        let group_inputs = products::Inputs {
             students: students.clone(),
-            ..Default::default()
+            attendance: next_group(&mut att, last).await?,
+            grades: next_group(&mut grades, last).await?,
+            engagement: next_group(&mut eng, last).await?,
         };
-        group_inputs.attendance = read_trusted(lake, "attendance", &att_cols, &group).await?;
-        group_inputs.grades = read_trusted(lake, "grades", &grade_cols, &group).await?;
-        if read.contains("engagement") {
-            group_inputs.engagement = read_trusted(lake, "engagement", &eng_cols, &group).await?;
-        }
+        // What several products read (the per-student products, the at-risk list) is computed
+        // once per group.
+        let mut shared = products::Builder::new(&group_inputs, cfg);
         for (product, _, courses) in &plan {
             // A product with no course to recompute is still built once, empty (its schema).
             let mine: BTreeSet<String> = group.intersection(courses).cloned().collect();
@@ -410,7 +303,11 @@ pub async fn run(
             };
             let t = std::time::Instant::now();
             // A product reads only its own inputs (`inputs`); the others it is handed are unused.
-            let df = products::build(product, inp, cfg)?;
+            let df = if mine.len() == group.len() {
+                shared.build(product)?
+            } else {
+                products::build(product, inp, cfg)?
+            };
             products::check(product, &df, inp)?;
             *build_secs.entry(product).or_default() += t.elapsed().as_secs_f64();
             // Kept until every group is built: copied out of the group's string buffers (a

@@ -27,7 +27,11 @@ pub fn sessions(att: &DataFrame) -> Result<DataFrame> {
 
 /// `student_course_attendance`.
 pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
-    let s = sessions(att)?;
+    course_attendance_of(sessions(att)?, cfg)
+}
+
+/// `student_course_attendance` from the [`sessions`] of trusted.attendance.
+pub(super) fn course_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
     let attended = col("status").is_in(
         lit(Series::new("a".into(), ["present", "late"])).implode(true),
         false,
@@ -156,8 +160,12 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
 
 /// `attendance_weekly`.
 pub fn attendance_weekly(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
+    weekly_attendance_of(sessions(att)?, cfg)
+}
+
+/// `attendance_weekly` from the [`sessions`] of trusted.attendance.
+pub(super) fn weekly_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
     let n = cfg.small_cell_min;
-    let s = sessions(att)?;
     let day = col("session_date").cast(DataType::Int32);
     let week_start = (day.clone()
         - (col("session_date").dt().weekday().cast(DataType::Int32) - lit(1)))

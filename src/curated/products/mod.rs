@@ -104,57 +104,132 @@ fn course_percentile(e: Expr) -> Result<Expr> {
     )
 }
 
-/// Computes one product from the inputs.
+/// Computes one product from the inputs (see [`Builder`] to build several from the same).
 ///
 /// # Errors
 /// A missing input table, a bad template in the products file, polars errors.
 pub fn build(product: &str, inp: &Inputs, cfg: &CuratedConfig) -> Result<DataFrame> {
-    let att = || {
-        inp.attendance
-            .as_ref()
-            .ok_or_else(|| missing_input(product, "attendance"))
-    };
-    let grades = || {
-        inp.grades
-            .as_ref()
-            .ok_or_else(|| missing_input(product, "grades"))
-    };
-    let engagement = || {
-        inp.engagement
-            .as_ref()
-            .ok_or_else(|| missing_input(product, "engagement"))
-    };
-    let at_risk = || {
-        let a = inp
-            .attendance
-            .as_ref()
-            .map(|a| student_course_attendance(a, cfg).and_then(publish))
-            .transpose()?;
-        let p = inp
-            .grades
-            .as_ref()
-            .map(|g| student_course_performance(g).and_then(publish))
-            .transpose()?;
-        let e = inp
-            .engagement
-            .as_ref()
-            .map(|e| student_course_engagement(e).and_then(publish))
-            .transpose()?;
-        at_risk_students(a, p, e, cfg).and_then(publish)
-    };
-    match product {
-        "student_course_attendance" => student_course_attendance(att()?, cfg),
-        "attendance_weekly" => attendance_weekly(att()?, cfg),
-        "student_course_performance" => student_course_performance(grades()?),
-        "student_course_engagement" => student_course_engagement(engagement()?),
-        "engagement_weekly" => engagement_weekly(engagement()?, cfg),
-        "at_risk_students" => at_risk(),
-        "course_summary" => course_summary(&at_risk()?, inp.students.as_ref(), cfg),
-        other => Err(StepError::Polars(PolarsError::ComputeError(
-            format!("unknown curated product `{other}`").into(),
-        ))),
+    Builder::new(inp, cfg).build(product)
+}
+
+/// The products of one set of inputs, each computed at most once: `at_risk_students` reads the
+/// per-student products and `course_summary` reads `at_risk_students`, so building every
+/// product of a group through one builder computes each of those once, not once per product
+/// that reads it. Every product comes out published ([`publish`]).
+pub struct Builder<'a> {
+    inp: &'a Inputs,
+    cfg: &'a CuratedConfig,
+    /// trusted.attendance's sessions (newest correction), read by both attendance products.
+    sessions: Option<Option<DataFrame>>,
+    /// Computed products (an outer `None`: not yet; inner `None`: its input table is missing).
+    attendance: Option<Option<DataFrame>>,
+    performance: Option<Option<DataFrame>>,
+    engagement: Option<Option<DataFrame>>,
+    at_risk: Option<DataFrame>,
+}
+
+impl<'a> Builder<'a> {
+    /// A builder over `inp`, nothing computed yet.
+    pub fn new(inp: &'a Inputs, cfg: &'a CuratedConfig) -> Self {
+        Self {
+            inp,
+            cfg,
+            sessions: None,
+            attendance: None,
+            performance: None,
+            engagement: None,
+            at_risk: None,
+        }
     }
-    .and_then(publish)
+
+    fn sessions(&mut self) -> Result<Option<DataFrame>> {
+        if self.sessions.is_none() {
+            self.sessions = Some(self.inp.attendance.as_ref().map(sessions).transpose()?);
+        }
+        Ok(self.sessions.clone().flatten())
+    }
+
+    fn attendance(&mut self) -> Result<Option<DataFrame>> {
+        if self.attendance.is_none() {
+            let cfg = self.cfg;
+            let df = self
+                .sessions()?
+                .map(|s| attendance::course_attendance_of(s, cfg).and_then(publish))
+                .transpose()?;
+            self.attendance = Some(df);
+        }
+        Ok(self.attendance.clone().flatten())
+    }
+
+    fn performance(&mut self) -> Result<Option<DataFrame>> {
+        if self.performance.is_none() {
+            let df = self
+                .inp
+                .grades
+                .as_ref()
+                .map(|g| student_course_performance(g).and_then(publish))
+                .transpose()?;
+            self.performance = Some(df);
+        }
+        Ok(self.performance.clone().flatten())
+    }
+
+    fn engagement(&mut self) -> Result<Option<DataFrame>> {
+        if self.engagement.is_none() {
+            let df = self
+                .inp
+                .engagement
+                .as_ref()
+                .map(|e| student_course_engagement(e).and_then(publish))
+                .transpose()?;
+            self.engagement = Some(df);
+        }
+        Ok(self.engagement.clone().flatten())
+    }
+
+    fn at_risk(&mut self) -> Result<DataFrame> {
+        if let Some(df) = &self.at_risk {
+            return Ok(df.clone());
+        }
+        let (a, p, e) = (self.attendance()?, self.performance()?, self.engagement()?);
+        let df = at_risk_students(a, p, e, self.cfg).and_then(publish)?;
+        self.at_risk = Some(df.clone());
+        Ok(df)
+    }
+
+    /// Computes `product` (or hands out the one already computed).
+    ///
+    /// # Errors
+    /// A missing input table, a bad template in the products file, polars errors.
+    pub fn build(&mut self, product: &str) -> Result<DataFrame> {
+        let (inp, cfg) = (self.inp, self.cfg);
+        let need =
+            |df: Option<DataFrame>, input: &str| df.ok_or_else(|| missing_input(product, input));
+        let need_in = |df: Option<&'a DataFrame>, input: &str| {
+            df.ok_or_else(|| missing_input(product, input))
+        };
+        match product {
+            "student_course_attendance" => need(self.attendance()?, "attendance"),
+            "attendance_weekly" => {
+                let s = need(self.sessions()?, "attendance")?;
+                attendance::weekly_attendance_of(s, cfg).and_then(publish)
+            }
+            "student_course_performance" => need(self.performance()?, "grades"),
+            "student_course_engagement" => need(self.engagement()?, "engagement"),
+            "engagement_weekly" => {
+                engagement_weekly(need_in(inp.engagement.as_ref(), "engagement")?, cfg)
+                    .and_then(publish)
+            }
+            "at_risk_students" => self.at_risk(),
+            "course_summary" => {
+                let risk = self.at_risk()?;
+                course_summary(&risk, inp.students.as_ref(), cfg).and_then(publish)
+            }
+            other => Err(StepError::Polars(PolarsError::ComputeError(
+                format!("unknown curated product `{other}`").into(),
+            ))),
+        }
+    }
 }
 
 /// Decimal places every published floating-point number is rounded to (half away from zero).

@@ -29,7 +29,9 @@ use crate::vocab::commit_key;
 
 pub use appender::Appender;
 pub use history::{forget_history, vacuum_removed};
-pub use read::{count_rows, count_where, query, query_stream, register, RowStream};
+pub use read::{
+    count_rows, count_where, query, query_stream, query_stream_bounded, register, RowStream,
+};
 pub use write::{
     append, delete_where, delete_with, overwrite, replace_where, upsert, UpsertCounts,
 };
