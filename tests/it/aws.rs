@@ -1084,9 +1084,16 @@ fn bootstrap_creates_the_workers_dry_run_writes_and_registers_no_revision_twice(
         "{again}"
     );
 
-    // What bootstrap created is what `--dry-run` writes.
+    // What bootstrap created is what `--dry-run` writes (with one landed file: the execution
+    // input counts it, and botocore checks the array size read from it).
+    let inbox = p.generate(20, 5, 0.03);
+    run(&p, &["land", "attendance", inbox.to_str().unwrap()]);
     let dir = p.path("workers");
-    run(&p, &["aws", "workers", "--dry-run", dir.to_str().unwrap()]);
+    let printed = run(&p, &["aws", "workers", "--dry-run", dir.to_str().unwrap()]).stdout;
+    assert!(
+        printed.contains("attendance: 1 landed file(s)"),
+        "{printed}"
+    );
     let file = |name: &str| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
     };
@@ -1190,6 +1197,12 @@ fn bootstrap_creates_the_workers_dry_run_writes_and_registers_no_revision_twice(
         Some("medallion")
     );
     let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let start = file("stepfunctions-start-execution.json");
+    assert_eq!(
+        parse(start["input"].as_str().unwrap())["files"]["attendance"],
+        1,
+        "{start}"
+    );
     assert_eq!(
         parse(live.definition()),
         parse(machine["definition"].as_str().unwrap()),
