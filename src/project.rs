@@ -309,26 +309,7 @@ impl Project {
     /// # Errors
     /// Unreadable or invalid pipelines, or inconsistent dependencies.
     pub fn datasets(&self) -> Result<Vec<String>, ProjectError> {
-        let pipelines = self.pipelines()?;
-        pipeline::dependency_order(&pipelines).map_err(ProjectError::Dependencies)
-    }
-
-    fn pipelines(&self) -> Result<Vec<Pipeline>, ProjectError> {
-        let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&self.config.pipelines) {
-            Ok(e) => e,
-            Err(_) => return Ok(out),
-        };
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            // alerts.yaml holds the alert rules, not a dataset's pipeline.
-            let alerts = p.file_stem().is_some_and(|s| s == "alerts");
-            if p.extension().is_some_and(|e| e == "yaml" || e == "yml") && !alerts {
-                out.push(Pipeline::load(&p)?);
-            }
-        }
-        Ok(out)
+        dataset_order(&self.config)
     }
 
     /// The curated products' settings (`pipelines/curated/products.yaml`).
@@ -389,4 +370,32 @@ impl Project {
             pipeline,
         })
     }
+}
+
+/// Dataset names that have a pipeline, in dependency order, from the configuration alone (no
+/// backend opened: `medallion aws bootstrap` needs them before the lake exists).
+///
+/// # Errors
+/// Unreadable or invalid pipelines, or inconsistent dependencies.
+pub fn dataset_order(config: &ProjectConfig) -> Result<Vec<String>, ProjectError> {
+    let pipelines = pipelines_of(config)?;
+    pipeline::dependency_order(&pipelines).map_err(ProjectError::Dependencies)
+}
+
+fn pipelines_of(config: &ProjectConfig) -> Result<Vec<Pipeline>, ProjectError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&config.pipelines) {
+        Ok(e) => e,
+        Err(_) => return Ok(out),
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        // alerts.yaml holds the alert rules, not a dataset's pipeline.
+        let alerts = p.file_stem().is_some_and(|s| s == "alerts");
+        if p.extension().is_some_and(|e| e == "yaml" || e == "yml") && !alerts {
+            out.push(Pipeline::load(&p)?);
+        }
+    }
+    Ok(out)
 }

@@ -80,6 +80,10 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     /// SQS (the inbox queue `medallion watch` reads).
     pub sqs: aws_sdk_sqs::Client,
+    /// AWS Batch (the workers' job definition).
+    pub batch: aws_sdk_batch::Client,
+    /// Step Functions (the workers' state machine).
+    pub sfn: aws_sdk_sfn::Client,
 }
 
 /// The lake's buckets, by purpose.
@@ -131,6 +135,8 @@ impl Aws {
             athena: aws_sdk_athena::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            batch: aws_sdk_batch::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
         }
     }
 

@@ -30,10 +30,12 @@ pub(super) async fn aws(
     let aws = Aws::new(&cfg).await;
     match action {
         super::AwsAction::Bootstrap { dry_run } => {
+            let datasets = crate::project::dataset_order(&config)?;
             for c in setup::bootstrap(
                 &aws,
                 &config.catalog.join("alarms.yaml"),
                 &config.pipelines.join(crate::alerts::FILE),
+                &datasets,
                 dry_run,
             )
             .await?
@@ -48,6 +50,7 @@ pub(super) async fn aws(
                 &aws,
                 p.lake.catalog.as_ref(),
                 &p.lake.store.storage_options(),
+                &p.datasets()?,
             )
             .await?;
             let drift = checks
@@ -92,19 +95,35 @@ pub(super) async fn aws(
         } => {
             use crate::provision::workers;
             let p = rc.open_at(root).await?;
+            let datasets = p.datasets()?;
             let mut counts = Vec::new();
-            for ds in p.datasets()? {
-                let n = p.lake.store.list_landed(&ds).await?.len();
-                counts.push((ds, n));
+            for ds in &datasets {
+                let n = p.lake.store.list_landed(ds).await?.len();
+                counts.push((ds.clone(), n));
             }
+            // Flags, else `aws.workers:`, else the defaults (role ARNs: a placeholder).
+            let yaml = cfg.workers.clone().unwrap_or_default();
+            let placeholder = |role: &str| format!("arn:aws:iam::ACCOUNT_ID:role/{role}");
             let s = workers::WorkerSettings {
-                image,
-                job_queue,
-                job_role_arn,
-                states_role_arn,
-                vcpus: 2,
-                memory_mib,
+                image: image.unwrap_or(yaml.image),
+                job_queue: job_queue.unwrap_or(yaml.job_queue),
+                job_role_arn: job_role_arn
+                    .or(yaml.job_role_arn)
+                    .unwrap_or_else(|| placeholder("medallion-worker")),
+                states_role_arn: states_role_arn
+                    .or(yaml.states_role_arn)
+                    .unwrap_or_else(|| placeholder("medallion-states")),
+                vcpus: yaml.vcpus,
+                memory_mib: memory_mib.unwrap_or(yaml.memory_mib),
             };
+            // The account of the state machine's ARN: the role's, when it names one.
+            let account = s
+                .states_role_arn
+                .split(':')
+                .nth(4)
+                .filter(|a| !a.is_empty())
+                .unwrap_or("ACCOUNT_ID")
+                .to_string();
             std::fs::create_dir_all(&dir)?;
             let files = [
                 (
@@ -113,7 +132,11 @@ pub(super) async fn aws(
                 ),
                 (
                     "stepfunctions-create-state-machine.json",
-                    workers::state_machine(&s, &counts),
+                    workers::state_machine(&s, &datasets),
+                ),
+                (
+                    "stepfunctions-start-execution.json",
+                    workers::start_execution(&cfg.region, &account, &counts),
                 ),
             ];
             for (name, body) in &files {
@@ -126,9 +149,10 @@ pub(super) async fn aws(
             }
             writeln!(
                 out,
-                "create with:\n  aws batch register-job-definition --cli-input-json file://{}\n  aws stepfunctions create-state-machine --cli-input-json file://{}",
+                "create with `medallion aws bootstrap` (aws.workers: in medallion.yaml), or:\n  aws batch register-job-definition --cli-input-json file://{}\n  aws stepfunctions create-state-machine --cli-input-json file://{}\nrun the landed files with:\n  aws stepfunctions start-execution --cli-input-json file://{}",
                 dir.join(files[0].0).display(),
-                dir.join(files[1].0).display()
+                dir.join(files[1].0).display(),
+                dir.join(files[2].0).display()
             )?;
             Ok(Exit::Ok)
         }

@@ -158,7 +158,8 @@ pub enum QuarantineAction {
 #[cfg(feature = "aws")]
 #[derive(Debug, Subcommand)]
 pub enum AwsAction {
-    /// Create or verify (idempotently) the KMS key, buckets, Glue databases and alarms.
+    /// Create or verify (idempotently) the KMS key, buckets, queue, Glue databases, alarms and
+    /// the workers' Batch job definition and Step Functions state machine (`aws.workers:`).
     Bootstrap {
         /// Print the plan only.
         #[arg(long)]
@@ -169,29 +170,33 @@ pub enum AwsAction {
     /// Print least-privilege IAM policies per role and the bucket policy.
     Policies,
     /// Write the AWS Batch job definition and the Step Functions state machine that promote
-    /// each landed file on its own worker (one Batch array child per file), then curated.
+    /// each landed file on its own worker (one Batch array child per file), then curated, and
+    /// the StartExecution request with the landed-file counts. The settings default to
+    /// medallion.yaml's `aws.workers:`; `aws bootstrap` creates the same definitions.
     Workers {
-        /// Write the request files only (required: creating them is `aws batch
-        /// register-job-definition` and `aws stepfunctions create-state-machine` with the files).
+        /// Write the request files only (required: `aws bootstrap` creates the definitions).
         #[arg(long, required = true)]
         dry_run: bool,
         /// Folder to write the request files into.
         out: PathBuf,
-        /// Container image with `medallion` and the project at /project.
-        #[arg(long, default_value = "medallion:latest")]
-        image: String,
-        /// Batch job queue.
-        #[arg(long, default_value = "medallion-workers")]
-        job_queue: String,
-        /// Role the workers run as.
-        #[arg(long, default_value = "arn:aws:iam::ACCOUNT_ID:role/medallion-worker")]
-        job_role_arn: String,
-        /// Role Step Functions runs as.
-        #[arg(long, default_value = "arn:aws:iam::ACCOUNT_ID:role/medallion-states")]
-        states_role_arn: String,
-        /// Memory per worker, MiB (promotion peaks under 2 GiB at any file size).
-        #[arg(long, default_value_t = 4096)]
-        memory_mib: u32,
+        /// Container image with `medallion` and the project at /project [default:
+        /// aws.workers.image, else medallion:latest].
+        #[arg(long)]
+        image: Option<String>,
+        /// Batch job queue [default: aws.workers.job_queue, else medallion-workers].
+        #[arg(long)]
+        job_queue: Option<String>,
+        /// Role the workers run as [default: aws.workers.job_role_arn, else a placeholder].
+        #[arg(long)]
+        job_role_arn: Option<String>,
+        /// Role Step Functions runs as [default: aws.workers.states_role_arn, else a
+        /// placeholder].
+        #[arg(long)]
+        states_role_arn: Option<String>,
+        /// Memory per worker, MiB [default: aws.workers.memory_mib, else 4096] (promotion
+        /// peaks under 2 GiB at any file size).
+        #[arg(long)]
+        memory_mib: Option<u32>,
     },
 }
 

@@ -93,6 +93,66 @@ pub struct AwsConfig {
     /// Where `medallion dashboard deploy` publishes (absent: deploy refuses, dry-run included).
     #[serde(default)]
     pub quicksight: Option<QuickSightConfig>,
+    /// What `medallion aws bootstrap` creates the stateless workers from (the Batch job
+    /// definition and the Step Functions state machine); absent, or without both role ARNs,
+    /// bootstrap skips them and says why.
+    #[serde(default)]
+    pub workers: Option<WorkersConfig>,
+}
+
+/// The `aws.workers:` section: the image, queue and roles of the stateless workers
+/// (`medallion aws workers --dry-run` takes these as defaults too; its flags override them).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Container image holding `medallion` and the project at `/project`.
+    #[serde(default = "default_worker_image")]
+    pub image: String,
+    /// AWS Batch job queue (created with its compute environment outside medallion).
+    #[serde(default = "default_job_queue")]
+    pub job_queue: String,
+    /// ARN of the IAM role the worker containers run as (`medallion aws policies` prints its
+    /// policy); bootstrap never creates IAM roles.
+    #[serde(default)]
+    pub job_role_arn: Option<String>,
+    /// ARN of the IAM role Step Functions runs as (submits and watches the Batch jobs).
+    #[serde(default)]
+    pub states_role_arn: Option<String>,
+    /// vCPUs per worker.
+    #[serde(default = "default_worker_vcpus")]
+    pub vcpus: u32,
+    /// Memory per worker, MiB (promotion peaks under 2 GiB at any file size).
+    #[serde(default = "default_worker_memory")]
+    pub memory_mib: u32,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            image: default_worker_image(),
+            job_queue: default_job_queue(),
+            job_role_arn: None,
+            states_role_arn: None,
+            vcpus: default_worker_vcpus(),
+            memory_mib: default_worker_memory(),
+        }
+    }
+}
+
+fn default_worker_image() -> String {
+    "medallion:latest".to_string()
+}
+
+fn default_job_queue() -> String {
+    "medallion-workers".to_string()
+}
+
+fn default_worker_vcpus() -> u32 {
+    2
+}
+
+fn default_worker_memory() -> u32 {
+    4096
 }
 
 /// The `aws.quicksight:` section: the account and the QuickSight user or group given access.

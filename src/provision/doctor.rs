@@ -1,5 +1,6 @@
 //! `medallion aws doctor`: reads the live set-up and reports every drift from what bootstrap
-//! creates, plus Glue tables whose location or columns differ from the Delta table.
+//! creates (the workers' job definition and state machine included), plus Glue tables whose
+//! location or columns differ from the Delta table.
 //!
 //! Invariants: reads only; a missing key stops the check early (nothing else can be verified).
 
@@ -9,7 +10,8 @@ use crate::aws::{Aws, AwsError, BUCKETS};
 use crate::catalog::Catalog;
 
 /// Reads the live set-up and reports every drift from what bootstrap creates, plus Glue tables
-/// whose location or columns differ from the Delta table.
+/// whose location or columns differ from the Delta table. `datasets` (in dependency order) are
+/// the ones the workers' state machine promotes.
 ///
 /// # Errors
 /// AWS errors.
@@ -17,6 +19,7 @@ pub async fn doctor(
     aws: &Aws,
     catalog: &dyn Catalog,
     options: &std::collections::HashMap<String, String>,
+    datasets: &[String],
 ) -> Result<Vec<Check>, AwsError> {
     let mut out = Vec::new();
     let arn = match aws.key_arn().await {
@@ -111,5 +114,6 @@ pub async fn doctor(
             )));
         }
     }
+    super::workers::workers_drift(aws, datasets, &mut out).await?;
     Ok(out)
 }

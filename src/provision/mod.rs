@@ -1,12 +1,14 @@
 //! Provisioning the AWS set-up: `medallion aws bootstrap | doctor | policies` create or verify
-//! the KMS key, the buckets, the inbox queue, the alerts topic and alarms, the Glue databases
-//! and the Athena workgroup, report drift, and print least-privilege IAM policies. One module
+//! the KMS key, the buckets, the inbox queue, the alerts topic and alarms, the Glue databases,
+//! the Athena workgroup and the stateless workers (a Batch job definition and a Step Functions
+//! state machine, [`workers`]), report drift, and print least-privilege IAM policies. One module
 //! per resource; [`bootstrap`] runs them in dependency order (key first: everything else is
 //! encrypted with it).
 //!
 //! Invariants: every `ensure_*` is idempotent — it reads the live resource first and reports
 //! [`Check::Ok`] when it is already right, [`Check::Planned`] on a dry run (changing nothing),
-//! [`Check::Changed`] when it created or corrected it; [`doctor`] only reads. Provisioning
+//! [`Check::Changed`] when it created or corrected it, [`Check::Skipped`] when a setting it
+//! needs is not configured; [`doctor`] only reads. Provisioning
 //! depends on the AWS clients ([`crate::aws`]), never the other way round.
 
 mod alarm;
@@ -39,6 +41,8 @@ pub enum Check {
     Planned(String),
     /// Wrong (doctor).
     Drift(String),
+    /// Not created or checked: a setting it needs is not configured (why).
+    Skipped(String),
 }
 
 impl std::fmt::Display for Check {
@@ -48,11 +52,13 @@ impl std::fmt::Display for Check {
             Self::Changed(s) => write!(f, "created  {s}"),
             Self::Planned(s) => write!(f, "plan     {s}"),
             Self::Drift(s) => write!(f, "DRIFT    {s}"),
+            Self::Skipped(s) => write!(f, "skipped  {s}"),
         }
     }
 }
 
-/// Creates or verifies the whole set-up, idempotently.
+/// Creates or verifies the whole set-up, idempotently. `datasets` (in dependency order) are the
+/// ones the workers' state machine promotes.
 ///
 /// # Errors
 /// AWS errors.
@@ -60,6 +66,7 @@ pub async fn bootstrap(
     aws: &Aws,
     alarms: &Path,
     alert_rules: &Path,
+    datasets: &[String],
     dry: bool,
 ) -> Result<Vec<Check>, AwsError> {
     let mut out = Vec::new();
@@ -74,5 +81,6 @@ pub async fn bootstrap(
         out.push(athena::ensure_workgroup(aws, arn, dry).await?);
     }
     alarm::ensure_alarms(aws, alarms, dry, &mut out).await?;
+    workers::ensure_workers(aws, datasets, dry, &mut out).await?;
     Ok(out)
 }

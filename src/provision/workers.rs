@@ -1,15 +1,36 @@
-//! `medallion aws workers --dry-run DIR`: the definitions that run the stage binaries as
-//! stateless workers past one machine — an AWS Batch job definition (the medallion image, one
-//! child per landed file) and a Step Functions state machine that promotes each dataset as a
-//! Batch array job (`AWS_BATCH_JOB_ARRAY_INDEX` picks the child's file), in dependency order,
-//! then builds curated once.
+//! The definitions that run the stage binaries as stateless workers past one machine — an AWS
+//! Batch job definition (the medallion image, one child per landed file) and a Step Functions
+//! state machine that promotes each dataset as a Batch array job (`AWS_BATCH_JOB_ARRAY_INDEX`
+//! picks the child's file), in dependency order, then builds curated once.
+//! `medallion aws workers --dry-run DIR` writes them as request files; `medallion aws
+//! bootstrap` creates them ([`ensure_workers`]) from the same functions ([`job_definition`],
+//! [`state_machine`]), and `aws doctor` compares the live ones with them.
+//!
+//! The landed-file counts are not baked into the state machine: they change with every land,
+//! and the state machine is set-up, not a run. An execution's input carries them
+//! (`{"files": {"attendance": 8, ...}}`, [`execution_input`]; `--dry-run` writes it as a
+//! `StartExecution` request with the counts it finds in landing), and a Choice state per
+//! dataset reads its count: two or more files run a Batch array of that size, one file a single
+//! job (which promotes whatever is pending), none or absent skips the dataset.
 //!
 //! Invariants: each file is the request of one API call (`<service>-<operation>.json`, the
 //! request's own members), so `aws <service> <operation> --cli-input-json file://...` creates
-//! it; a dataset's array has one child per landed file (no array below two files: the single
-//! job then promotes whatever is pending); curated runs after every dataset's workers.
+//! it; a dataset's array has one child per landed file of the execution's input; curated runs
+//! after every dataset's workers. Bootstrap is idempotent: a Batch job definition revision is
+//! registered only when the latest ACTIVE one does not carry the digest of [`job_definition`]
+//! (tag [`DEFINITION_TAG`]: revisions are immutable, so the tag names their content); the state
+//! machine is updated only when its definition or role differ. Without both role ARNs in
+//! `aws.workers:` bootstrap creates neither and says why. IAM roles, the Batch compute
+//! environment and job queue are the account's: bootstrap never creates them.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::Check;
+use crate::aws::{call, Aws, AwsError};
+use crate::config::WorkersConfig;
 
 /// What the workers run and where.
 #[derive(Debug, Clone)]
@@ -28,10 +49,46 @@ pub struct WorkerSettings {
     pub memory_mib: u32,
 }
 
+/// A setting the workers cannot be created without is not configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("aws.workers.{0} is not set in medallion.yaml")]
+pub struct MissingSetting(pub &'static str);
+
+impl WorkerSettings {
+    /// The settings of the `aws.workers:` section.
+    ///
+    /// # Errors
+    /// [`MissingSetting`] when the section or one of its role ARNs is absent.
+    pub fn from_config(cfg: Option<&WorkersConfig>) -> Result<Self, MissingSetting> {
+        let cfg = cfg.ok_or(MissingSetting("job_role_arn"))?;
+        Ok(Self {
+            image: cfg.image.clone(),
+            job_queue: cfg.job_queue.clone(),
+            job_role_arn: cfg
+                .job_role_arn
+                .clone()
+                .ok_or(MissingSetting("job_role_arn"))?,
+            states_role_arn: cfg
+                .states_role_arn
+                .clone()
+                .ok_or(MissingSetting("states_role_arn"))?,
+            vcpus: cfg.vcpus,
+            memory_mib: cfg.memory_mib,
+        })
+    }
+}
+
 /// Name of the job definition and prefix of the jobs.
 pub const JOB_DEFINITION: &str = "medallion-worker";
 /// Name of the state machine.
 pub const STATE_MACHINE: &str = "medallion-promote";
+/// Tag bootstrap puts on the job definition revisions it registers: the SHA-256 of
+/// [`job_definition`]'s request, so an unchanged definition registers no new revision.
+pub const DEFINITION_TAG: &str = "medallion:definition-sha256";
+/// The execution input's member holding each dataset's landed-file count.
+const FILES: &str = "files";
+/// The last state: `promote --all --to curated`.
+const CURATED: &str = "build_curated";
 
 /// The Batch `RegisterJobDefinition` request.
 pub fn job_definition(s: &WorkerSettings) -> Value {
@@ -61,12 +118,14 @@ pub fn job_definition(s: &WorkerSettings) -> Value {
     })
 }
 
-/// One Batch job state: `datasets` promoted by `files` workers (or curated built once).
+/// One Batch job state: a dataset promoted by an array of workers as large as the execution
+/// input's count at `array_size` (a JSONPath), or by one job; or curated built once. The job's
+/// result is dropped (`ResultPath: null`) so the counts reach the next state.
 fn job_state(
     s: &WorkerSettings,
     name: &str,
     params: Value,
-    files: usize,
+    array_size: Option<&str>,
     next: Option<&str>,
 ) -> Value {
     let mut p = json!({
@@ -75,13 +134,14 @@ fn job_state(
         "JobDefinition": JOB_DEFINITION,
         "Parameters": params
     });
-    if files >= 2 {
-        p["ArrayProperties"] = json!({"Size": files});
+    if let Some(path) = array_size {
+        p["ArrayProperties"] = json!({"Size.$": path});
     }
     let mut state = json!({
         "Type": "Task",
         "Resource": "arn:aws:states:::batch:submitJob.sync",
         "Parameters": p,
+        "ResultPath": null,
         "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 30, "MaxAttempts": 2, "BackoffRate": 2.0}]
     });
     match next {
@@ -91,34 +151,57 @@ fn job_state(
     state
 }
 
-/// The Step Functions `CreateStateMachine` request: every dataset with landed files, in
-/// dependency order (`datasets`, with their landed-file counts), then curated.
-pub fn state_machine(s: &WorkerSettings, datasets: &[(String, usize)]) -> Value {
+/// The Step Functions `CreateStateMachine` request: every dataset in dependency order
+/// (`datasets`), each promoted by as many workers as the execution input says it has landed
+/// files ([`execution_input`]), then curated.
+pub fn state_machine(s: &WorkerSettings, datasets: &[String]) -> Value {
     let mut states = serde_json::Map::new();
-    let todo: Vec<&(String, usize)> = datasets.iter().filter(|(_, n)| *n > 0).collect();
-    let names: Vec<String> = todo.iter().map(|(d, _)| format!("promote_{d}")).collect();
-    for (i, (dataset, files)) in todo.iter().enumerate() {
-        let next = names.get(i + 1).map_or("build_curated", String::as_str);
-        states.insert(
-            names[i].clone(),
-            job_state(
-                s,
-                dataset,
-                json!({"dataset": dataset, "to": "trusted"}),
-                *files,
-                Some(next),
-            ),
+    let count = |d: &str| format!("count_{d}");
+    for (i, dataset) in datasets.iter().enumerate() {
+        let next = datasets
+            .get(i + 1)
+            .map_or_else(|| CURATED.to_string(), |n| count(n));
+        let files = format!("$.{FILES}.{dataset}");
+        let known = [
+            json!({"Variable": files, "IsPresent": true}),
+            json!({"Variable": files, "IsNumeric": true}),
+        ];
+        let rule = |test: Value, to: String| {
+            let mut all = known.to_vec();
+            all.push(test);
+            json!({"And": all, "Next": to})
+        };
+        let (array, single) = (
+            format!("promote_{dataset}"),
+            format!("promote_{dataset}_file"),
         );
+        states.insert(
+            count(dataset),
+            json!({
+                "Type": "Choice",
+                "Choices": [
+                    rule(json!({"Variable": files, "NumericGreaterThanEquals": 2}), array.clone()),
+                    rule(json!({"Variable": files, "NumericEquals": 1}), single.clone())
+                ],
+                "Default": next
+            }),
+        );
+        let params = json!({"dataset": dataset, "to": "trusted"});
+        states.insert(
+            array,
+            job_state(s, dataset, params.clone(), Some(&files), Some(&next)),
+        );
+        states.insert(single, job_state(s, dataset, params, None, Some(&next)));
     }
-    let mut curated = job_state(s, "curated", json!({}), 1, None);
+    let mut curated = job_state(s, "curated", json!({}), None, None);
     // `promote --all --to curated`: every dataset's pending work, then the products.
     curated["Parameters"]["ContainerOverrides"] = json!({
         "Command": ["medallion", "--project", "/project", "promote", "--all", "--to", "curated"]
     });
-    states.insert("build_curated".to_string(), curated);
+    states.insert(CURATED.to_string(), curated);
     let definition = json!({
-        "Comment": "medallion: each dataset's landed files promoted to trusted by one worker per file (an AWS Batch array; Delta's conditional-PUT commits order their writes), then curated built once.",
-        "StartAt": names.first().map_or("build_curated", String::as_str),
+        "Comment": "medallion: each dataset's landed files (the execution input's files.<dataset>) promoted to trusted by one worker per file (an AWS Batch array; Delta's conditional-PUT commits order their writes), then curated built once.",
+        "StartAt": datasets.first().map_or_else(|| CURATED.to_string(), |d| count(d)),
         "States": states
     });
     json!({
@@ -128,6 +211,357 @@ pub fn state_machine(s: &WorkerSettings, datasets: &[(String, usize)]) -> Value 
         "type": "STANDARD",
         "tags": [{"key": "app", "value": "medallion"}]
     })
+}
+
+/// An execution's input: each dataset's landed-file count (what the state machine sizes its
+/// arrays by).
+pub fn execution_input(counts: &[(String, usize)]) -> Value {
+    let files: serde_json::Map<String, Value> =
+        counts.iter().map(|(d, n)| (d.clone(), json!(n))).collect();
+    json!({ FILES: files })
+}
+
+/// The Step Functions `StartExecution` request that runs the state machine over `counts`
+/// (`account` and `region` name its ARN).
+pub fn start_execution(region: &str, account: &str, counts: &[(String, usize)]) -> Value {
+    json!({
+        "stateMachineArn": format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}"),
+        "input": execution_input(counts).to_string()
+    })
+}
+
+/// SHA-256 of a request, hex.
+fn digest(request: &Value) -> String {
+    hex::encode(Sha256::digest(request.to_string().as_bytes()))
+}
+
+/// How a live resource compares with its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Live {
+    /// Not there.
+    Missing,
+    /// There but different (what differs).
+    Differs(String),
+    /// As the request says (its name and revision).
+    Same(String),
+}
+
+/// The latest ACTIVE revision of [`JOB_DEFINITION`] against the request's digest.
+async fn job_definition_live(aws: &Aws, digest: &str) -> Result<(Live, i32), AwsError> {
+    let mut latest: Option<(i32, Option<String>)> = None;
+    let mut pages = aws
+        .batch
+        .describe_job_definitions()
+        .job_definition_name(JOB_DEFINITION)
+        .status("ACTIVE")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(call("batch", "DescribeJobDefinitions"))?;
+        for d in page.job_definitions() {
+            let rev = d.revision().unwrap_or_default();
+            if latest.as_ref().is_none_or(|(r, _)| rev > *r) {
+                let tag = d.tags().and_then(|t| t.get(DEFINITION_TAG)).cloned();
+                latest = Some((rev, tag));
+            }
+        }
+    }
+    Ok(match latest {
+        None => (Live::Missing, 0),
+        Some((rev, Some(tag))) if tag == digest => {
+            (Live::Same(format!("{JOB_DEFINITION}:{rev}")), rev)
+        }
+        Some((rev, _)) => (
+            Live::Differs(format!(
+                "{JOB_DEFINITION}:{rev} is not the definition `aws workers --dry-run` writes"
+            )),
+            rev,
+        ),
+    })
+}
+
+/// The live [`STATE_MACHINE`] (its ARN) against the request.
+async fn state_machine_live(
+    aws: &Aws,
+    request: &Value,
+) -> Result<(Live, Option<String>), AwsError> {
+    let mut arn = None;
+    let mut pages = aws.sfn.list_state_machines().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(call("states", "ListStateMachines"))?;
+        if let Some(m) = page
+            .state_machines()
+            .iter()
+            .find(|m| m.name() == STATE_MACHINE)
+        {
+            arn = Some(m.state_machine_arn().to_string());
+            break;
+        }
+    }
+    let Some(arn) = arn else {
+        return Ok((Live::Missing, None));
+    };
+    let live = aws
+        .sfn
+        .describe_state_machine()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .map_err(call("states", "DescribeStateMachine"))?;
+    let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
+    let want = request["definition"].as_str().and_then(parse);
+    let state = if parse(live.definition()) != want {
+        Live::Differs(format!(
+            "{STATE_MACHINE}: its definition is not the one `aws workers --dry-run` writes"
+        ))
+    } else if Some(live.role_arn()) != request["roleArn"].as_str() {
+        Live::Differs(format!(
+            "{STATE_MACHINE}: it runs as {} but aws.workers.states_role_arn is {}",
+            live.role_arn(),
+            request["roleArn"].as_str().unwrap_or_default()
+        ))
+    } else {
+        Live::Same(STATE_MACHINE.to_string())
+    };
+    Ok((state, Some(arn)))
+}
+
+/// Text of a JSON string member (empty when absent: the requests are built here).
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// A JSON array of strings.
+fn texts(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default()
+}
+
+/// A JSON object of strings.
+fn text_map(v: &Value) -> HashMap<String, String> {
+    v.as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+        .unwrap_or_default()
+}
+
+/// A JSON integer as the SDK's `i32`.
+fn int(v: &Value) -> Option<i32> {
+    v.as_i64().and_then(|n| i32::try_from(n).ok())
+}
+
+/// Registers [`job_definition`]'s request as a new revision tagged with its digest; returns the
+/// revision.
+async fn register(aws: &Aws, request: &Value, digest: &str) -> Result<i32, AwsError> {
+    use aws_sdk_batch::types::{
+        AssignPublicIp, ContainerProperties, JobDefinitionType, JobTimeout, KeyValuePair,
+        NetworkConfiguration, PlatformCapability, ResourceRequirement, ResourceType, RetryStrategy,
+    };
+    let c = &request["containerProperties"];
+    let mut requirements = Vec::new();
+    for r in c["resourceRequirements"].as_array().into_iter().flatten() {
+        requirements.push(
+            ResourceRequirement::builder()
+                .r#type(ResourceType::from(text(&r["type"]).as_str()))
+                .value(text(&r["value"]))
+                .build(),
+        );
+    }
+    let environment = c["environment"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            KeyValuePair::builder()
+                .name(text(&e["name"]))
+                .value(text(&e["value"]))
+                .build()
+        })
+        .collect();
+    let container = ContainerProperties::builder()
+        .image(text(&c["image"]))
+        .set_command(Some(texts(&c["command"])))
+        .job_role_arn(text(&c["jobRoleArn"]))
+        .execution_role_arn(text(&c["executionRoleArn"]))
+        .set_resource_requirements(Some(requirements))
+        .set_environment(Some(environment))
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .assign_public_ip(AssignPublicIp::from(
+                    text(&c["networkConfiguration"]["assignPublicIp"]).as_str(),
+                ))
+                .build(),
+        )
+        .build();
+    let mut tags = text_map(&request["tags"]);
+    tags.insert(DEFINITION_TAG.to_string(), digest.to_string());
+    let out = aws
+        .batch
+        .register_job_definition()
+        .job_definition_name(text(&request["jobDefinitionName"]))
+        .r#type(JobDefinitionType::from(text(&request["type"]).as_str()))
+        .set_platform_capabilities(Some(
+            texts(&request["platformCapabilities"])
+                .iter()
+                .map(|p| PlatformCapability::from(p.as_str()))
+                .collect(),
+        ))
+        .set_parameters(Some(text_map(&request["parameters"])))
+        .container_properties(container)
+        .retry_strategy(
+            RetryStrategy::builder()
+                .set_attempts(int(&request["retryStrategy"]["attempts"]))
+                .build(),
+        )
+        .timeout(
+            JobTimeout::builder()
+                .set_attempt_duration_seconds(int(&request["timeout"]["attemptDurationSeconds"]))
+                .build(),
+        )
+        .set_propagate_tags(request["propagateTags"].as_bool())
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(call("batch", "RegisterJobDefinition"))?;
+    Ok(out.revision().unwrap_or_default())
+}
+
+/// Creates or updates the workers' Batch job definition and Step Functions state machine from
+/// `aws.workers:` ([`job_definition`], [`state_machine`] over `datasets`, in dependency order);
+/// skips both, saying why, when a role ARN is not configured.
+///
+/// # Errors
+/// AWS errors.
+pub(super) async fn ensure_workers(
+    aws: &Aws,
+    datasets: &[String],
+    dry: bool,
+    out: &mut Vec<Check>,
+) -> Result<(), AwsError> {
+    let s = match WorkerSettings::from_config(aws.cfg.workers.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(Check::Skipped(format!(
+                "workers (Batch job definition {JOB_DEFINITION}, state machine {STATE_MACHINE}): {e}"
+            )));
+            return Ok(());
+        }
+    };
+    let job = job_definition(&s);
+    let sum = digest(&job);
+    match job_definition_live(aws, &sum).await? {
+        (Live::Same(name), _) => out.push(Check::Ok(format!("Batch job definition {name}"))),
+        (live, latest) if dry => out.push(Check::Planned(format!(
+            "Batch job definition {JOB_DEFINITION}:{} ({})",
+            latest + 1,
+            match live {
+                Live::Differs(why) => why,
+                _ => "none registered".to_string(),
+            }
+        ))),
+        _ => {
+            let rev = register(aws, &job, &sum).await?;
+            out.push(Check::Changed(format!(
+                "Batch job definition {JOB_DEFINITION}:{rev}"
+            )));
+        }
+    }
+    let machine = state_machine(&s, datasets);
+    let definition = text(&machine["definition"]);
+    match state_machine_live(aws, &machine).await? {
+        (Live::Same(name), _) => {
+            out.push(Check::Ok(format!("Step Functions state machine {name}")))
+        }
+        (Live::Differs(why), _) if dry => out.push(Check::Planned(format!(
+            "Step Functions state machine update ({why})"
+        ))),
+        (_, None) if dry => out.push(Check::Planned(format!(
+            "Step Functions state machine {STATE_MACHINE}"
+        ))),
+        (_, Some(arn)) => {
+            aws.sfn
+                .update_state_machine()
+                .state_machine_arn(&arn)
+                .definition(&definition)
+                .role_arn(&s.states_role_arn)
+                .send()
+                .await
+                .map_err(call("states", "UpdateStateMachine"))?;
+            out.push(Check::Changed(format!(
+                "Step Functions state machine {STATE_MACHINE} (updated)"
+            )));
+        }
+        (_, None) => {
+            use aws_sdk_sfn::types::{StateMachineType, Tag};
+            let mut create = aws
+                .sfn
+                .create_state_machine()
+                .name(STATE_MACHINE)
+                .definition(&definition)
+                .role_arn(&s.states_role_arn)
+                .r#type(StateMachineType::from(text(&machine["type"]).as_str()));
+            for t in machine["tags"].as_array().into_iter().flatten() {
+                create = create.tags(
+                    Tag::builder()
+                        .key(text(&t["key"]))
+                        .value(text(&t["value"]))
+                        .build(),
+                );
+            }
+            create
+                .send()
+                .await
+                .map_err(call("states", "CreateStateMachine"))?;
+            out.push(Check::Changed(format!(
+                "Step Functions state machine {STATE_MACHINE}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `aws doctor`'s lines for the workers: the live job definition and state machine against
+/// what bootstrap creates (nothing to check when `aws.workers:` lacks a role ARN).
+///
+/// # Errors
+/// AWS errors.
+pub(super) async fn workers_drift(
+    aws: &Aws,
+    datasets: &[String],
+    out: &mut Vec<Check>,
+) -> Result<(), AwsError> {
+    let s = match WorkerSettings::from_config(aws.cfg.workers.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(Check::Skipped(format!("workers not checked: {e}")));
+            return Ok(());
+        }
+    };
+    out.push(
+        match job_definition_live(aws, &digest(&job_definition(&s)))
+            .await?
+            .0
+        {
+            Live::Same(name) => Check::Ok(format!("Batch job definition {name}")),
+            Live::Differs(why) => Check::Drift(format!("Batch job definition {why}")),
+            Live::Missing => {
+                Check::Drift(format!("Batch job definition {JOB_DEFINITION} is missing"))
+            }
+        },
+    );
+    out.push(
+        match state_machine_live(aws, &state_machine(&s, datasets))
+            .await?
+            .0
+        {
+            Live::Same(name) => Check::Ok(format!("Step Functions state machine {name}")),
+            Live::Differs(why) => Check::Drift(format!("Step Functions state machine {why}")),
+            Live::Missing => Check::Drift(format!(
+                "Step Functions state machine {STATE_MACHINE} is missing"
+            )),
+        },
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -145,34 +579,95 @@ mod tests {
         }
     }
 
+    /// The members of `job_definition`'s request that `register` sends (a unit test keeps the
+    /// two in step).
+    const REGISTERED: &[&str] = &[
+        "jobDefinitionName",
+        "type",
+        "platformCapabilities",
+        "parameters",
+        "containerProperties",
+        "retryStrategy",
+        "timeout",
+        "propagateTags",
+        "tags",
+    ];
+    /// The members of its `containerProperties` that `register` sends.
+    const REGISTERED_CONTAINER: &[&str] = &[
+        "image",
+        "command",
+        "jobRoleArn",
+        "executionRoleArn",
+        "resourceRequirements",
+        "environment",
+        "networkConfiguration",
+    ];
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_string()).collect()
+    }
+
     #[test]
-    fn one_array_child_per_landed_file_in_dependency_order_then_curated() {
-        let req = state_machine(
-            &settings(),
-            &[
-                ("courses".into(), 1),
-                ("students".into(), 0),
-                ("attendance".into(), 8),
-            ],
-        );
+    fn each_dataset_in_dependency_order_sized_by_the_execution_input_then_curated() {
+        let req = state_machine(&settings(), &names(&["courses", "students", "attendance"]));
         let def: Value = serde_json::from_str(req["definition"].as_str().unwrap()).unwrap();
-        assert_eq!(def["StartAt"], "promote_courses");
+        assert_eq!(def["StartAt"], "count_courses");
         let states = def["States"].as_object().unwrap();
-        assert!(
-            !states.contains_key("promote_students"),
-            "nothing landed: no job"
+        let choice = &states["count_courses"];
+        assert_eq!(choice["Type"], "Choice");
+        assert_eq!(choice["Choices"][0]["Next"], "promote_courses");
+        assert_eq!(choice["Choices"][1]["Next"], "promote_courses_file");
+        assert_eq!(
+            choice["Default"], "count_students",
+            "no files: next dataset"
         );
-        let courses = &states["promote_courses"];
-        assert_eq!(courses["Next"], "promote_attendance");
+        assert_eq!(states["promote_courses"]["Next"], "count_students");
         assert!(
-            courses["Parameters"].get("ArrayProperties").is_none(),
+            states["promote_courses_file"]["Parameters"]
+                .get("ArrayProperties")
+                .is_none(),
             "one file: no array"
         );
         let att = &states["promote_attendance"];
-        assert_eq!(att["Parameters"]["ArrayProperties"]["Size"], 8);
+        assert_eq!(
+            att["Parameters"]["ArrayProperties"]["Size.$"],
+            "$.files.attendance"
+        );
         assert_eq!(att["Parameters"]["Parameters"]["dataset"], "attendance");
         assert_eq!(att["Next"], "build_curated");
+        assert_eq!(states["count_attendance"]["Default"], "build_curated");
         assert_eq!(states["build_curated"]["End"], true);
+        for (name, s) in states {
+            if s["Type"] == "Task" {
+                assert!(
+                    s["ResultPath"].is_null(),
+                    "{name}: the counts reach the next state"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_dataset_builds_curated_only() {
+        let req = state_machine(&settings(), &[]);
+        let def: Value = serde_json::from_str(req["definition"].as_str().unwrap()).unwrap();
+        assert_eq!(def["StartAt"], "build_curated");
+    }
+
+    #[test]
+    fn the_execution_input_holds_each_datasets_count() {
+        let counts = vec![("courses".to_string(), 1), ("attendance".to_string(), 8)];
+        assert_eq!(
+            execution_input(&counts),
+            json!({"files": {"courses": 1, "attendance": 8}})
+        );
+        let req = start_execution("eu-west-1", "ACCOUNT_ID", &counts);
+        assert_eq!(
+            req["stateMachineArn"],
+            "arn:aws:states:eu-west-1:ACCOUNT_ID:stateMachine:medallion-promote"
+        );
+        let input: Value = serde_json::from_str(req["input"].as_str().unwrap()).unwrap();
+        assert_eq!(input["files"]["attendance"], 8);
     }
 
     #[test]
@@ -188,5 +683,50 @@ mod tests {
             cmd.contains(&"Ref::dataset") && cmd.contains(&"promote"),
             "{cmd:?}"
         );
+    }
+
+    #[test]
+    fn bootstrap_registers_every_member_of_the_request() {
+        let jd = job_definition(&settings());
+        for k in jd.as_object().unwrap().keys() {
+            assert!(REGISTERED.contains(&k.as_str()), "{k} is not registered");
+        }
+        for k in jd["containerProperties"].as_object().unwrap().keys() {
+            assert!(
+                REGISTERED_CONTAINER.contains(&k.as_str()),
+                "containerProperties.{k} is not registered"
+            );
+        }
+    }
+
+    #[test]
+    fn the_digest_changes_with_the_content_only() {
+        let a = digest(&job_definition(&settings()));
+        assert_eq!(a, digest(&job_definition(&settings())));
+        let mut other = settings();
+        other.image = "medallion:2".into();
+        assert_ne!(a, digest(&job_definition(&other)));
+    }
+
+    #[test]
+    fn without_a_role_arn_there_are_no_settings() {
+        assert_eq!(
+            WorkerSettings::from_config(None).unwrap_err(),
+            MissingSetting("job_role_arn")
+        );
+        let cfg = WorkersConfig {
+            job_role_arn: Some("arn:aws:iam::1:role/w".into()),
+            ..WorkersConfig::default()
+        };
+        assert_eq!(
+            WorkerSettings::from_config(Some(&cfg)).unwrap_err(),
+            MissingSetting("states_role_arn")
+        );
+        let cfg = WorkersConfig {
+            states_role_arn: Some("arn:aws:iam::1:role/s".into()),
+            ..cfg
+        };
+        let s = WorkerSettings::from_config(Some(&cfg)).unwrap();
+        assert_eq!((s.image.as_str(), s.memory_mib), ("medallion:latest", 4096));
     }
 }

@@ -1,8 +1,10 @@
 """Validates AWS request JSON (the files `medallion aws workers --dry-run DIR` writes) against the
 service models that ship with botocore. A file `<service>-<operation-in-kebab-case>.json` is the
 request of that operation. A Step Functions definition is also checked as a state machine: its
-states are reachable from StartAt, every Next names a state, something ends, and every AWS Batch
-task's Parameters are a valid Batch SubmitJob request.
+states are reachable from StartAt (through Next, a Choice's rules and Default), every Next names
+a state, something ends, and every AWS Batch task's Parameters are a valid Batch SubmitJob
+request once each `"Key.$": "$.path"` is read from the execution input of
+`stepfunctions-start-execution.json` (a path missing there is a problem).
 Prints one line per problem; exit 1 when any. Usage: python3 aws_request_validate.py DIR
 """
 import json
@@ -23,7 +25,28 @@ def camel(value):
     return value
 
 
-def check_definition(name, definition, session, out):
+def resolve(value, execution_input, where, out):
+    """Parameters with the JSONPath values (`"Key.$": "$.a.b"`) read from the execution input."""
+    if isinstance(value, list):
+        return [resolve(v, execution_input, where, out) for v in value]
+    if not isinstance(value, dict):
+        return value
+    resolved = {}
+    for k, v in value.items():
+        if k.endswith(".$") and isinstance(v, str) and v.startswith("$."):
+            node = execution_input
+            for part in v[2:].split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                out.append(f"{where}: {k} {v!r} is not in the execution input")
+                continue
+            resolved[k[:-2]] = node
+        else:
+            resolved[k] = resolve(v, execution_input, where, out)
+    return resolved
+
+
+def check_definition(name, definition, session, out, execution_input):
     states = definition.get("States", {})
     start = definition.get("StartAt")
     if start not in states:
@@ -37,6 +60,17 @@ def check_definition(name, definition, session, out):
         seen.add(s)
         state = states[s]
         nxt = state.get("Next")
+        if state.get("Type") == "Choice":
+            targets = [c.get("Next") for c in state.get("Choices", [])]
+            if "Default" in state:
+                targets.append(state["Default"])
+            if not targets:
+                out.append(f"{name}: Choice {s} leads nowhere")
+            for t in targets:
+                if t not in states:
+                    out.append(f"{name}: {s} leads to {t!r}, not a state")
+                else:
+                    todo.append(t)
         if nxt is not None:
             if nxt not in states:
                 out.append(f"{name}: {s}.Next {nxt!r} is not a state")
@@ -46,7 +80,8 @@ def check_definition(name, definition, session, out):
             out.append(f"{name}: {s} neither ends nor has a Next")
         if state.get("Resource", "").startswith("arn:aws:states:::batch:submitJob"):
             op = session.get_service_model("batch").operation_model("SubmitJob")
-            report = ParamValidator().validate(camel(state.get("Parameters", {})), op.input_shape)
+            params = resolve(state.get("Parameters", {}), execution_input, f"{name}: {s}", out)
+            report = ParamValidator().validate(camel(params), op.input_shape)
             if report.has_errors():
                 out.append(f"{name}: {s}: {report.generate_report()}")
     for s in states:
@@ -61,6 +96,8 @@ def main(folder):
     if not files:
         print(f"no request files in {folder}")
         return 1
+    start = pathlib.Path(folder) / "stepfunctions-start-execution.json"
+    execution_input = json.loads(json.loads(start.read_text()).get("input", "{}")) if start.exists() else {}
     for f in files:
         service, _, op = f.stem.partition("-")
         operation = "".join(w.capitalize() for w in op.split("-"))
@@ -74,7 +111,7 @@ def main(folder):
         if report.has_errors():
             problems.append(f"{f.name}: {report.generate_report()}")
         if service == "stepfunctions" and "definition" in params:
-            check_definition(f.name, json.loads(params["definition"]), session, problems)
+            check_definition(f.name, json.loads(params["definition"]), session, problems, execution_input)
     for p in problems:
         print(p)
     print(f"checked {len(files)} requests: {len(problems)} problems")

@@ -73,6 +73,7 @@ pub(crate) fn aws_cfg(m: &Moto) -> AwsConfig {
         landing_retention_days: 400,
         deleted_object_retention_days: 30,
         quicksight: None,
+        workers: None,
     }
 }
 
@@ -1034,4 +1035,217 @@ fn forget_on_s3_leaves_no_object_version_naming_the_student() {
     for t in ["raw.students", "trusted.students", "trusted.attendance"] {
         assert!(report["tables"][t].as_u64().unwrap() > 0, "{t}: {report}");
     }
+}
+
+/// Issue 12: bootstrap creates the workers' Batch job definition and Step Functions state
+/// machine from the functions `aws workers --dry-run` writes; a second bootstrap registers no
+/// new revision; doctor compares them; a changed setting registers one revision / updates.
+#[test]
+fn bootstrap_creates_the_workers_dry_run_writes_and_registers_no_revision_twice() {
+    let Some(m) = moto() else { return };
+    let p = aws_project(&m);
+    let first = run(&p, &["aws", "bootstrap"]).stdout;
+    assert!(
+        first.contains("skipped  workers") && first.contains("aws.workers.job_role_arn is not set"),
+        "no role ARN: the workers are skipped, saying why\n{first}"
+    );
+    let yaml = std::fs::read_to_string(p.path("medallion.yaml")).unwrap();
+    let workers = |image: &str, states_role: &str| {
+        format!(
+            "{yaml}  workers:\n    image: {image}\n    job_role_arn: arn:aws:iam::123456789012:role/medallion-worker\n    states_role_arn: arn:aws:iam::123456789012:role/{states_role}\n"
+        )
+    };
+    std::fs::write(
+        p.path("medallion.yaml"),
+        workers("medallion:1", "medallion-states"),
+    )
+    .unwrap();
+
+    let plan = run(&p, &["aws", "bootstrap", "--dry-run"]).stdout;
+    assert!(
+        plan.contains("plan     Batch job definition medallion-worker:1 (none registered)")
+            && plan.contains("plan     Step Functions state machine medallion-promote"),
+        "{plan}"
+    );
+    let boot = run(&p, &["aws", "bootstrap"]).stdout;
+    assert!(
+        boot.contains("created  Batch job definition medallion-worker:1")
+            && boot.contains("created  Step Functions state machine medallion-promote"),
+        "{boot}"
+    );
+    let again = run(&p, &["aws", "bootstrap"]).stdout;
+    assert!(
+        !again.lines().any(|l| l.starts_with("created")),
+        "bootstrap is idempotent:\n{again}"
+    );
+    assert!(
+        again.contains("ok       Batch job definition medallion-worker:1")
+            && again.contains("ok       Step Functions state machine medallion-promote"),
+        "{again}"
+    );
+
+    // What bootstrap created is what `--dry-run` writes (with one landed file: the execution
+    // input counts it, and botocore checks the array size read from it).
+    let inbox = p.generate(20, 5, 0.03);
+    run(&p, &["land", "attendance", inbox.to_str().unwrap()]);
+    let dir = p.path("workers");
+    let printed = run(&p, &["aws", "workers", "--dry-run", dir.to_str().unwrap()]).stdout;
+    assert!(
+        printed.contains("attendance: 1 landed file(s)"),
+        "{printed}"
+    );
+    let file = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    };
+    let (job, machine) = (
+        file("batch-register-job-definition.json"),
+        file("stepfunctions-create-state-machine.json"),
+    );
+    let (rt, aws) = clients(&m);
+    let (revisions, live) = rt.block_on(async {
+        let defs = aws
+            .batch
+            .describe_job_definitions()
+            .job_definition_name("medallion-worker")
+            .status("ACTIVE")
+            .send()
+            .await
+            .unwrap();
+        let arn = aws
+            .sfn
+            .list_state_machines()
+            .send()
+            .await
+            .unwrap()
+            .state_machines()[0]
+            .state_machine_arn()
+            .to_string();
+        let live = aws
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        (defs.job_definitions().to_vec(), live)
+    });
+    assert_eq!(revisions.len(), 1, "one revision: {revisions:?}");
+    let d = &revisions[0];
+    let c = d.container_properties().unwrap();
+    let want = &job["containerProperties"];
+    assert_eq!(c.image(), want["image"].as_str());
+    assert_eq!(c.image(), Some("medallion:1"));
+    let command: Vec<&str> = want["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(c.command(), command.as_slice());
+    assert_eq!(c.job_role_arn(), want["jobRoleArn"].as_str());
+    assert_eq!(c.execution_role_arn(), want["executionRoleArn"].as_str());
+    let requirements: Vec<(Option<&str>, Option<&str>)> = c
+        .resource_requirements()
+        .iter()
+        .map(|r| (r.r#type().map(|t| t.as_str()), r.value()))
+        .collect();
+    let wanted: Vec<(Option<&str>, Option<&str>)> = want["resourceRequirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["type"].as_str(), r["value"].as_str()))
+        .collect();
+    assert_eq!(requirements, wanted);
+    let env: Vec<(Option<&str>, Option<&str>)> = c
+        .environment()
+        .iter()
+        .map(|e| (e.name(), e.value()))
+        .collect();
+    assert_eq!(env, vec![(Some("RUST_LOG"), Some("info"))]);
+    assert_eq!(
+        c.network_configuration()
+            .and_then(|n| n.assign_public_ip())
+            .map(|a| a.as_str()),
+        want["networkConfiguration"]["assignPublicIp"].as_str()
+    );
+    assert_eq!(d.r#type(), job["type"].as_str());
+    assert_eq!(
+        d.parameters()
+            .and_then(|p| p.get("dataset"))
+            .map(String::as_str),
+        job["parameters"]["dataset"].as_str()
+    );
+    assert_eq!(
+        d.retry_strategy().and_then(|r| r.attempts()),
+        job["retryStrategy"]["attempts"].as_i64().map(|n| n as i32)
+    );
+    assert_eq!(
+        d.timeout().and_then(|t| t.attempt_duration_seconds()),
+        job["timeout"]["attemptDurationSeconds"]
+            .as_i64()
+            .map(|n| n as i32)
+    );
+    assert_eq!(d.propagate_tags(), job["propagateTags"].as_bool());
+    let caps: Vec<&str> = d
+        .platform_capabilities()
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(caps, vec!["FARGATE"]);
+    assert_eq!(
+        d.tags().and_then(|t| t.get("app")).map(String::as_str),
+        Some("medallion")
+    );
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let start = file("stepfunctions-start-execution.json");
+    assert_eq!(
+        parse(start["input"].as_str().unwrap())["files"]["attendance"],
+        1,
+        "{start}"
+    );
+    assert_eq!(
+        parse(live.definition()),
+        parse(machine["definition"].as_str().unwrap()),
+        "the state machine is the one --dry-run writes"
+    );
+    assert_eq!(Some(live.role_arn()), machine["roleArn"].as_str());
+    crate::harness::botocore_accepts("aws_request_validate.py", &dir, "worker definitions");
+    let doctor = run(&p, &["aws", "doctor"]).stdout;
+    assert!(
+        doctor.contains("ok       Batch job definition medallion-worker:1")
+            && doctor.contains("ok       Step Functions state machine medallion-promote")
+            && doctor.contains("No drift."),
+        "{doctor}"
+    );
+
+    // A new image and a new Step Functions role: doctor sees the drift, bootstrap registers one
+    // revision and updates the state machine, and doctor finds nothing more.
+    std::fs::write(
+        p.path("medallion.yaml"),
+        workers("medallion:2", "medallion-sfn"),
+    )
+    .unwrap();
+    let r = p.run_env(&["aws", "doctor"], &ENV);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("DRIFT    Batch job definition medallion-worker:1 is not")
+            && r.stdout
+                .contains("DRIFT    Step Functions state machine medallion-promote: it runs as"),
+        "{}",
+        r.stdout
+    );
+    let changed = run(&p, &["aws", "bootstrap"]).stdout;
+    assert!(
+        changed.contains("created  Batch job definition medallion-worker:2")
+            && changed
+                .contains("created  Step Functions state machine medallion-promote (updated)"),
+        "{changed}"
+    );
+    let doctor = run(&p, &["aws", "doctor"]).stdout;
+    assert!(
+        doctor.contains("ok       Batch job definition medallion-worker:2")
+            && doctor.contains("No drift."),
+        "{doctor}"
+    );
 }

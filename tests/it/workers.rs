@@ -118,7 +118,8 @@ fn eight_workers_at_once_on_s3_give_the_tables_of_one_sequential_run() {
         assert_eq!(want, got, "{sql}: workers differ from one sequential run");
     }
 
-    // The definitions that run these workers on AWS: one Batch array child per landed file.
+    // The definitions that run these workers on AWS: one Batch array child per landed file,
+    // sized by the execution's input.
     let dir = par.path("workers");
     let printed = ok(
         &par,
@@ -134,6 +135,15 @@ fn eight_workers_at_once_on_s3_give_the_tables_of_one_sequential_run() {
     .unwrap();
     let def: serde_json::Value = serde_json::from_str(req["definition"].as_str().unwrap()).unwrap();
     let att = &def["States"]["promote_attendance"]["Parameters"];
-    assert_eq!(att["ArrayProperties"]["Size"], 8, "{def:#}");
+    assert_eq!(
+        att["ArrayProperties"]["Size.$"], "$.files.attendance",
+        "{def:#}"
+    );
+    let start: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("stepfunctions-start-execution.json")).unwrap(),
+    )
+    .unwrap();
+    let input: serde_json::Value = serde_json::from_str(start["input"].as_str().unwrap()).unwrap();
+    assert_eq!(input["files"]["attendance"], 8, "{input:#}");
     crate::harness::botocore_accepts("aws_request_validate.py", &dir, "worker definitions");
 }

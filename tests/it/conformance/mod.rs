@@ -40,7 +40,7 @@ pub(crate) mod aws {
         let ctx = rt.block_on(async {
             let aws = Aws::new(&cfg).await;
             let none = Path::new("/nonexistent");
-            medallion::provision::bootstrap(&aws, none, none, false)
+            medallion::provision::bootstrap(&aws, none, none, &[], false)
                 .await
                 .expect("bootstrap on moto");
             AwsContext::connect(&cfg).await.expect("the key exists")
