@@ -81,7 +81,7 @@ pub const AT_RISK_STUDENTS_COLUMNS: ColumnComments = &[
     (S, STUDENT_KEY),
     (C, COURSE_KEY),
     ("risk_score", "Sum over the indicators of weight x severity (severity 0..1; weights in pipelines/curated/products.yaml); each indicator's points are in score_breakdown"),
-    ("risk_level", "low, medium or high: risk_score against the medium and high cut-offs of pipelines/curated/products.yaml (shipped: 2.1 and 3.3)"),
+    ("risk_level", "low, medium or high: risk_score against the medium and high cut-offs of pipelines/curated/products.yaml (shipped: 2.08 and 3.28)"),
     ("reasons", "The indicators that fired (weight > 0), in words, separated by '; '; null when none fired"),
     ("actions", "A recommended action for the educator per reason, in the same order, separated by '; '; null when none fired"),
     ("low_grade", "Indicator: grade below the course's pass mark (pipelines/curated/products.yaml); false without a grade"),
