@@ -143,48 +143,36 @@ impl<'a> Builder<'a> {
     }
 
     fn sessions(&mut self) -> Result<Option<DataFrame>> {
-        if self.sessions.is_none() {
-            self.sessions = Some(self.inp.attendance.as_ref().map(sessions).transpose()?);
-        }
-        Ok(self.sessions.clone().flatten())
+        let att = self.inp.attendance.as_ref();
+        cached(&mut self.sessions, || att.map(sessions).transpose())
     }
 
     fn attendance(&mut self) -> Result<Option<DataFrame>> {
         if self.attendance.is_none() {
-            let cfg = self.cfg;
-            let df = self
-                .sessions()?
-                .map(|s| attendance::course_attendance_of(s, cfg).and_then(publish))
-                .transpose()?;
-            self.attendance = Some(df);
+            let (s, cfg) = (self.sessions()?, self.cfg);
+            self.attendance = Some(
+                s.map(|s| attendance::course_attendance_of(s, cfg).and_then(publish))
+                    .transpose()?,
+            );
         }
         Ok(self.attendance.clone().flatten())
     }
 
     fn performance(&mut self) -> Result<Option<DataFrame>> {
-        if self.performance.is_none() {
-            let df = self
-                .inp
-                .grades
-                .as_ref()
+        let grades = self.inp.grades.as_ref();
+        cached(&mut self.performance, || {
+            grades
                 .map(|g| student_course_performance(g).and_then(publish))
-                .transpose()?;
-            self.performance = Some(df);
-        }
-        Ok(self.performance.clone().flatten())
+                .transpose()
+        })
     }
 
     fn engagement(&mut self) -> Result<Option<DataFrame>> {
-        if self.engagement.is_none() {
-            let df = self
-                .inp
-                .engagement
-                .as_ref()
-                .map(|e| student_course_engagement(e).and_then(publish))
-                .transpose()?;
-            self.engagement = Some(df);
-        }
-        Ok(self.engagement.clone().flatten())
+        let eng = self.inp.engagement.as_ref();
+        cached(&mut self.engagement, || {
+            eng.map(|e| student_course_engagement(e).and_then(publish))
+                .transpose()
+        })
     }
 
     fn at_risk(&mut self) -> Result<DataFrame> {
@@ -230,6 +218,17 @@ impl<'a> Builder<'a> {
             ))),
         }
     }
+}
+
+/// What `slot` holds, computed by `make` the first time (an inner `None`: no input table).
+fn cached(
+    slot: &mut Option<Option<DataFrame>>,
+    make: impl FnOnce() -> Result<Option<DataFrame>>,
+) -> Result<Option<DataFrame>> {
+    if slot.is_none() {
+        *slot = Some(make()?);
+    }
+    Ok(slot.clone().flatten())
 }
 
 /// Decimal places every published floating-point number is rounded to (half away from zero).
