@@ -8,7 +8,10 @@
 //! - `medallion promote --all --to curated` after grades reached trusted (untimed);
 //! - one more day (about 1/180 of the rows): `land` + `promote --all --to curated` into the lake
 //!   that already holds the rows above;
-//! - `medallion status` and a no-op `promote --all` on that lake.
+//! - `medallion status` and a no-op `promote --all` on that lake;
+//! - `status` and a no-op `promote --all` on a small lake whose raw and trusted attendance
+//!   tables hold 200 versions each (200 daily files promoted one batch at a time; skipped with
+//!   `BENCH_VERSIONS=0`).
 //!
 //! It prints a table with seconds, rows/s, MB/s, peak RSS and the ratios to the floor. Not a
 //! test: nothing here runs in CI. `BENCH_KEEP=1` keeps the working folder.
@@ -345,8 +348,96 @@ fn main() {
     };
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_medallion"));
     let mut rows = Vec::new();
+    if std::env::var("BENCH_VERSIONS").as_deref() != Ok("0") {
+        versions(200, &bin, &mut rows);
+        print(&rows);
+    }
     for n in sizes {
         scale(n, &bin, &mut rows);
         print(&rows);
+    }
+}
+
+/// `status` and a no-op `promote --all` on a lake whose raw and trusted attendance tables hold
+/// `days` versions each: a small school's `days` daily exports, each landed as its own file and
+/// promoted to curated as its own batch (one commit per batch and table).
+fn versions(days: u32, bin: &Path, out: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let b = Bench {
+        bin: bin.to_path_buf(),
+        project: root.join("lake"),
+    };
+    let mut init = Command::new(bin);
+    init.arg("init").arg(&b.project);
+    measure(&mut init, "init");
+    let first = chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(days) + 1);
+    let daily = root.join("daily");
+    std::fs::create_dir_all(&daily).expect("daily folder");
+    let t = Instant::now();
+    for i in 0..days {
+        let day = (first + chrono::Days::new(u64::from(i))).to_string();
+        let gen = root.join(format!("gen-{i}"));
+        let g = gen.to_str().unwrap_or_default();
+        b.run(&[
+            "generate",
+            "--out",
+            g,
+            "--students",
+            "20",
+            "--days",
+            "1",
+            "--start",
+            &day,
+        ]);
+        if i == 0 {
+            for d in ["courses", "students"] {
+                b.run(&["land", d, export(&gen, d).to_str().unwrap_or_default()]);
+            }
+        }
+        // The same file name every day: each gets its own, so each lands as its own batch.
+        std::fs::rename(
+            export(&gen, "attendance_"),
+            daily.join(format!("attendance_{i:04}.csv")),
+        )
+        .expect("move daily export");
+        std::fs::remove_dir_all(&gen).expect("remove generated folder");
+    }
+    b.run(&["land", "attendance", daily.to_str().unwrap_or_default()]);
+    let promoted = b.run(&["promote", "--all", "--to", "curated"]);
+    eprintln!(
+        "versions: {days} daily files generated and landed in {:.0} s, promoted to curated in \
+         {:.1} s ({days} batches)",
+        t.elapsed().as_secs_f64() - promoted.secs,
+        promoted.secs
+    );
+    // The lake really holds that many versions (a version counts from 0).
+    let json = b
+        .cmd(&["status", "--format", "json"])
+        .output()
+        .expect("status --format json");
+    let tables: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).expect("status JSON");
+    for stage in ["raw", "trusted"] {
+        let version = tables
+            .iter()
+            .find(|t| t["dataset"] == "attendance" && t["stage"] == stage && t["kind"] == "data")
+            .and_then(|t| t["version"].as_u64())
+            .unwrap_or_else(|| panic!("no {stage} attendance table in status"));
+        assert!(
+            version + 1 >= u64::from(days),
+            "{stage} attendance has {} versions, not {days}",
+            version + 1
+        );
+    }
+    let status = b.run(&["status"]);
+    let noop = b.run(&["promote", "--all", "--to", "curated"]);
+    for (what, run) in [("status", status), ("no-op promote --all", noop)] {
+        out.push(Row {
+            what: format!("{what} ({days} versions of raw and trusted attendance)"),
+            rows: 0,
+            mb: 0.0,
+            run,
+            floor: None,
+        });
     }
 }
