@@ -4,7 +4,8 @@
 //! ([`BatchJudge::chunk`]): each chunk's quarantined rows come back at once (the caller streams
 //! them into the quarantine table's pending commit). Its valid rows are either kept narrow
 //! (trusted columns and the source line; lineage that is the same for the whole batch is kept
-//! once, not per row) or, in streaming mode (a table's first load), handed back at once when
+//! once, not per row) or, in streaming mode (a batch whose keys trusted does not hold yet:
+//! a first load, a new day), handed back at once when
 //! their primary key occurs once in the batch, so only rows whose key repeats are kept.
 //! [`BatchJudge::finish`] gives the rule results over the whole batch and the kept rows
 //! deduplicated by primary key (newest `newestWinsBy` wins, then the later line).

@@ -1,4 +1,5 @@
-//! Which key tuples repeat within one raw batch, found without holding the batch's keys.
+//! Which key tuples repeat within one raw batch, found without holding the batch's keys, and
+//! the range the batch's keys span.
 //!
 //! A first streamed pass over the batch's key columns keeps one 64-bit hash per row and key
 //! set; hashes seen twice or more are candidates. A second pass keeps only the rows whose hash
@@ -9,7 +10,9 @@
 //! - for each key set the result is exactly the typed key tuples (every column present) that
 //!   occur more than once in the batch, rows of forgotten students left out;
 //! - memory holds 8 bytes per row and key set, plus the candidates' key tuples (a batch with
-//!   no repeats is never read twice).
+//!   no repeats is never read twice);
+//! - the bounds hold, per key column, the least and greatest typed value of the rows read
+//!   (nulls left out), so every key of the batch lies within them.
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -93,8 +96,58 @@ fn without_forgotten(chunk: DataFrame, forgotten: &HashSet<String>) -> Result<Da
     })
 }
 
+/// One key set's repeats and range within a batch.
+pub(super) struct KeySet {
+    /// The typed key tuples occurring more than once: the key columns and [`HIT`] (no rows
+    /// when none repeats).
+    pub repeated: DataFrame,
+    /// The key columns' least and greatest values, as rows (each column's minimum and maximum
+    /// over these rows are the batch's); no rows when the batch has none.
+    pub bounds: DataFrame,
+}
+
+/// Each chunk's least and greatest value per column of `keys` (two rows), added to `acc`.
+fn add_bounds(acc: &mut Option<DataFrame>, keys: &DataFrame) -> Result<()> {
+    if keys.height() == 0 {
+        return Ok(());
+    }
+    let names = keys.get_column_names_owned();
+    let lo = keys
+        .clone()
+        .lazy()
+        .select(
+            names
+                .iter()
+                .map(|c| col(c.clone()).min())
+                .collect::<Vec<_>>(),
+        )
+        .collect()?;
+    let hi = keys
+        .clone()
+        .lazy()
+        .select(
+            names
+                .iter()
+                .map(|c| col(c.clone()).max())
+                .collect::<Vec<_>>(),
+        )
+        .collect()?;
+    match acc {
+        Some(a) => {
+            a.vstack_mut_owned(lo)?;
+            a.vstack_mut_owned(hi)?;
+        }
+        None => {
+            let mut a = lo;
+            a.vstack_mut_owned(hi)?;
+            *acc = Some(a);
+        }
+    }
+    Ok(())
+}
+
 /// For each key set, the typed key tuples repeated within the rows of `raw_loc` matching
-/// `batch_pred` (one frame per set: the key columns and [`HIT`]; no rows when none repeats).
+/// `batch_pred`, and the range they span.
 ///
 /// # Errors
 /// Storage and polars errors.
@@ -104,7 +157,7 @@ pub(super) async fn repeated(
     sets: &[Vec<String>],
     batch_pred: &str,
     forgotten: &HashSet<String>,
-) -> Result<Vec<DataFrame>> {
+) -> Result<Vec<KeySet>> {
     let mut read: Vec<String> = Vec::new();
     for c in sets.iter().flatten() {
         if !read.contains(c) {
@@ -119,17 +172,30 @@ pub(super) async fn repeated(
         read.push(student.to_string());
     }
     let sql = format!("SELECT {} FROM t WHERE {batch_pred}", read.join(", "));
+    let mut bounds: Vec<Option<DataFrame>> = vec![None; sets.len()];
+    let result = |repeated: Vec<DataFrame>, bounds: Vec<Option<DataFrame>>| -> Vec<KeySet> {
+        repeated
+            .into_iter()
+            .zip(bounds)
+            .map(|(repeated, b)| KeySet {
+                repeated,
+                bounds: b.unwrap_or_else(DataFrame::empty),
+            })
+            .collect()
+    };
     let none = || -> Vec<DataFrame> { sets.iter().map(|_| DataFrame::empty()).collect() };
 
-    // Pass 1: a hash per row and set.
+    // Pass 1: a hash per row and set, and the sets' bounds.
     let mut seen: Vec<Vec<u64>> = vec![Vec::new(); sets.len()];
     let Some((schema, mut stream)) = delta::query_stream(raw_loc, &sql).await? else {
-        return Ok(none());
+        return Ok(result(none(), bounds));
     };
     while let Some(b) = stream.next().await.transpose()? {
         let chunk = without_forgotten(frame::from_batches(&schema, &[b])?, forgotten)?;
-        for (set, out) in sets.iter().zip(seen.iter_mut()) {
-            let (h, present) = hashes(&typed_keys(ds, &chunk, set)?)?;
+        for ((set, out), range) in sets.iter().zip(seen.iter_mut()).zip(bounds.iter_mut()) {
+            let keys = typed_keys(ds, &chunk, set)?;
+            add_bounds(range, &keys)?;
+            let (h, present) = hashes(&keys)?;
             out.extend(h.iter().zip(&present).filter(|(_, p)| **p).map(|(h, _)| *h));
         }
     }
@@ -144,13 +210,13 @@ pub(super) async fn repeated(
         })
         .collect();
     if candidates.iter().all(HashSet::is_empty) {
-        return Ok(none());
+        return Ok(result(none(), bounds));
     }
 
     // Pass 2: the candidates' key tuples, counted exactly.
     let mut kept: Vec<Option<DataFrame>> = vec![None; sets.len()];
     let Some((schema, mut stream)) = delta::query_stream(raw_loc, &sql).await? else {
-        return Ok(none());
+        return Ok(result(none(), bounds));
     };
     while let Some(b) = stream.next().await.transpose()? {
         let chunk = without_forgotten(frame::from_batches(&schema, &[b])?, forgotten)?;
@@ -174,14 +240,14 @@ pub(super) async fn repeated(
             }
         }
     }
-    let mut result = Vec::with_capacity(sets.len());
+    let mut repeated = Vec::with_capacity(sets.len());
     for (set, keys) in sets.iter().zip(kept) {
         let Some(keys) = keys else {
-            result.push(DataFrame::empty());
+            repeated.push(DataFrame::empty());
             continue;
         };
         let by: Vec<Expr> = set.iter().map(|c| col(c.as_str())).collect();
-        result.push(
+        repeated.push(
             keys.lazy()
                 .group_by(by)
                 .agg([len().alias("__n")])
@@ -190,7 +256,7 @@ pub(super) async fn repeated(
                 .collect()?,
         );
     }
-    Ok(result)
+    Ok(result(repeated, bounds))
 }
 
 #[cfg(test)]

@@ -75,17 +75,8 @@ impl StorageError {
     /// Whether a concurrent writer committed first (a Delta commit conflict). Every medallion
     /// write is guarded by its batch's txn, so rerunning the step is safe.
     pub fn is_commit_conflict(&self) -> bool {
-        use deltalake::kernel::transaction::TransactionError;
         match self {
-            Self::Delta { source, .. } => matches!(
-                source.as_ref(),
-                deltalake::DeltaTableError::VersionAlreadyExists(_)
-                    | deltalake::DeltaTableError::Transaction {
-                        source: TransactionError::CommitConflict(_)
-                            | TransactionError::MaxCommitAttempts(_)
-                            | TransactionError::VersionAlreadyExists(_)
-                    }
-            ),
+            Self::Delta { source, .. } => delta::lost_race(source),
             _ => false,
         }
     }

@@ -134,3 +134,89 @@ fn concurrent_round(round: usize, chunk: Option<usize>) {
         "round {round}: trusted duplicated or lost rows"
     );
 }
+
+/// A project holding a first export in trusted, with a later export (new days, so keys trusted
+/// does not hold) landed: judged in chunks, its valid rows stream into a guarded append.
+fn with_later_batch() -> (TestProject, std::path::PathBuf) {
+    let p = project(Some(37));
+    let inbox = p.generate(30, 5, 0.05);
+    p.land_all(&inbox);
+    p.ok(&["promote", "attendance"]);
+    let later = p.generate_into("later", 30, 5, 0.05, 11, Some("2026-09-14"));
+    p.ok(&["land", "attendance", later.to_str().unwrap()]);
+    (p, later)
+}
+
+#[test]
+fn a_crash_in_a_streamed_later_batch_then_a_rerun_equals_one_clean_run() {
+    let (clean, _) = with_later_batch();
+    clean.ok(&["promote", "attendance"]);
+    let want = counts(&clean);
+    for point in [
+        "raw-to-trusted:after-quarantine",
+        "raw-to-trusted:before-data",
+        "raw-to-trusted:after-data",
+    ] {
+        let (p, _) = with_later_batch();
+        let crashed = p.run_env(&["promote", "attendance"], &[("MEDALLION_CRASH_AT", point)]);
+        assert_ne!(crashed.code, 0, "{point}: the crash hook did not fire");
+        p.ok(&["promote", "attendance"]);
+        assert_eq!(counts(&p), want, "{point}: rerun differs from a clean run");
+    }
+}
+
+#[test]
+fn racing_writers_stream_later_batches_of_new_keys_once() {
+    let p = project(Some(37));
+    let first = p.generate(30, 5, 0.02);
+    p.land_all(&first);
+    p.ok(&["promote", "attendance", "--to", "trusted"]);
+    // Two later exports of new days (the same roster): two streamed batches, raced by three
+    // writers, each batch's append landing on whatever version the others left.
+    let later: Vec<_> = [("a", "2026-09-14"), ("b", "2026-09-21")]
+        .iter()
+        .map(|(dir, start)| p.generate_into(dir, 30, 5, 0.02, 11, Some(*start)))
+        .collect();
+    for inbox in &later {
+        p.ok(&["land", "attendance", inbox.to_str().unwrap()]);
+    }
+    let spawn = || {
+        std::process::Command::new(crate::harness::BIN)
+            .args(["--project", p.root.to_str().unwrap()])
+            .args(["promote", "attendance", "--to", "trusted"])
+            .env_remove("MEDALLION_KEYRING")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let writers: Vec<_> = (0..3).map(|_| spawn()).collect();
+    for w in writers {
+        let o = w.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let all: Vec<_> = std::iter::once(&first).chain(&later).collect();
+    let landing: u64 = all
+        .iter()
+        .map(|i| crate::harness::data_lines(&crate::harness::export_of(i, "attendance")))
+        .sum();
+    assert_eq!(
+        p.rows("raw", "attendance") + p.rows("raw", "attendance_rejects"),
+        landing,
+        "raw duplicated or lost rows"
+    );
+    let dups: u64 = all
+        .iter()
+        .map(|i| {
+            crate::harness::defects(i)
+                .iter()
+                .filter(|d| d.file.starts_with("attendance") && d.expect == "duplicate")
+                .count() as u64
+        })
+        .sum();
+    assert_eq!(
+        p.rows("raw", "attendance"),
+        p.rows("trusted", "attendance") + p.rows("trusted", "attendance_quarantine") + dups,
+        "trusted duplicated or lost rows"
+    );
+}

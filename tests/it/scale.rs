@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use crate::harness::TestProject;
+use crate::harness::{export_of, TestProject};
 
 /// A table's rows as sorted CSV, without the columns that differ between two lakes by
 /// construction (when a file was landed or a row was recorded into the books).
@@ -169,4 +169,91 @@ fn a_no_op_promotion_does_not_evaluate_the_alerts_again() {
         landed.stdout,
         built.stdout
     );
+}
+
+/// The operation of each commit of a local table that records a txn, oldest first (from its
+/// `_delta_log`): `WRITE` for an append, `MERGE` for a merge by key.
+fn batch_operations(p: &TestProject, stage: &str, table: &str) -> Vec<String> {
+    let log = p.path(&format!("lake/{stage}/{table}/_delta_log"));
+    let mut commits: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|x| x == "json"))
+        .collect();
+    commits.sort();
+    let mut out = Vec::new();
+    for c in commits {
+        let text = std::fs::read_to_string(&c).unwrap();
+        let actions: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if actions.iter().any(|a| a.get("txn").is_some()) {
+            let op = actions
+                .iter()
+                .find_map(|a| a["commitInfo"]["operation"].as_str())
+                .unwrap_or_default();
+            out.push(op.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_later_batch_of_new_keys_streams_as_an_append_and_gives_the_tables_of_a_merge() {
+    let shared = tempfile::tempdir().unwrap();
+    let ring = shared.path().join("keyring.json");
+    let whole = TestProject::with_keyring(&ring);
+    let chunked = TestProject::with_keyring(&ring);
+    chunked.set_trusted_chunk("attendance", 37);
+    // Repeated keys and corrections within each export; the later one holds new days (new
+    // record ids); the re-delivery repeats the first export's keys (all but its last line).
+    let first = whole.generate(30, 10, 0.06);
+    let later = whole.generate_into("later", 30, 6, 0.06, 5, Some("2026-09-21"));
+    let again = shared.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    // Bytes, not text: the generated defects include a line in another encoding.
+    let bytes = std::fs::read(export_of(&first, "attendance")).unwrap();
+    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let cut = body.iter().rposition(|b| *b == b'\n').unwrap();
+    std::fs::write(again.join("attendance_again.csv"), &bytes[..=cut]).unwrap();
+    for p in [&whole, &chunked] {
+        for ds in ["courses", "students"] {
+            p.ok(&["land", ds, first.to_str().unwrap()]);
+        }
+        p.ok(&["promote", "courses", "students", "--to", "trusted"]);
+        for inbox in [&first, &later, &again] {
+            p.ok(&["land", "attendance", inbox.to_str().unwrap()]);
+            p.ok(&["promote", "attendance", "--to", "trusted"]);
+        }
+    }
+    assert!(
+        whole.rows("raw", "attendance") > 37 * 20,
+        "each batch spans many chunks"
+    );
+    // Judged whole, a batch into a table with rows merges; in chunks, the later batch's keys
+    // are new to trusted, so its rows stream into an append; the re-delivery's are not.
+    assert_eq!(
+        batch_operations(&whole, "trusted", "attendance"),
+        ["WRITE", "MERGE", "MERGE"]
+    );
+    assert_eq!(
+        batch_operations(&chunked, "trusted", "attendance"),
+        ["WRITE", "WRITE", "MERGE"]
+    );
+    let lineage = ["_ingested_at"];
+    for t in ["attendance", "attendance_quarantine"] {
+        let (a, b) = (
+            table_csv(&whole, "trusted", t, &lineage),
+            table_csv(&chunked, "trusted", t, &lineage),
+        );
+        assert!(!a.is_empty(), "trusted.{t} is empty");
+        same_lines(&a, &b, &format!("trusted.{t}"));
+    }
+    let books = ["recorded_at", "evaluated_at"];
+    let (a, b) = (
+        table_csv(&whole, "_ops", "promotions", &books),
+        table_csv(&chunked, "_ops", "promotions", &books),
+    );
+    same_lines(&a, &b, "the books");
 }

@@ -1,11 +1,13 @@
 //! Writing a judged batch's valid rows into trusted: classified against what trusted holds
 //! (new keys, newer corrections, stale corrections), then merged by primary key in one commit
-//! or, on a table's first load, appended.
+//! or, when trusted holds none of the batch's keys (a first load, a new day), appended.
 //!
 //! Invariants: an older correction never replaces a newer trusted record (`newestWinsBy`,
 //! missing counts as oldest); the counts a batch's books record are those of the classification
 //! (checked against the MERGE's own); a first-load append commits only onto the empty table it
-//! was planned against, so a concurrent first load turns into a rerun that merges by key.
+//! was planned against, and a streamed append only while trusted still holds no row within the
+//! batch's key range, so a concurrent writer of those keys turns it into a rerun that merges
+//! by key.
 
 use std::collections::BTreeSet;
 
@@ -77,21 +79,22 @@ async fn write_slices(out: &mut delta::Appender, rows: &DataFrame, step: usize) 
     Ok(())
 }
 
-/// Completes a first load whose unique-key rows were streamed into `out`: appends the
-/// deduplicated rows held back, then commits with `meta`, unless the table gained files
-/// meanwhile (a commit conflict: the rerun merges by key).
+/// Completes a batch whose unique-key rows were streamed into `out` (keys trusted did not
+/// hold): appends the deduplicated rows held back, then commits with `meta` while `guard`
+/// still holds (else a commit conflict: the rerun merges by key).
 pub(super) async fn append_rest(
     mut out: delta::Appender,
     ds: &Dataset,
     winners: DataFrame,
     streamed: u64,
     meta: &[(&str, serde_json::Value)],
+    guard: &delta::Guard,
 ) -> Result<Option<UpsertCounts>> {
     let rows = winners.height();
     write_slices(&mut out, &winners, ds.pipeline.trusted.chunk_rows).await?;
     drop(winners);
     out.set_metadata(meta);
-    Ok(out.commit_into_empty().await?.map(|_| UpsertCounts {
+    Ok(out.commit_guarded(guard).await?.map(|_| UpsertCounts {
         inserted: streamed + rows as u64,
         updated: 0,
     }))
@@ -115,7 +118,7 @@ pub(in crate::stage) struct Classified {
 
 /// `k >= min AND k <= max` for each key column of `rows` whose type has a SQL literal here
 /// (text, integers, dates); nothing for an empty frame.
-fn key_range(rows: &DataFrame, key: &[String]) -> Result<Vec<String>> {
+pub(super) fn key_range(rows: &DataFrame, key: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     if rows.height() == 0 {
         return Ok(out);

@@ -157,8 +157,10 @@ struct TrustedStep<'a> {
 /// A judged batch's uncommitted writes (none on a dry run) and what its books are counted from.
 struct TrustedPending {
     q_out: Option<delta::Appender>,
-    /// The first load's streamed valid rows (keys unique in the batch).
+    /// Streamed valid rows (keys unique in the batch and new to trusted).
     d_out: Option<delta::Appender>,
+    /// What must still hold of trusted when the streamed rows are committed.
+    guard: Option<delta::Guard>,
     /// Valid rows held back for the dedupe against trusted, one per key.
     valid: DataFrame,
     streamed: u64,
@@ -168,6 +170,32 @@ struct TrustedPending {
 }
 
 impl<'a> TrustedStep<'a> {
+    /// Whether a batch can stream its valid rows into trusted, and what must still hold at
+    /// the commit: trusted has no data file (a first load), or no trusted row lies within the
+    /// range of the batch's primary keys (`bounds`) at version `planned` — then no row of the
+    /// batch can match a trusted record, and its valid rows are all inserts.
+    async fn stream_guard(
+        &self,
+        planned: Option<u64>,
+        bounds: &DataFrame,
+    ) -> Result<Option<delta::Guard>> {
+        if !delta::has_files(&self.data_loc).await? {
+            return Ok(Some(delta::Guard::Empty));
+        }
+        let (Some(version), key) = (planned, &self.ds.contract.primary_key) else {
+            return Ok(None);
+        };
+        let range = merge::key_range(bounds, key)?;
+        if range.is_empty() {
+            return Ok(None);
+        }
+        let predicate = range.join(" AND ");
+        if delta::count_where(&self.data_loc, Some(&predicate)).await? > 0 {
+            return Ok(None);
+        }
+        Ok(Some(delta::Guard::NoneMatch { version, predicate }))
+    }
+
     async fn open(lake: &'a Lake, ds: &'a Dataset, opts: StepOptions) -> Result<Self> {
         let name = ds.name();
         let raw_loc = lake.loc(Stage::Raw, name)?;
@@ -246,17 +274,20 @@ impl BatchStep for TrustedStep<'_> {
         let chunk_rows = ds.pipeline.trusted.chunk_rows;
         let chunked =
             delta::count_where(&self.raw_loc, Some(&batch_pred)).await? > chunk_rows as u64;
-        // A table's first load streams its valid rows into the data commit as they are
-        // judged; only rows whose key repeats in the batch wait to be deduplicated at the end.
-        let stream_valid = chunked && !delta::has_files(&self.data_loc).await?;
+        // The version trusted is planned against: read before the keys are checked against it.
+        let planned = if chunked {
+            delta::version(&self.data_loc).await?
+        } else {
+            None
+        };
         // A batch judged in more than one chunk needs its repeated keys up front: per
-        // `unique` rule, and the primary key's when streaming.
+        // `unique` rule, and the primary key's (with the range the batch's keys span).
         let mut sets: Vec<Vec<String>> = if chunked {
             self.unique.iter().map(|(_, c)| c.clone()).collect()
         } else {
             Vec::new()
         };
-        if stream_valid {
+        if chunked {
             sets.push(ds.contract.primary_key.clone());
         }
         let mut found = if sets.is_empty() {
@@ -264,12 +295,24 @@ impl BatchStep for TrustedStep<'_> {
         } else {
             keys::repeated(&self.raw_loc, ds, &sets, &batch_pred, forgotten).await?
         };
-        let held_keys = if stream_valid { found.pop() } else { None };
+        let primary = if chunked { found.pop() } else { None };
+        // A batch none of whose keys trusted holds yet (a first load, a new day, a new term)
+        // streams its valid rows into the data commit as they are judged; only rows whose key
+        // repeats in the batch wait to be deduplicated at the end.
+        let guard = match &primary {
+            Some(keys) => self.stream_guard(planned, &keys.bounds).await?,
+            None => None,
+        };
+        let held_keys = match (&guard, primary) {
+            (Some(_), Some(keys)) => Some(keys.repeated),
+            _ => None,
+        };
+        let stream_valid = held_keys.is_some();
         let repeats = (chunked && !self.unique.is_empty()).then(|| {
             self.unique
                 .iter()
                 .map(|(id, _)| id.clone())
-                .zip(found)
+                .zip(found.into_iter().map(|k| k.repeated))
                 .collect()
         });
         let mut judge = BatchJudge::new(ds, &ds.rules, repeats, held_keys);
@@ -387,6 +430,7 @@ impl BatchStep for TrustedStep<'_> {
         let pending = TrustedPending {
             q_out,
             d_out,
+            guard,
             valid,
             streamed,
             streamed_courses,
@@ -410,7 +454,7 @@ impl BatchStep for TrustedStep<'_> {
         let valid = std::mem::take(&mut pending.valid);
         let mut classified =
             classify(&self.data_loc, self.ds, valid, report.in_batch_duplicates).await?;
-        // Streamed rows are new keys of a table that had none (checked again at the commit).
+        // Streamed rows are keys trusted did not hold (checked again at the commit).
         classified.counts.inserted += pending.streamed;
         classified
             .courses
@@ -450,9 +494,11 @@ impl BatchStep for TrustedStep<'_> {
         };
         let meta = meta.clone().with_courses(courses).entries();
         let app = txn_id(STEP, &report.batch_id);
-        let merged = match pending.d_out {
-            Some(out) => append_rest(out, self.ds, winners, pending.streamed, &meta).await?,
-            None => merge_winners(&self.data_loc, self.ds, winners, &app, &meta).await?,
+        let merged = match (pending.d_out, &pending.guard) {
+            (Some(out), Some(guard)) => {
+                append_rest(out, self.ds, winners, pending.streamed, &meta, guard).await?
+            }
+            _ => merge_winners(&self.data_loc, self.ds, winners, &app, &meta).await?,
         };
         let Some(merged) = merged else {
             return Ok(false);

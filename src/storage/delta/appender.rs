@@ -118,7 +118,18 @@ impl Appender {
     /// # Errors
     /// The conflict; delta-rs errors.
     pub async fn commit_into_empty(self) -> Result<Option<u64>> {
-        self.finish(true).await
+        self.finish(Some(&Guard::Empty)).await
+    }
+
+    /// [`Self::commit`] while `guard` still holds of the table it lands on (see [`Guard`]); a
+    /// commit that lost the race to another writer is retried onto the newer version when the
+    /// guard still holds there. When it no longer holds, nothing is committed and a commit
+    /// conflict is returned (the step reruns the batch, merging by key).
+    ///
+    /// # Errors
+    /// The conflict; delta-rs errors.
+    pub async fn commit_guarded(self, guard: &Guard) -> Result<Option<u64>> {
+        self.finish(Some(guard)).await
     }
 
     /// Rows written so far.
@@ -133,13 +144,13 @@ impl Appender {
     /// # Errors
     /// delta-rs errors (including a conflicting concurrent commit).
     pub async fn commit(self) -> Result<Option<u64>> {
-        self.finish(false).await
+        self.finish(None).await
     }
 
-    /// Commits; with `into_empty`, only onto the empty table this append was planned against:
-    /// a table that has data files, or any commit landing between that state and this one,
-    /// is a commit conflict (no retry onto the newer version).
-    async fn finish(mut self, into_empty: bool) -> Result<Option<u64>> {
+    /// Commits; with a guard, only onto a table the guard holds of, checked again whenever
+    /// another commit landed first (delta-rs' own retry is off, so no commit lands on a
+    /// version that was not checked).
+    async fn finish(mut self, guard: Option<&Guard>) -> Result<Option<u64>> {
         use deltalake::writer::DeltaWriter;
         let mut table = match self.table.take() {
             Some(t) => t,
@@ -151,31 +162,92 @@ impl Appender {
                 t
             }
         };
-        if into_empty {
-            let files = table
-                .snapshot()
-                .map(|s| s.log_data().num_files())
-                .unwrap_or(0);
-            if files > 0 {
-                let version = table.version().unwrap_or(0);
-                return Err(self.loc.err(DeltaTableError::VersionAlreadyExists(version)));
-            }
-            if let Some(w) = self.writer.take() {
-                let props = commit_props(&self.app_id, &self.metadata).with_max_retries(0);
-                self.writer = Some(w.with_commit_properties(props));
-            }
-        }
         let Some(mut writer) = self.writer.take() else {
             return Err(self
                 .loc
                 .err(DeltaTableError::Generic("appender without a writer".into())));
         };
-        let v = writer
-            .flush_and_commit(&mut table)
-            .await
-            .map_err(|e| self.loc.err(e))?;
-        Ok(Some(v as u64))
+        let Some(guard) = guard else {
+            let v = writer
+                .flush_and_commit(&mut table)
+                .await
+                .map_err(|e| self.loc.err(e))?;
+            return Ok(Some(v as u64));
+        };
+        let props = commit_props(&self.app_id, &self.metadata).with_max_retries(0);
+        writer = writer.with_commit_properties(props);
+        let mut checked = match guard {
+            Guard::Empty => None,
+            Guard::NoneMatch { version, .. } => Some(*version),
+        };
+        let mut attempt = 1;
+        loop {
+            if attempt > 1 {
+                table.update_state().await.map_err(|e| self.loc.err(e))?;
+                if holds_any(&table, &self.loc, &[self.app_id.as_str()]).await? {
+                    return Ok(None);
+                }
+            }
+            let version = table.version().unwrap_or(0);
+            let holds = match guard {
+                Guard::Empty => {
+                    table
+                        .snapshot()
+                        .map(|s| s.log_data().num_files())
+                        .unwrap_or(0)
+                        == 0
+                }
+                Guard::NoneMatch { predicate, .. } => {
+                    // Rows committed since the check may match: count again (the count reads
+                    // the newest version, so none there means none at `version` either).
+                    checked == Some(version)
+                        || super::read::count_where(&self.loc, Some(predicate.as_str())).await? == 0
+                }
+            };
+            if !holds {
+                return Err(self.loc.err(DeltaTableError::VersionAlreadyExists(version)));
+            }
+            checked = Some(version);
+            match writer.flush_and_commit(&mut table).await {
+                Ok(v) => return Ok(Some(v as u64)),
+                // Another commit took the version: its data stays staged for the next try.
+                Err(e) if lost_race(&e) && attempt < GUARDED_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(self.loc.err(e)),
+            }
+        }
     }
+}
+
+/// What a guarded append ([`Appender::commit_guarded`]) requires of the table it commits onto.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// The table holds no data file (a first load).
+    Empty,
+    /// No row of the table matches `predicate` (SQL over the table's columns), as checked at
+    /// `version`: a later commit is accepted only when it added no matching row.
+    NoneMatch {
+        /// The version the predicate was checked at.
+        version: u64,
+        /// The predicate no row may match.
+        predicate: String,
+    },
+}
+
+/// Tries a guarded commit gets when other writers keep committing first.
+const GUARDED_ATTEMPTS: u32 = 8;
+
+/// Whether a commit failed only because another writer committed that version first.
+pub(crate) fn lost_race(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        e,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+            }
+    )
 }
 
 /// Size at which an [`Appender`] closes a data file and starts the next.

@@ -27,7 +27,8 @@ use url::Url;
 use super::{Result, StorageError};
 use crate::vocab::commit_key;
 
-pub use appender::Appender;
+pub(crate) use appender::lost_race;
+pub use appender::{Appender, Guard};
 pub use history::{forget_history, vacuum_removed};
 pub use read::{
     count_rows, count_where, query, query_stream, query_stream_bounded, register, RowStream,
@@ -390,6 +391,55 @@ mod tests {
             .await
             .expect("open")
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_guarded_append_lands_after_other_writers_only_while_nothing_matches() {
+        let (_dir, loc, schema, batch) = fixture();
+        append(&loc, schema.clone(), vec![batch], "app/b0", &[])
+            .await
+            .expect("b0");
+        let rows = |v: Vec<i64>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(v))]).expect("rows")
+        };
+        // Another writer commits a row outside the range first: the append lands on top.
+        let planned = version(&loc).await.expect("version").expect("table");
+        let guard = Guard::NoneMatch {
+            version: planned,
+            predicate: "n >= 10 AND n <= 12".into(),
+        };
+        let mut a = Appender::open(&loc, schema.clone(), "app/b1", &[])
+            .await
+            .expect("open")
+            .expect("new batch");
+        a.write(rows(vec![10, 11, 12])).await.expect("write");
+        append(&loc, schema.clone(), vec![rows(vec![20])], "app/other", &[])
+            .await
+            .expect("other");
+        let landed = a.commit_guarded(&guard).await.expect("guarded commit");
+        assert_eq!(landed, Some(planned + 2));
+        assert_eq!(count_rows(&loc).await.expect("count"), 7);
+        // One that commits a row inside the range first: nothing lands, a commit conflict.
+        let planned = version(&loc).await.expect("version").expect("table");
+        let guard = Guard::NoneMatch {
+            version: planned,
+            predicate: "n >= 30 AND n <= 32".into(),
+        };
+        let mut a = Appender::open(&loc, schema.clone(), "app/b2", &[])
+            .await
+            .expect("open")
+            .expect("new batch");
+        a.write(rows(vec![30, 32])).await.expect("write");
+        append(&loc, schema.clone(), vec![rows(vec![31])], "app/rival", &[])
+            .await
+            .expect("rival");
+        let err = a
+            .commit_guarded(&guard)
+            .await
+            .expect_err("a matching row landed first");
+        assert!(err.is_commit_conflict(), "{err}");
+        assert_eq!(count_rows(&loc).await.expect("count"), 8);
+        assert!(!has_batch(&loc, "app/b2").await.expect("has"));
     }
 
     #[tokio::test]
