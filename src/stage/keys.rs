@@ -112,26 +112,11 @@ fn add_bounds(acc: &mut Option<DataFrame>, keys: &DataFrame) -> Result<()> {
         return Ok(());
     }
     let names = keys.get_column_names_owned();
-    let lo = keys
-        .clone()
-        .lazy()
-        .select(
-            names
-                .iter()
-                .map(|c| col(c.clone()).min())
-                .collect::<Vec<_>>(),
-        )
-        .collect()?;
-    let hi = keys
-        .clone()
-        .lazy()
-        .select(
-            names
-                .iter()
-                .map(|c| col(c.clone()).max())
-                .collect::<Vec<_>>(),
-        )
-        .collect()?;
+    let each = |f: fn(Expr) -> Expr| -> Result<DataFrame> {
+        let per_column: Vec<Expr> = names.iter().map(|c| f(col(c.clone()))).collect();
+        Ok(keys.clone().lazy().select(per_column).collect()?)
+    };
+    let (lo, hi) = (each(Expr::min)?, each(Expr::max)?);
     match acc {
         Some(a) => {
             a.vstack_mut_owned(lo)?;

@@ -72,6 +72,18 @@ fn crash_and_rerun(chunk: Option<usize>) {
     }
 }
 
+/// Starts `promote attendance --to trusted` in `p` as its own process (stderr captured).
+fn spawn_promotion(p: &TestProject) -> std::process::Child {
+    std::process::Command::new(crate::harness::BIN)
+        .args(["--project", p.root.to_str().unwrap()])
+        .args(["promote", "attendance", "--to", "trusted"])
+        .env_remove("MEDALLION_KEYRING")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn concurrent_promotions_never_duplicate() {
     // Three rounds of three writers racing on a fresh lake: the race for each table's
@@ -86,23 +98,7 @@ fn concurrent_round(round: usize, chunk: Option<usize>) {
     let p = project(chunk);
     let inbox = p.generate(30, 5, 0.02);
     p.land_all(&inbox);
-    let spawn = || {
-        std::process::Command::new(crate::harness::BIN)
-            .args([
-                "--project",
-                p.root.to_str().unwrap(),
-                "promote",
-                "attendance",
-                "--to",
-                "trusted",
-            ])
-            .env_remove("MEDALLION_KEYRING")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let writers: Vec<_> = (0..3).map(|_| spawn()).collect();
+    let writers: Vec<_> = (0..3).map(|_| spawn_promotion(&p)).collect();
     let outputs: Vec<_> = writers
         .into_iter()
         .map(|w| w.wait_with_output().unwrap())
@@ -180,17 +176,7 @@ fn racing_writers_stream_later_batches_of_new_keys_once() {
     for inbox in &later {
         p.ok(&["land", "attendance", inbox.to_str().unwrap()]);
     }
-    let spawn = || {
-        std::process::Command::new(crate::harness::BIN)
-            .args(["--project", p.root.to_str().unwrap()])
-            .args(["promote", "attendance", "--to", "trusted"])
-            .env_remove("MEDALLION_KEYRING")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let writers: Vec<_> = (0..3).map(|_| spawn()).collect();
+    let writers: Vec<_> = (0..3).map(|_| spawn_promotion(&p)).collect();
     for w in writers {
         let o = w.wait_with_output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

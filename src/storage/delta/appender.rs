@@ -172,7 +172,7 @@ impl Appender {
                 .flush_and_commit(&mut table)
                 .await
                 .map_err(|e| self.loc.err(e))?;
-            return Ok(Some(v as u64));
+            return Ok(Some(v));
         };
         let props = commit_props(&self.app_id, &self.metadata).with_max_retries(0);
         writer = writer.with_commit_properties(props);
@@ -209,7 +209,7 @@ impl Appender {
             }
             checked = Some(version);
             match writer.flush_and_commit(&mut table).await {
-                Ok(v) => return Ok(Some(v as u64)),
+                Ok(v) => return Ok(Some(v)),
                 // Another commit took the version: its data stays staged for the next try.
                 Err(e) if lost_race(&e) && attempt < GUARDED_ATTEMPTS => attempt += 1,
                 Err(e) => return Err(self.loc.err(e)),
