@@ -34,13 +34,13 @@ fn crash_and_rerun_equals_one_clean_run() {
 }
 
 fn crash_and_rerun(chunk: Option<usize>) {
-    let clean = project(chunk);
-    let inbox = clean.generate(30, 5, 0.05);
-    clean.land_all(&inbox);
-    clean.ok(&["promote", "attendance"]);
-    let want = counts(&clean);
-
-    for point in [
+    let fresh = || {
+        let p = project(chunk);
+        let inbox = p.generate(30, 5, 0.05);
+        p.land_all(&inbox);
+        p
+    };
+    let points = [
         "landing-to-raw:after-rejects",
         "landing-to-raw:before-data",
         // The raw books travel in the data commit: a crash before they reach the ledger is
@@ -49,25 +49,34 @@ fn crash_and_rerun(chunk: Option<usize>) {
         "raw-to-trusted:after-quarantine",
         "raw-to-trusted:before-data",
         "raw-to-trusted:after-data",
-    ] {
-        let p = project(chunk);
-        let inbox = p.generate(30, 5, 0.05);
-        p.land_all(&inbox);
+    ];
+    crash_at_each(&points, fresh, &format!("{chunk:?}"));
+}
+
+/// For each crash point: a project from `fresh` crashed there while promoting attendance, then
+/// rerun, gives the tables of one clean run of another `fresh` project, and a third run finds
+/// nothing to do.
+fn crash_at_each(points: &[&str], fresh: impl Fn() -> TestProject, what: &str) {
+    let clean = fresh();
+    clean.ok(&["promote", "attendance"]);
+    let want = counts(&clean);
+    for point in points {
+        let p = fresh();
         let crashed = p.run_env(&["promote", "attendance"], &[("MEDALLION_CRASH_AT", point)]);
         assert_ne!(
             crashed.code, 0,
-            "{point} {chunk:?}: the crash hook did not fire"
+            "{point} {what}: the crash hook did not fire"
         );
         p.ok(&["promote", "attendance"]);
         assert_eq!(
             counts(&p),
             want,
-            "{point} {chunk:?}: rerun differs from a clean run"
+            "{point} {what}: rerun differs from a clean run"
         );
         let again = p.ok(&["promote", "attendance"]);
         assert!(
             again.stdout.contains("Nothing to promote"),
-            "{point} {chunk:?}"
+            "{point} {what}"
         );
     }
 }
@@ -133,32 +142,24 @@ fn concurrent_round(round: usize, chunk: Option<usize>) {
 
 /// A project holding a first export in trusted, with a later export (new days, so keys trusted
 /// does not hold) landed: judged in chunks, its valid rows stream into a guarded append.
-fn with_later_batch() -> (TestProject, std::path::PathBuf) {
+fn with_later_batch() -> TestProject {
     let p = project(Some(37));
     let inbox = p.generate(30, 5, 0.05);
     p.land_all(&inbox);
     p.ok(&["promote", "attendance"]);
     let later = p.generate_into("later", 30, 5, 0.05, 11, Some("2026-09-14"));
     p.ok(&["land", "attendance", later.to_str().unwrap()]);
-    (p, later)
+    p
 }
 
 #[test]
 fn a_crash_in_a_streamed_later_batch_then_a_rerun_equals_one_clean_run() {
-    let (clean, _) = with_later_batch();
-    clean.ok(&["promote", "attendance"]);
-    let want = counts(&clean);
-    for point in [
+    let points = [
         "raw-to-trusted:after-quarantine",
         "raw-to-trusted:before-data",
         "raw-to-trusted:after-data",
-    ] {
-        let (p, _) = with_later_batch();
-        let crashed = p.run_env(&["promote", "attendance"], &[("MEDALLION_CRASH_AT", point)]);
-        assert_ne!(crashed.code, 0, "{point}: the crash hook did not fire");
-        p.ok(&["promote", "attendance"]);
-        assert_eq!(counts(&p), want, "{point}: rerun differs from a clean run");
-    }
+    ];
+    crash_at_each(&points, with_later_batch, "streamed later batch");
 }
 
 #[test]
