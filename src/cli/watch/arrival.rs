@@ -50,7 +50,8 @@ pub(super) enum Outcome {
 /// disk (an inbox folder), landed by streaming so that memory does not grow with its size.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Arrived<'a> {
-    /// The content itself.
+    /// The content itself (only an S3 inbox delivers it so: unused without the `aws` feature).
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     Bytes(&'a [u8]),
     /// A file holding it.
     File(&'a Path),
