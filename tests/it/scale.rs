@@ -37,12 +37,20 @@ fn same_lines(a: &str, b: &str, what: &str) {
     );
 }
 
-#[test]
-fn a_batch_judged_in_small_chunks_gives_the_tables_of_the_whole_batch() {
+/// Two projects sharing one key ring (so their pseudonyms agree), and the folder holding it.
+fn two_lakes() -> (tempfile::TempDir, TestProject, TestProject) {
     let shared = tempfile::tempdir().unwrap();
     let ring = shared.path().join("keyring.json");
-    let whole = TestProject::with_keyring(&ring);
-    let chunked = TestProject::with_keyring(&ring);
+    let (a, b) = (
+        TestProject::with_keyring(&ring),
+        TestProject::with_keyring(&ring),
+    );
+    (shared, a, b)
+}
+
+#[test]
+fn a_batch_judged_in_small_chunks_gives_the_tables_of_the_whole_batch() {
+    let (_shared, whole, chunked) = two_lakes();
     // Defects include repeated keys, corrections, repeated sessions (a `unique` rule) and
     // rows for quarantine, so every rule kind and the dedupe cross chunk borders.
     let inbox = whole.generate(30, 12, 0.06);
@@ -201,10 +209,7 @@ fn batch_operations(p: &TestProject, stage: &str, table: &str) -> Vec<String> {
 
 #[test]
 fn a_later_batch_of_new_keys_streams_as_an_append_and_gives_the_tables_of_a_merge() {
-    let shared = tempfile::tempdir().unwrap();
-    let ring = shared.path().join("keyring.json");
-    let whole = TestProject::with_keyring(&ring);
-    let chunked = TestProject::with_keyring(&ring);
+    let (shared, whole, chunked) = two_lakes();
     chunked.set_trusted_chunk("attendance", 37);
     // Repeated keys and corrections within each export; the later one holds new days (new
     // record ids); the re-delivery repeats the first export's keys (all but its last line).

@@ -157,10 +157,9 @@ struct TrustedStep<'a> {
 /// A judged batch's uncommitted writes (none on a dry run) and what its books are counted from.
 struct TrustedPending {
     q_out: Option<delta::Appender>,
-    /// Streamed valid rows (keys unique in the batch and new to trusted).
-    d_out: Option<delta::Appender>,
-    /// What must still hold of trusted when the streamed rows are committed.
-    guard: Option<delta::Guard>,
+    /// Streamed valid rows (keys unique in the batch and new to trusted), with what must
+    /// still hold of trusted when they are committed.
+    d_out: Option<(delta::Appender, delta::Guard)>,
     /// Valid rows held back for the dedupe against trusted, one per key.
     valid: DataFrame,
     streamed: u64,
@@ -172,20 +171,18 @@ struct TrustedPending {
 impl<'a> TrustedStep<'a> {
     /// Whether a batch can stream its valid rows into trusted, and what must still hold at
     /// the commit: trusted has no data file (a first load), or no trusted row lies within the
-    /// range of the batch's primary keys (`bounds`) at version `planned` — then no row of the
-    /// batch can match a trusted record, and its valid rows are all inserts.
+    /// range of the batch's primary keys (`bounds`) at the `planned` version and file count —
+    /// then no row of the batch can match a trusted record, and its valid rows are all inserts.
     async fn stream_guard(
         &self,
-        planned: Option<u64>,
+        planned: Option<(u64, usize)>,
         bounds: &DataFrame,
     ) -> Result<Option<delta::Guard>> {
-        if !delta::has_files(&self.data_loc).await? {
-            return Ok(Some(delta::Guard::Empty));
-        }
-        let (Some(version), key) = (planned, &self.ds.contract.primary_key) else {
-            return Ok(None);
+        let version = match planned {
+            Some((version, files)) if files > 0 => version,
+            _ => return Ok(Some(delta::Guard::Empty)),
         };
-        let range = merge::key_range(bounds, key)?;
+        let range = merge::key_range(bounds, &self.ds.contract.primary_key)?;
         if range.is_empty() {
             return Ok(None);
         }
@@ -276,7 +273,7 @@ impl BatchStep for TrustedStep<'_> {
             delta::count_where(&self.raw_loc, Some(&batch_pred)).await? > chunk_rows as u64;
         // The version trusted is planned against: read before the keys are checked against it.
         let planned = if chunked {
-            delta::version(&self.data_loc).await?
+            delta::version_and_files(&self.data_loc).await?
         } else {
             None
         };
@@ -333,7 +330,7 @@ impl BatchStep for TrustedStep<'_> {
         let mut q_out: Option<delta::Appender> = None;
         // Streamed valid rows go into the data table's pending commit, committed last.
         let mut d_writable = stream_valid && !opts.dry_run;
-        let mut d_out: Option<delta::Appender> = None;
+        let mut d_out: Option<(delta::Appender, delta::Guard)> = None;
         let mut streamed_courses = BTreeSet::new();
         let (mut raw_rows, mut quarantined) = (0u64, 0u64);
         let mut pending: Vec<RecordBatch> = Vec::new();
@@ -370,10 +367,12 @@ impl BatchStep for TrustedStep<'_> {
                 if d_writable {
                     let (rs, rb) = frame::to_batches(&mut ready)?;
                     if d_out.is_none() {
-                        d_out = delta::Appender::open(&self.data_loc, rs, &app, &meta).await?;
+                        d_out = delta::Appender::open(&self.data_loc, rs, &app, &meta)
+                            .await?
+                            .zip(guard.clone());
                         d_writable = d_out.is_some();
                     }
-                    if let Some(out) = d_out.as_mut() {
+                    if let Some((out, _)) = d_out.as_mut() {
                         for b in rb {
                             out.write(b).await?;
                         }
@@ -430,7 +429,6 @@ impl BatchStep for TrustedStep<'_> {
         let pending = TrustedPending {
             q_out,
             d_out,
-            guard,
             valid,
             streamed,
             streamed_courses,
@@ -494,11 +492,11 @@ impl BatchStep for TrustedStep<'_> {
         };
         let meta = meta.clone().with_courses(courses).entries();
         let app = txn_id(STEP, &report.batch_id);
-        let merged = match (pending.d_out, &pending.guard) {
-            (Some(out), Some(guard)) => {
-                append_rest(out, self.ds, winners, pending.streamed, &meta, guard).await?
+        let merged = match pending.d_out {
+            Some((out, guard)) => {
+                append_rest(out, self.ds, winners, pending.streamed, &meta, &guard).await?
             }
-            _ => merge_winners(&self.data_loc, self.ds, winners, &app, &meta).await?,
+            None => merge_winners(&self.data_loc, self.ds, winners, &app, &meta).await?,
         };
         let Some(merged) = merged else {
             return Ok(false);

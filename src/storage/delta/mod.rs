@@ -251,13 +251,21 @@ fn commit_props<K: AsRef<str>>(
 /// # Errors
 /// delta-rs errors.
 pub async fn has_files(loc: &TableLoc) -> Result<bool> {
-    Ok(match open(loc).await? {
-        Some(t) => t
-            .snapshot()
-            .map(|s| s.log_data().num_files() > 0)
-            .unwrap_or(false),
-        None => false,
-    })
+    Ok(version_and_files(loc)
+        .await?
+        .is_some_and(|(_, files)| files > 0))
+}
+
+/// The table's version and how many data files it holds, read from one snapshot; `None` when
+/// the table does not exist.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn version_and_files(loc: &TableLoc) -> Result<Option<(u64, usize)>> {
+    Ok(open(loc).await?.and_then(|t| {
+        let files = t.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0);
+        t.version().map(|v| (v, files))
+    }))
 }
 
 #[cfg(test)]
