@@ -100,6 +100,20 @@ fn rows_of(csv: &Path) -> u64 {
     f.lines().count().saturating_sub(1) as u64
 }
 
+/// The `n` weekdays before `today`, newest first.
+fn weekdays_before(today: chrono::NaiveDate, n: usize) -> Vec<chrono::NaiveDate> {
+    use chrono::Datelike;
+    let mut out = Vec::with_capacity(n);
+    let mut day = today;
+    while out.len() < n {
+        day = day.pred_opt().expect("a date before today");
+        if day.weekday().number_from_monday() <= 5 {
+            out.push(day);
+        }
+    }
+    out
+}
+
 fn export(dir: &Path, prefix: &str) -> PathBuf {
     std::fs::read_dir(dir)
         .expect("read exports")
@@ -177,8 +191,11 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
     let students = ((n as f64) / (1.47 * f64::from(days))).ceil() as u64;
     let gen = root.join("exports");
     let t = Instant::now();
-    // A term that ended yesterday: a session after today would (rightly) be quarantined.
-    let start_day = chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(days) + 1);
+    // A term that ends the school day before the increment's, the increment being the last
+    // weekday before today (the generator has no sessions at weekends; a session after today
+    // would, rightly, be quarantined).
+    let next_day = weekdays_before(chrono::Utc::now().date_naive(), 1)[0];
+    let start_day = next_day - chrono::Days::new(u64::from(days));
     let start = start_day.to_string();
     b.run(&[
         "generate",
@@ -198,8 +215,8 @@ fn scale(n: u64, bin: &Path, out: &mut Vec<Row>) {
         "{n}: generated {rows} attendance rows ({mb:.0} MB) for {students} students in {:.0} s",
         t.elapsed().as_secs_f64()
     );
-    // The increment: the next day, same roster (same seed), written apart.
-    let next = (start_day + chrono::Days::new(u64::from(days))).to_string();
+    // The increment: the next school day, same roster (same seed), written apart.
+    let next = next_day.to_string();
     let inc_dir = root.join("increment");
     b.run(&[
         "generate",
@@ -371,12 +388,13 @@ fn versions(days: u32, bin: &Path, out: &mut Vec<Row>) {
     let mut init = Command::new(bin);
     init.arg("init").arg(&b.project);
     measure(&mut init, "init");
-    let first = chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(days) + 1);
+    // School days only: the generator writes no sessions at weekends (no export to land).
+    let school_days = weekdays_before(chrono::Utc::now().date_naive(), days as usize);
     let daily = root.join("daily");
     std::fs::create_dir_all(&daily).expect("daily folder");
     let t = Instant::now();
-    for i in 0..days {
-        let day = (first + chrono::Days::new(u64::from(i))).to_string();
+    for (i, day) in school_days.iter().rev().enumerate() {
+        let day = day.to_string();
         let gen = root.join(format!("gen-{i}"));
         let g = gen.to_str().unwrap_or_default();
         b.run(&[
