@@ -24,7 +24,8 @@ for f in "$data"/csv/*.csv; do
   case $(basename "$f") in studentVle*) ;; *) ln -s "$f" "$src/csv/" ;; esac
 done
 pick=()
-for p in "$data"/parquet/studentVle/code_module=*/code_presentation="${only:-*}"; do
+# Unquoted on purpose: "*" (every presentation) must glob.
+for p in "$data"/parquet/studentVle/code_module=*/code_presentation=${only:-*}; do
   rel=${p#"$data"/}
   mkdir -p "$src/$rel"
   ln -s "$p"/*.parquet "$src/$rel/"
