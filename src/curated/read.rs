@@ -4,8 +4,10 @@
 //!
 //! Invariants: a group is a run of consecutive courses in byte order (what [`course_groups`]
 //! returns), so a table sorted by `course_id` yields each group's rows as one contiguous run;
-//! within a course, rows come in `record_id` order whatever the file layout, so every build of
-//! the same rows sums in the same order and gives the same bits. The sort holds at most
+//! within a course, rows come in the dataset's [`read_order`] (ending in `record_id`) whatever
+//! the file layout, so every build of the same rows sums in the same order and gives the same
+//! bits, and a product that needs the rows in that order (attendance's sessions) finds them so
+//! and skips its own sort. The sort holds at most
 //! [`SORT_MEMORY`] per table and spills the rest to temporary files (DataFusion's external
 //! sort), so memory does not grow with the table.
 
@@ -25,6 +27,22 @@ use crate::vocab::Stage;
 
 /// Memory one table's sort by course may hold before it spills sorted runs to disk.
 pub const SORT_MEMORY: usize = 256 << 20;
+
+/// The order a dataset's trusted rows are read in: by course first (what the groups need), then
+/// attendance by student, session date and correction time (the order `sessions` de-duplicates
+/// and counts streaks in), and `record_id` last so the order is total.
+pub fn read_order(dataset: &str) -> &'static [&'static str] {
+    match dataset {
+        "attendance" => &[
+            "course_id",
+            "student_id",
+            "session_date",
+            "recorded_at",
+            "record_id",
+        ],
+        _ => &["course_id", "record_id"],
+    }
+}
 
 /// `values` as a SQL list of string literals.
 pub(super) fn sql_list(values: &BTreeSet<String>) -> String {
@@ -140,8 +158,8 @@ pub(super) async fn product_columns(lake: &Lake, dataset: &str) -> Result<Option
     Ok(Some(columns.join(", ")))
 }
 
-/// One trusted table's rows of some courses, read once sorted by course then record and handed
-/// out group by group ([`ByCourse::through`]), in course order.
+/// One trusted table's rows of some courses, read once in the dataset's [`read_order`] (by
+/// course first) and handed out group by group ([`ByCourse::through`]), in course order.
 pub struct ByCourse {
     schema: SchemaRef,
     rows: RowStream,
@@ -150,8 +168,8 @@ pub struct ByCourse {
 }
 
 impl ByCourse {
-    /// Starts reading `columns` (SQL, `course_id` and `record_id` among the table's columns) of
-    /// `dataset`'s trusted rows of `courses`. `None` when the table does not exist.
+    /// Starts reading `columns` (SQL, among the table's columns) of `dataset`'s trusted rows of
+    /// `courses`, in [`read_order`]. `None` when the table does not exist.
     ///
     /// # Errors
     /// Storage errors.
@@ -162,9 +180,15 @@ impl ByCourse {
         courses: &BTreeSet<String>,
     ) -> Result<Option<Self>> {
         let loc = lake.loc(Stage::Trusted, dataset)?;
+        // ASC NULLS FIRST: the order polars sorts in, so an in-order frame stays in order.
+        let order: Vec<String> = read_order(dataset)
+            .iter()
+            .map(|c| format!("\"{c}\" ASC NULLS FIRST"))
+            .collect();
         let sql = format!(
-            "SELECT {columns} FROM t WHERE {} ORDER BY course_id, record_id",
-            course_filter(courses)
+            "SELECT {columns} FROM t WHERE {} ORDER BY {}",
+            course_filter(courses),
+            order.join(", ")
         );
         Ok(delta::query_stream_bounded(&loc, &sql, SORT_MEMORY)
             .await?

@@ -8,17 +8,26 @@
 
 use polars::prelude::*;
 
-use super::{count_if, null_f64, ratio, C, S};
+use super::{count_if, in_order, null_f64, ratio, C, S};
 use crate::curated::CuratedConfig;
 use crate::stage::Result;
 
-/// One row per student × course × session date (the newest correction wins).
+/// The order [`sessions`] de-duplicates in and returns its rows in: course, student, session
+/// date, correction time. trusted.attendance is read for the products in this order
+/// (`curated::read::read_order`), so its sort is usually skipped.
+pub const SESSION_ORDER: [&str; 4] = [C, S, "session_date", "recorded_at"];
+
+/// One row per student × course × session date (the newest correction wins), in
+/// [`SESSION_ORDER`]. Rows already in that order are not sorted again (checked in one pass).
 pub fn sessions(att: &DataFrame) -> Result<DataFrame> {
-    let sorted = att.sort(
-        [S, C, "session_date", "recorded_at"],
-        SortMultipleOptions::default(),
-    )?;
-    Ok(sorted.unique_stable(
+    let sorted;
+    let ordered = if in_order(att, &SESSION_ORDER)? {
+        att
+    } else {
+        sorted = att.sort(SESSION_ORDER, SortMultipleOptions::default())?;
+        &sorted
+    };
+    Ok(ordered.unique_stable(
         Some(&[S.to_string(), C.to_string(), "session_date".to_string()]),
         UniqueKeepStrategy::Last,
         None,
@@ -30,7 +39,8 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
     course_attendance_of(sessions(att)?, cfg)
 }
 
-/// `student_course_attendance` from the [`sessions`] of trusted.attendance.
+/// `student_course_attendance` from the [`sessions`] of trusted.attendance (in
+/// [`SESSION_ORDER`]: a student's sessions of a course by date, what the streaks count in).
 pub(super) fn course_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
     let attended = col("status").is_in(
         lit(Series::new("a".into(), ["present", "late"])).implode(true),
@@ -42,7 +52,6 @@ pub(super) fn course_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<
     );
     let base = s
         .lazy()
-        .sort([S, C, "session_date"], SortMultipleOptions::default())
         .with_columns([
             attended.alias("__attended"),
             missed.alias("__missed"),
@@ -227,4 +236,78 @@ pub(super) fn weekly_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<
         .sort([C, "week_start"], SortMultipleOptions::default())
         .collect()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::curated::products::test_support::{num, one, settings};
+
+    /// Sessions of one course: s1 absent three days in a row, the middle one corrected to
+    /// present by a later export (so the streak is 1); s2 present twice.
+    fn rows(order: &[usize]) -> DataFrame {
+        let all: [(&str, i32, i32, &str); 6] = [
+            ("s1", 1, 1, "absent"),
+            ("s1", 2, 2, "absent"),
+            ("s1", 2, 9, "present"),
+            ("s1", 3, 3, "absent"),
+            ("s2", 1, 1, "present"),
+            ("s2", 2, 2, "present"),
+        ];
+        let pick: Vec<_> = order.iter().map(|&i| all[i]).collect();
+        let day = |v: Vec<i32>| Column::new("d".into(), v).cast(&DataType::Date).unwrap();
+        DataFrame::new(
+            pick.len(),
+            vec![
+                Column::new(S.into(), pick.iter().map(|r| r.0).collect::<Vec<_>>()),
+                Column::new(C.into(), vec!["C1"; pick.len()]),
+                day(pick.iter().map(|r| 20_000 + r.1).collect()).with_name("session_date".into()),
+                day(pick.iter().map(|r| 20_000 + r.2).collect()).with_name("recorded_at".into()),
+                Column::new(
+                    "status".into(),
+                    pick.iter().map(|r| r.3).collect::<Vec<_>>(),
+                ),
+                Column::new("minutes_attended".into(), vec![50i64; pick.len()]),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_in_order_are_told_apart_from_rows_out_of_order() {
+        let keys = SESSION_ORDER;
+        assert!(in_order(&rows(&[0, 1, 2, 3, 4, 5]), &keys).unwrap());
+        // Equal keys are in order; a later key may fall when an earlier one rises.
+        assert!(in_order(&rows(&[0, 0, 3, 4]), &keys).unwrap());
+        assert!(!in_order(&rows(&[0, 2, 1, 3]), &keys).unwrap());
+        assert!(!in_order(&rows(&[4, 0]), &keys).unwrap());
+        assert!(in_order(&rows(&[]), &keys).unwrap());
+        // A null key the order depends on is never taken as in order.
+        let mut nulls = rows(&[0, 0]);
+        nulls
+            .with_column(Column::full_null("recorded_at".into(), 2, &DataType::Date))
+            .unwrap();
+        assert!(!in_order(&nulls, &keys).unwrap());
+    }
+
+    #[test]
+    fn sessions_count_the_same_in_any_row_order() {
+        let cfg = settings();
+        let by_read = student_course_attendance(&rows(&[0, 1, 2, 3, 4, 5]), &cfg).unwrap();
+        for order in [[5, 3, 2, 4, 1, 0], [2, 0, 5, 1, 3, 4]] {
+            let shuffled = student_course_attendance(&rows(&order), &cfg).unwrap();
+            assert!(by_read.equals_missing(&shuffled), "{order:?}: {shuffled}");
+        }
+        let s1 = one(&by_read, "s1");
+        // The newest correction wins: day 2 present, so no three-day streak.
+        assert_eq!(num(&s1, "sessions"), Some(3.0));
+        assert_eq!(num(&s1, "present"), Some(1.0));
+        assert_eq!(num(&s1, "longest_absence_streak"), Some(1.0));
+    }
+
+    #[test]
+    fn trusted_is_read_in_the_order_sessions_work_in() {
+        let read = crate::curated::read_order("attendance");
+        assert_eq!(read[..SESSION_ORDER.len()], SESSION_ORDER);
+    }
 }
