@@ -18,7 +18,9 @@ use crate::stage::Result;
 pub const SESSION_ORDER: [&str; 4] = [C, S, "session_date", "recorded_at"];
 
 /// One row per student × course × session date (the newest correction wins), in
-/// [`SESSION_ORDER`]. Rows already in that order are not sorted again (checked in one pass).
+/// [`SESSION_ORDER`]. Rows already in that order are not sorted again (checked in one pass); in
+/// order, a session's rows are consecutive and its newest correction is the last of them, so
+/// de-duplicating is a comparison with the next row, not a hash of three keys.
 pub fn sessions(att: &DataFrame) -> Result<DataFrame> {
     let sorted;
     let ordered = if in_order(att, &SESSION_ORDER)? {
@@ -27,11 +29,29 @@ pub fn sessions(att: &DataFrame) -> Result<DataFrame> {
         sorted = att.sort(SESSION_ORDER, SortMultipleOptions::default())?;
         &sorted
     };
-    Ok(ordered.unique_stable(
-        Some(&[S.to_string(), C.to_string(), "session_date".to_string()]),
-        UniqueKeepStrategy::Last,
-        None,
-    )?)
+    let id = run_id(&[C, S, "session_date"]);
+    // The last row of a run: the next row is of another session (or there is none).
+    let last = col("__session").neq_missing(col("__session").shift(lit(-1)));
+    Ok(ordered
+        .clone()
+        .lazy()
+        .with_column(id.alias("__session"))
+        .filter(last)
+        .drop(cols(["__session"]))
+        .collect()?)
+}
+
+/// A number per run of consecutive rows equal in `keys` (nulls equal to nulls), rising by one
+/// from run to run: an integer key for rows in [`SESSION_ORDER`], cheaper to group by than
+/// the strings it stands for.
+fn run_id(keys: &[&str]) -> Expr {
+    let changed = |k: &str| col(k).neq_missing(col(k).shift(lit(1)));
+    keys.iter()
+        .map(|k| changed(k))
+        .reduce(Expr::or)
+        .unwrap_or_else(|| lit(false))
+        .cast(DataType::UInt32)
+        .cum_sum(false)
 }
 
 /// `student_course_attendance`.
@@ -50,18 +70,23 @@ pub(super) fn course_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<
         lit(Series::new("m".into(), ["absent", "excused"])).implode(true),
         false,
     );
+    // Integer keys for the rows in order: the course, and the student in the course.
     let base = s
         .lazy()
         .with_columns([
             attended.alias("__attended"),
             missed.alias("__missed"),
+            run_id(&[C]).alias("__c"),
+            run_id(&[C, S]).alias("__sc"),
+        ])
+        .with_columns([
             col("session_date")
                 .max()
-                .over([col(C)])?
+                .over([col("__c")])?
                 .alias("__course_last"),
             col("session_date")
                 .min()
-                .over([col(C)])?
+                .over([col("__c")])?
                 .alias("__course_first"),
         ])
         .with_column(
@@ -70,28 +95,27 @@ pub(super) fn course_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<
                 .gt(col("__course_last").cast(DataType::Int32) - lit(21)))
             .alias("__recent"),
         );
+    // A streak is a run of consecutive missed sessions of one student in one course.
     let streaks = base
         .clone()
-        .with_column(
-            col("__missed")
-                .neq(col("__missed").shift(lit(1)))
-                .fill_null(lit(true))
-                .cast(DataType::UInt32)
-                .cum_sum(false)
-                .over([col(S), col(C)])?
-                .alias("__run"),
-        )
-        .group_by([col(S), col(C), col("__run")])
-        .agg([col("__missed").first().alias("__m"), len().alias("__len")])
+        .with_column(run_id(&["__sc", "__missed"]).alias("__run"))
+        .group_by([col("__run")])
+        .agg([
+            col("__sc").first(),
+            col("__missed").first().alias("__m"),
+            len().alias("__len"),
+        ])
         .filter(col("__m"))
-        .group_by([col(S), col(C)])
+        .group_by([col("__sc")])
         .agg([col("__len")
             .max()
             .cast(DataType::Int64)
             .alias("longest_absence_streak")]);
     let out = base
-        .group_by([col(S), col(C)])
+        .group_by([col("__sc")])
         .agg([
+            col(S).first(),
+            col(C).first(),
             len().cast(DataType::Int64).alias("sessions"),
             count_if(col("status").eq(lit("present")))
                 .cast(DataType::Int64)
@@ -122,8 +146,8 @@ pub(super) fn course_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<
         ])
         .join(
             streaks,
-            [col(S), col(C)],
-            [col(S), col(C)],
+            [col("__sc")],
+            [col("__sc")],
             JoinArgs::new(JoinType::Left),
         )
         .with_columns([
@@ -172,26 +196,35 @@ pub fn attendance_weekly(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFra
     weekly_attendance_of(sessions(att)?, cfg)
 }
 
-/// `attendance_weekly` from the [`sessions`] of trusted.attendance.
+/// `attendance_weekly` from the [`sessions`] of trusted.attendance (in [`SESSION_ORDER`]).
 pub(super) fn weekly_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
     let n = cfg.small_cell_min;
     let day = col("session_date").cast(DataType::Int32);
     let week_start = (day.clone()
         - (col("session_date").dt().weekday().cast(DataType::Int32) - lit(1)))
     .cast(DataType::Date);
+    // Integer keys for the rows in order (see `course_attendance_of`).
     let out = s
         .lazy()
-        .with_column(week_start.alias("week_start"))
-        .group_by([col(C), col("week_start")])
+        .with_columns([
+            week_start.alias("week_start"),
+            run_id(&[C]).alias("__c"),
+            run_id(&[C, S]).alias("__sc"),
+        ])
+        .group_by([col("__c"), col("week_start")])
         .agg([
+            col(C).first(),
             len().cast(DataType::Int64).alias("student_sessions"),
             count_if(col("status").is_in(
                 lit(Series::new("a".into(), ["present", "late"])).implode(true),
                 false,
             ))
             .alias("__att"),
-            col(S).n_unique().cast(DataType::Int64).alias("students"),
-            col(S)
+            col("__sc")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("students"),
+            col("__sc")
                 .filter(col("status").eq(lit("absent")))
                 .n_unique()
                 .cast(DataType::Int64)
@@ -240,8 +273,10 @@ pub(super) fn weekly_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
-    use crate::curated::products::test_support::{num, one, settings};
+    use crate::curated::products::test_support::{num, one, settings, text};
 
     /// Sessions of one course: s1 absent three days in a row, the middle one corrected to
     /// present by a later export (so the streak is 1); s2 present twice.
@@ -303,6 +338,101 @@ mod tests {
         assert_eq!(num(&s1, "sessions"), Some(3.0));
         assert_eq!(num(&s1, "present"), Some(1.0));
         assert_eq!(num(&s1, "longest_absence_streak"), Some(1.0));
+    }
+
+    /// Attendance rows from `(student, course, day, recorded day, status)` numbers.
+    fn frame(rows: &[(u8, u8, i32, i32, u8)]) -> DataFrame {
+        let text = |v: Vec<String>, name: &str| Column::new(name.into(), v);
+        let day =
+            |v: Vec<i32>, name: &str| Column::new(name.into(), v).cast(&DataType::Date).unwrap();
+        const STATUS: [&str; 4] = ["present", "absent", "late", "excused"];
+        DataFrame::new(
+            rows.len(),
+            vec![
+                text(rows.iter().map(|r| format!("s{}", r.0)).collect(), S),
+                text(rows.iter().map(|r| format!("C{}", r.1)).collect(), C),
+                day(rows.iter().map(|r| 20_000 + r.2).collect(), "session_date"),
+                day(rows.iter().map(|r| 20_000 + r.3).collect(), "recorded_at"),
+                text(
+                    rows.iter()
+                        .map(|r| STATUS[usize::from(r.4) % 4].to_string())
+                        .collect(),
+                    "status",
+                ),
+                Column::new("minutes_attended".into(), vec![50i64; rows.len()]),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Rows with one correction per recorded day at most (so "the newest" is well defined),
+    /// in any order.
+    fn shuffled_rows() -> impl Strategy<Value = Vec<(u8, u8, i32, i32, u8)>> {
+        proptest::collection::vec((0u8..3, 0u8..2, 0i32..6, 0i32..3, 0u8..4), 0..40)
+            .prop_map(|mut v| {
+                let mut seen = std::collections::HashSet::new();
+                v.retain(|r| seen.insert((r.0, r.1, r.2, r.3)));
+                v
+            })
+            .prop_flat_map(|v| Just(v).prop_shuffle())
+    }
+
+    proptest! {
+        #[test]
+        fn sessions_keep_the_newest_correction_of_each_session(rows in shuffled_rows()) {
+            let att = frame(&rows);
+            let reference = att
+                .sort(SESSION_ORDER, SortMultipleOptions::default())
+                .unwrap()
+                .unique_stable(
+                    Some(&[S.to_string(), C.to_string(), "session_date".to_string()]),
+                    UniqueKeepStrategy::Last,
+                    None,
+                )
+                .unwrap();
+            let got = sessions(&att).unwrap();
+            prop_assert!(got.equals_missing(&reference), "{got}\n{reference}");
+        }
+
+        #[test]
+        fn products_do_not_depend_on_the_row_order(rows in shuffled_rows()) {
+            let cfg = settings();
+            let att = frame(&rows);
+            let ordered = att.sort(SESSION_ORDER, SortMultipleOptions::default()).unwrap();
+            let a = student_course_attendance(&att, &cfg).unwrap();
+            let b = student_course_attendance(&ordered, &cfg).unwrap();
+            prop_assert!(a.equals_missing(&b), "{a}\n{b}");
+            // Counted by hand: per student and course, the newest status of each day.
+            let mut newest = std::collections::BTreeMap::new();
+            for r in &rows {
+                let e = newest.entry((r.1, r.0, r.2)).or_insert((r.3, r.4));
+                if r.3 > e.0 {
+                    *e = (r.3, r.4);
+                }
+            }
+            let mut expect: std::collections::BTreeMap<(u8, u8), (i64, i64, i64, i64)> =
+                std::collections::BTreeMap::new();
+            for ((c, st, _), (_, status)) in &newest {
+                let e = expect.entry((*c, *st)).or_default();
+                let missed = status % 4 == 1 || status % 4 == 3;
+                e.0 += 1;
+                e.1 += i64::from(status % 4 == 0);
+                e.3 = if missed { e.3 + 1 } else { 0 };
+                e.2 = e.2.max(e.3);
+            }
+            prop_assert_eq!(a.height(), expect.len());
+            for (i, ((c, st), (n, present, streak, _))) in expect.iter().enumerate() {
+                let row = a.slice(i as i64, 1);
+                prop_assert_eq!(text(&row, S), format!("s{st}"));
+                prop_assert_eq!(text(&row, C), format!("C{c}"));
+                prop_assert_eq!(num(&row, "sessions"), Some(*n as f64));
+                prop_assert_eq!(num(&row, "present"), Some(*present as f64));
+                prop_assert_eq!(num(&row, "longest_absence_streak"), Some(*streak as f64));
+            }
+            let a = attendance_weekly(&att, &cfg).unwrap();
+            let b = attendance_weekly(&ordered, &cfg).unwrap();
+            prop_assert!(a.equals_missing(&b), "{a}\n{b}");
+        }
     }
 
     #[test]
