@@ -30,7 +30,7 @@ use crate::storage::delta::{self, txn_id};
 use crate::vocab::Stage;
 
 use read::{course_filter, only_courses, product_columns, sql_list};
-pub use read::{course_groups, read_order, ByCourse};
+pub use read::{course_groups, ByCourse};
 
 pub use config::{AtRiskConfig, CuratedConfig, Indicator, Indicators, Levels, PassMark};
 

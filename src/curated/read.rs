@@ -19,6 +19,7 @@ use deltalake::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use futures::StreamExt;
 use polars::prelude::*;
 
+use super::products;
 use crate::frame;
 use crate::lake::Lake;
 use crate::stage::Result;
@@ -29,19 +30,15 @@ use crate::vocab::Stage;
 pub const SORT_MEMORY: usize = 256 << 20;
 
 /// The order a dataset's trusted rows are read in: by course first (what the groups need), then
-/// attendance by student, session date and correction time (the order `sessions` de-duplicates
-/// and counts streaks in), and `record_id` last so the order is total.
-pub fn read_order(dataset: &str) -> &'static [&'static str] {
-    match dataset {
-        "attendance" => &[
-            "course_id",
-            "student_id",
-            "session_date",
-            "recorded_at",
-            "record_id",
-        ],
-        _ => &["course_id", "record_id"],
-    }
+/// attendance in the order its sessions de-duplicate and count streaks in
+/// ([`products::SESSION_ORDER`], which starts with the course), and `record_id` last so the
+/// order is total.
+pub fn read_order(dataset: &str) -> Vec<&'static str> {
+    let by: &[&'static str] = match dataset {
+        "attendance" => &products::SESSION_ORDER,
+        _ => &["course_id"],
+    };
+    by.iter().copied().chain(["record_id"]).collect()
 }
 
 /// `values` as a SQL list of string literals.

@@ -342,18 +342,18 @@ mod tests {
 
     /// Attendance rows from `(student, course, day, recorded day, status)` numbers.
     fn frame(rows: &[(u8, u8, i32, i32, u8)]) -> DataFrame {
-        let text = |v: Vec<String>, name: &str| Column::new(name.into(), v);
+        let strings = |v: Vec<String>, name: &str| Column::new(name.into(), v);
         let day =
             |v: Vec<i32>, name: &str| Column::new(name.into(), v).cast(&DataType::Date).unwrap();
         const STATUS: [&str; 4] = ["present", "absent", "late", "excused"];
         DataFrame::new(
             rows.len(),
             vec![
-                text(rows.iter().map(|r| format!("s{}", r.0)).collect(), S),
-                text(rows.iter().map(|r| format!("C{}", r.1)).collect(), C),
+                strings(rows.iter().map(|r| format!("s{}", r.0)).collect(), S),
+                strings(rows.iter().map(|r| format!("C{}", r.1)).collect(), C),
                 day(rows.iter().map(|r| 20_000 + r.2).collect(), "session_date"),
                 day(rows.iter().map(|r| 20_000 + r.3).collect(), "recorded_at"),
-                text(
+                strings(
                     rows.iter()
                         .map(|r| STATUS[usize::from(r.4) % 4].to_string())
                         .collect(),
@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn trusted_is_read_in_the_order_sessions_work_in() {
-        let read = crate::curated::read_order("attendance");
+        let read = crate::curated::read::read_order("attendance");
         assert_eq!(read[..SESSION_ORDER.len()], SESSION_ORDER);
     }
 }

@@ -23,7 +23,7 @@ use crate::stage::{Result, StepError};
 use crate::vocab::Stage;
 
 pub use at_risk::{at_risk_severities, at_risk_students};
-pub use attendance::{attendance_weekly, sessions, student_course_attendance};
+pub use attendance::{attendance_weekly, sessions, student_course_attendance, SESSION_ORDER};
 pub use columns::{
     column_comments, ATTENDANCE_WEEKLY_COLUMNS, AT_RISK_STUDENTS_COLUMNS, COURSE_SUMMARY_COLUMNS,
     ENGAGEMENT_WEEKLY_COLUMNS, STUDENT_COURSE_ATTENDANCE_COLUMNS,
