@@ -11,6 +11,7 @@
 //! checks them; this file finds what to recompute and writes it.
 
 mod config;
+pub mod increment;
 pub mod products;
 mod read;
 pub mod rules;
@@ -112,6 +113,8 @@ struct Pending {
     /// Courses it touches, as recorded with the trusted commit (`None` for commits written
     /// before medallion recorded them: then read from the rows).
     courses: Option<Vec<String>>,
+    /// Whether the commit only added records (a promoted batch that replaced none).
+    appends: bool,
 }
 
 impl Pending {
@@ -120,8 +123,9 @@ impl Pending {
     }
 }
 
-/// A trusted commit: its batch label and the courses it touches (when recorded).
-type TrustedCommit = (String, Option<Vec<String>>);
+/// A trusted commit: its batch label, the courses it touches (when recorded), and whether it
+/// only added records.
+type TrustedCommit = (String, Option<Vec<String>>, bool);
 
 /// The trusted commits of `ds` curated consumes, oldest first: from the table's history (one
 /// read), plus landed batches whose commit the history no longer shows.
@@ -135,13 +139,18 @@ async fn trusted_commits(lake: &Lake, ds: &str) -> Result<Vec<TrustedCommit>> {
         let Some(label) = meta.batch else {
             continue;
         };
+        let appends = meta.step == TRUSTED
+            && ledger::CommitMeta::read_books(&info)
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.updated == 0);
         seen.insert(label.clone());
-        out.push((label, meta.courses));
+        out.push((label, meta.courses, appends));
     }
     for f in lake.store.list_landed(ds).await? {
         let b = f.batch_id();
         if !seen.contains(&b) && delta::has_batch(&trusted, &txn_id(TRUSTED, &b)).await? {
-            out.push((b, None));
+            out.push((b, None, false));
         }
     }
     out.reverse();
@@ -159,12 +168,13 @@ async fn pending(
     // The product's history is read once, not its log once per batch.
     let consumed = delta::batches_in_history(&loc, STEP).await?;
     for ds in inputs(product) {
-        for (label, courses) in commits.get(ds).into_iter().flatten() {
+        for (label, courses, appends) in commits.get(ds).into_iter().flatten() {
             let p = Pending {
                 dataset: (*ds).to_string(),
                 app: txn_id(STEP, &format!("{ds}/{label}")),
                 label: label.clone(),
                 courses: courses.clone(),
+                appends: *appends,
             };
             if consumed.contains(&p.qualified()) || delta::has_batch(&loc, &p.app).await? {
                 continue;
@@ -209,6 +219,86 @@ async fn touched_courses(lake: &Lake, todo: &[Pending]) -> Result<BTreeSet<Strin
     Ok(out)
 }
 
+/// The qualified batches (`dataset/label`) `product` has pending in `plan`.
+fn qualified(plan: &[Planned], product: &str) -> BTreeSet<String> {
+    plan.iter()
+        .filter(|(p, _, _)| *p == product)
+        .flat_map(|(_, todo, _)| todo.iter().map(Pending::qualified))
+        .collect()
+}
+
+/// What a product recomputes: its pending commits and the courses they touch.
+type Planned = (&'static str, Vec<Pending>, BTreeSet<String>);
+
+/// When every planned product reads attendance and has the same pending commits, all of them
+/// attendance batches that only added records: their labels and courses.
+fn appends_only(plan: &[Planned]) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    let first = qualified(plan, "student_course_attendance");
+    for (product, todo, _) in plan {
+        if !increment::PRODUCTS.contains(product)
+            || todo.iter().any(|p| p.dataset != "attendance" || !p.appends)
+            || qualified(plan, product) != first
+        {
+            return None;
+        }
+    }
+    let (_, todo, courses) = plan
+        .iter()
+        .find(|(p, _, _)| *p == "student_course_attendance")?;
+    Some((
+        todo.iter().map(|p| p.label.clone()).collect(),
+        courses.clone(),
+    ))
+}
+
+/// `product` from `builder` over `inp`, checked; with `student_course_attendance`, the
+/// attendance state it was made of too.
+fn build_one(
+    builder: &mut products::Builder<'_>,
+    product: &str,
+    inp: &products::Inputs,
+) -> Result<(DataFrame, Option<(DataFrame, DataFrame)>)> {
+    // A product reads only its own inputs (`inputs`); the others are unused.
+    let df = builder.build(product)?;
+    products::check(product, &df, inp)?;
+    let state = if product == "student_course_attendance" {
+        builder.attendance_state()?
+    } else {
+        None
+    };
+    Ok((df, state))
+}
+
+/// Every course of a trusted table.
+async fn all_courses(lake: &Lake, dataset: &str) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let loc = lake.loc(Stage::Trusted, dataset)?;
+    if let Some((schema, batches)) = delta::query(&loc, "SELECT DISTINCT course_id FROM t").await? {
+        frame::distinct_text(
+            &frame::from_batches(&schema, &batches)?,
+            "course_id",
+            &mut out,
+        )?;
+    }
+    Ok(out)
+}
+
+/// The state parts of the groups, stacked (empty frames of the state's columns without any).
+fn stack(parts: Vec<(DataFrame, DataFrame)>) -> Result<(DataFrame, DataFrame)> {
+    let mut parts = parts.into_iter();
+    let Some((mut totals, mut recent)) = parts.next() else {
+        return Ok((
+            products::attendance_state::empty_totals()?,
+            products::attendance_state::empty_recent()?,
+        ));
+    };
+    for (t, r) in parts {
+        totals.vstack_mut_owned(t)?;
+        recent.vstack_mut_owned(r)?;
+    }
+    Ok((totals, recent))
+}
+
 /// Builds every curated product whose inputs have new trusted batches.
 ///
 /// # Errors
@@ -227,7 +317,7 @@ pub async fn run(
         }
     }
     // What each product has to recompute.
-    let mut plan = Vec::new();
+    let mut plan: Vec<Planned> = Vec::new();
     for product in PRODUCTS {
         let todo = pending(lake, product, &commits).await?;
         if !todo.is_empty() {
@@ -250,69 +340,114 @@ pub async fn run(
         Some((s, b)) => Some(frame::from_batches(&s, &b)?),
         None => None,
     };
-    // Every product is built group of courses by group, each group's trusted rows read once
-    // for all products: a course's metrics depend only on its own rows.
-    let all: BTreeSet<String> = plan
-        .iter()
-        .flat_map(|(_, _, c)| c.iter().cloned())
+    // The attendance state: what it must reflect after this run, and whether it reflects what
+    // the products consumed before it (else the products' courses are rebuilt whole).
+    let attendance_batches: BTreeSet<String> = commits
+        .get("attendance")
+        .into_iter()
+        .flatten()
+        .map(|(label, _, _)| format!("attendance/{label}"))
         .collect();
-    let read: BTreeSet<&str> = plan
+    let state_planned = plan
         .iter()
-        .flat_map(|(p, _, _)| inputs(p).iter().copied())
-        .collect();
+        .any(|(p, _, _)| *p == "student_course_attendance");
+    let mut state_rebuild = false;
+    let mut incremental = None;
+    if state_planned {
+        let consumed: BTreeSet<String> = attendance_batches
+            .difference(&qualified(&plan, "student_course_attendance"))
+            .cloned()
+            .collect();
+        if !increment::covers(lake, &consumed).await? {
+            // A lake from before the state (or a crash between its commit and the products'):
+            // every course of attendance is rebuilt, and the state with it.
+            state_rebuild = true;
+            let all = all_courses(lake, "attendance").await?;
+            for (p, _, courses) in plan.iter_mut() {
+                if *p == "student_course_attendance" {
+                    courses.extend(all.iter().cloned());
+                }
+            }
+        } else if let Some((labels, courses)) = appends_only(&plan) {
+            incremental = increment::build(lake, cfg, &labels, &courses, students.as_ref()).await?;
+        }
+    }
+    if incremental.is_some() {
+        tracing::info!("Curated adds the attendance batches to the kept state (no rebuild).");
+    } else if state_rebuild {
+        tracing::info!("Curated rebuilds every course: the attendance state is not current.");
+    }
     let mut built: HashMap<&str, Vec<DataFrame>> = HashMap::new();
     // Time spent building each product (its share of reading is reported apart).
     let mut build_secs: HashMap<&str, f64> = HashMap::new();
-    // Each input is read once for the run, sorted by course, and handed out group by group.
-    let mut att = open_inputs(lake, "attendance", &all).await?;
-    let mut grades = open_inputs(lake, "grades", &all).await?;
-    let mut eng = if read.contains("engagement") {
-        open_inputs(lake, "engagement", &all).await?
+    // The attendance state of the courses `student_course_attendance` rebuilds.
+    let mut state_parts: Vec<(DataFrame, DataFrame)> = Vec::new();
+    if let Some(inc) = incremental {
+        for (product, df) in inc.products {
+            built.insert(product, vec![df]);
+        }
+        state_parts.push((inc.totals, inc.recent));
     } else {
-        None
-    };
-    for group in course_groups(lake, Some(&all), &read, cfg.chunk_rows.max(1)).await? {
-        let last = group.last().map(String::as_str);
-        let group_inputs = products::Inputs {
-            students: students.clone(),
-            attendance: next_group(&mut att, last).await?,
-            grades: next_group(&mut grades, last).await?,
-            engagement: next_group(&mut eng, last).await?,
+        // Every product is built group of courses by group, each group's trusted rows read
+        // once for all products: a course's metrics depend only on its own rows.
+        let all: BTreeSet<String> = plan
+            .iter()
+            .flat_map(|(_, _, c)| c.iter().cloned())
+            .collect();
+        let read: BTreeSet<&str> = plan
+            .iter()
+            .flat_map(|(p, _, _)| inputs(p).iter().copied())
+            .collect();
+        // Each input is read once for the run, sorted by course, and handed out group by group.
+        let mut att = open_inputs(lake, "attendance", &all).await?;
+        let mut grades = open_inputs(lake, "grades", &all).await?;
+        let mut eng = if read.contains("engagement") {
+            open_inputs(lake, "engagement", &all).await?
+        } else {
+            None
         };
-        // What several products read (the per-student products, the at-risk list) is computed
-        // once per group.
-        let mut shared = products::Builder::new(&group_inputs, cfg);
-        for (product, _, courses) in &plan {
-            // A product with no course to recompute is still built once, empty (its schema).
-            let mine: BTreeSet<String> = group.intersection(courses).cloned().collect();
-            let schema_only = courses.is_empty() && !built.contains_key(product);
-            if mine.is_empty() && !schema_only {
-                continue;
-            }
-            let narrowed;
-            let inp = if mine.len() == group.len() {
-                &group_inputs
-            } else {
-                narrowed = products::Inputs {
-                    attendance: only_courses(&group_inputs.attendance, &mine)?,
-                    grades: only_courses(&group_inputs.grades, &mine)?,
-                    students: students.clone(),
-                    engagement: only_courses(&group_inputs.engagement, &mine)?,
+        for group in course_groups(lake, Some(&all), &read, cfg.chunk_rows.max(1)).await? {
+            let last = group.last().map(String::as_str);
+            let group_inputs = products::Inputs {
+                students: students.clone(),
+                attendance: next_group(&mut att, last).await?,
+                grades: next_group(&mut grades, last).await?,
+                engagement: next_group(&mut eng, last).await?,
+            };
+            // What several products read (the per-student products, the at-risk list) is
+            // computed once per group.
+            let mut shared = products::Builder::new(&group_inputs, cfg);
+            for (product, _, courses) in &plan {
+                // A product with no course to recompute is still built once, empty (its schema).
+                let mine: BTreeSet<String> = group.intersection(courses).cloned().collect();
+                let schema_only = courses.is_empty() && !built.contains_key(product);
+                if mine.is_empty() && !schema_only {
+                    continue;
+                }
+                let t = std::time::Instant::now();
+                let whole = mine.len() == group.len();
+                let narrowed = if whole {
+                    None
+                } else {
+                    Some(products::Inputs {
+                        attendance: only_courses(&group_inputs.attendance, &mine)?,
+                        grades: only_courses(&group_inputs.grades, &mine)?,
+                        students: students.clone(),
+                        engagement: only_courses(&group_inputs.engagement, &mine)?,
+                    })
                 };
-                &narrowed
-            };
-            let t = std::time::Instant::now();
-            // A product reads only its own inputs (`inputs`); the others it is handed are unused.
-            let df = if mine.len() == group.len() {
-                shared.build(product)?
-            } else {
-                products::build(product, inp, cfg)?
-            };
-            products::check(product, &df, inp)?;
-            *build_secs.entry(product).or_default() += t.elapsed().as_secs_f64();
-            // Kept until every group is built: copied out of the group's string buffers (a
-            // product's ids are views into its inputs, which would otherwise stay alive).
-            built.entry(product).or_default().push(frame::compact(df)?);
+                let (df, state) = match &narrowed {
+                    None => build_one(&mut shared, product, &group_inputs)?,
+                    Some(n) => build_one(&mut products::Builder::new(n, cfg), product, n)?,
+                };
+                if let Some((totals, recent)) = state {
+                    state_parts.push((frame::compact(totals)?, frame::compact(recent)?));
+                }
+                *build_secs.entry(product).or_default() += t.elapsed().as_secs_f64();
+                // Kept until every group is built: copied out of the group's string buffers (a
+                // product's ids are views into its inputs, which would otherwise stay alive).
+                built.entry(product).or_default().push(frame::compact(df)?);
+            }
         }
     }
     // The shared reads, once for the run.
@@ -327,6 +462,18 @@ pub async fn run(
     read_metrics.extend(lake.cost_metrics(&read_io, READS, "curated"));
     if !opts.dry_run {
         lake.metrics.emit(&read_metrics).await?;
+    }
+    if state_planned && !opts.dry_run {
+        // The state first: a crash before the products leaves it ahead of them, which the
+        // next run sees and rebuilds.
+        let courses = plan
+            .iter()
+            .find(|(p, _, _)| *p == "student_course_attendance")
+            .map(|(_, _, c)| c.clone())
+            .unwrap_or_default();
+        let (totals, recent) = stack(state_parts)?;
+        increment::write_state(lake, totals, recent, &courses, &attendance_batches).await?;
+        crate::stage::crash_point(STEP, "after-state");
     }
     for (product, todo, courses) in plan {
         let started = std::time::Instant::now();

@@ -162,6 +162,14 @@ pub async fn forget(
             });
         }
     }
+    // So does the attendance state curated keeps for increments.
+    for table in crate::curated::increment::STATE_TABLES {
+        targets.push(Target {
+            name: format!("curated.{table}"),
+            loc: lake.loc(Stage::Curated, table)?,
+            predicate: by_student.clone(),
+        });
+    }
     // The educators' alerts name students by pseudonym too.
     targets.push(Target {
         name: format!("curated.{}", crate::alerts::TABLE),

@@ -8,7 +8,7 @@
 
 use polars::prelude::*;
 
-use super::{count_if, in_order, null_f64, ratio, C, S};
+use super::{attendance_state, count_if, in_order, null_f64, ratio, C, S};
 use crate::curated::CuratedConfig;
 use crate::stage::Result;
 
@@ -60,135 +60,14 @@ pub fn student_course_attendance(att: &DataFrame, cfg: &CuratedConfig) -> Result
 }
 
 /// `student_course_attendance` from the [`sessions`] of trusted.attendance (in
-/// [`SESSION_ORDER`]: a student's sessions of a course by date, what the streaks count in).
+/// [`SESSION_ORDER`]: a student's sessions of a course by date, what the streaks count in),
+/// through the state an increment also keeps ([`attendance_state`]).
 pub(super) fn course_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
-    let attended = col("status").is_in(
-        lit(Series::new("a".into(), ["present", "late"])).implode(true),
-        false,
-    );
-    let missed = col("status").is_in(
-        lit(Series::new("m".into(), ["absent", "excused"])).implode(true),
-        false,
-    );
-    // Integer keys for the rows in order: the course, and the student in the course.
-    let base = s
-        .lazy()
-        .with_columns([
-            attended.alias("__attended"),
-            missed.alias("__missed"),
-            run_id(&[C]).alias("__c"),
-            run_id(&[C, S]).alias("__sc"),
-        ])
-        .with_columns([
-            col("session_date")
-                .max()
-                .over([col("__c")])?
-                .alias("__course_last"),
-            col("session_date")
-                .min()
-                .over([col("__c")])?
-                .alias("__course_first"),
-        ])
-        .with_column(
-            (col("session_date")
-                .cast(DataType::Int32)
-                .gt(col("__course_last").cast(DataType::Int32) - lit(21)))
-            .alias("__recent"),
-        );
-    // A streak is a run of consecutive missed sessions of one student in one course.
-    let streaks = base
-        .clone()
-        .with_column(run_id(&["__sc", "__missed"]).alias("__run"))
-        .group_by([col("__run")])
-        .agg([
-            col("__sc").first(),
-            col("__missed").first().alias("__m"),
-            len().alias("__len"),
-        ])
-        .filter(col("__m"))
-        .group_by([col("__sc")])
-        .agg([col("__len")
-            .max()
-            .cast(DataType::Int64)
-            .alias("longest_absence_streak")]);
-    let out = base
-        .group_by([col("__sc")])
-        .agg([
-            col(S).first(),
-            col(C).first(),
-            len().cast(DataType::Int64).alias("sessions"),
-            count_if(col("status").eq(lit("present")))
-                .cast(DataType::Int64)
-                .alias("present"),
-            count_if(col("status").eq(lit("absent")))
-                .cast(DataType::Int64)
-                .alias("absent"),
-            count_if(col("status").eq(lit("late")))
-                .cast(DataType::Int64)
-                .alias("late"),
-            count_if(col("status").eq(lit("excused")))
-                .cast(DataType::Int64)
-                .alias("excused"),
-            col("minutes_attended")
-                .sum()
-                .cast(DataType::Int64)
-                .alias("minutes_attended"),
-            col("session_date")
-                .filter(col("__attended"))
-                .max()
-                .alias("last_attended_date"),
-            count_if(col("__recent")).alias("__rn"),
-            count_if(col("__recent").and(col("__attended"))).alias("__ra"),
-            count_if(col("__recent").not()).alias("__en"),
-            count_if(col("__recent").not().and(col("__attended"))).alias("__ea"),
-            col("__course_last").first().alias("__course_last"),
-            col("__course_first").first().alias("__course_first"),
-        ])
-        .join(
-            streaks,
-            [col("__sc")],
-            [col("__sc")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_columns([
-            col("longest_absence_streak").fill_null(lit(0i64)),
-            ratio(col("present") + col("late"), col("sessions")).alias("attendance_rate"),
-            ratio(col("absent") + col("excused"), col("sessions")).alias("absence_rate"),
-            ratio(col("__ra"), col("__rn")).alias("recent_rate"),
-            ratio(col("__ea"), col("__en")).alias("earlier_rate"),
-            // Never attended: counted from the day before the course's first session.
-            (col("__course_last").cast(DataType::Int64)
-                - col("last_attended_date")
-                    .cast(DataType::Int64)
-                    .fill_null(col("__course_first").cast(DataType::Int64) - lit(1i64)))
-            .alias("days_since_attended"),
-        ])
-        .with_column(
-            col("absence_rate")
-                .gt_eq(lit(cfg.at_risk.indicators.chronic_absence.threshold))
-                .alias("chronic_absence"),
-        )
-        .select([
-            col(S),
-            col(C),
-            col("sessions"),
-            col("present"),
-            col("absent"),
-            col("late"),
-            col("excused"),
-            col("attendance_rate"),
-            col("absence_rate"),
-            col("minutes_attended"),
-            col("longest_absence_streak"),
-            col("last_attended_date"),
-            col("chronic_absence"),
-            col("recent_rate"),
-            col("earlier_rate"),
-            col("days_since_attended"),
-        ])
-        .sort([C, S], SortMultipleOptions::default())
-        .collect()?;
-    Ok(out)
+    attendance_state::product_of(
+        &attendance_state::totals_of(&s)?,
+        &attendance_state::recent_of(&s)?,
+        cfg,
+    )
 }
 
 /// `attendance_weekly`.
@@ -197,12 +76,9 @@ pub fn attendance_weekly(att: &DataFrame, cfg: &CuratedConfig) -> Result<DataFra
 }
 
 /// `attendance_weekly` from the [`sessions`] of trusted.attendance (in [`SESSION_ORDER`]).
-pub(super) fn weekly_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
+pub(crate) fn weekly_attendance_of(s: DataFrame, cfg: &CuratedConfig) -> Result<DataFrame> {
     let n = cfg.small_cell_min;
-    let day = col("session_date").cast(DataType::Int32);
-    let week_start = (day.clone()
-        - (col("session_date").dt().weekday().cast(DataType::Int32) - lit(1)))
-    .cast(DataType::Date);
+    let week_start = attendance_state::week_start(col("session_date"));
     // Integer keys for the rows in order (see `course_attendance_of`).
     let out = s
         .lazy()

@@ -8,6 +8,7 @@
 
 mod at_risk;
 mod attendance;
+pub mod attendance_state;
 mod columns;
 mod engagement;
 mod indicators;
@@ -23,6 +24,7 @@ use crate::stage::{Result, StepError};
 use crate::vocab::Stage;
 
 pub use at_risk::{at_risk_severities, at_risk_students};
+pub(crate) use attendance::weekly_attendance_of;
 pub use attendance::{attendance_weekly, sessions, student_course_attendance, SESSION_ORDER};
 pub use columns::{
     column_comments, ATTENDANCE_WEEKLY_COLUMNS, AT_RISK_STUDENTS_COLUMNS, COURSE_SUMMARY_COLUMNS,
@@ -145,6 +147,8 @@ pub struct Builder<'a> {
     cfg: &'a CuratedConfig,
     /// trusted.attendance's sessions (newest correction), read by both attendance products.
     sessions: Option<Option<DataFrame>>,
+    /// The attendance totals and recent sessions `student_course_attendance` is made of.
+    state: Option<Option<(DataFrame, DataFrame)>>,
     /// Computed products (an outer `None`: not yet; inner `None`: its input table is missing).
     attendance: Option<Option<DataFrame>>,
     performance: Option<Option<DataFrame>>,
@@ -159,6 +163,7 @@ impl<'a> Builder<'a> {
             inp,
             cfg,
             sessions: None,
+            state: None,
             attendance: None,
             performance: None,
             engagement: None,
@@ -171,11 +176,34 @@ impl<'a> Builder<'a> {
         cached(&mut self.sessions, || att.map(sessions).transpose())
     }
 
+    /// The attendance state of the inputs (totals, recent sessions; see [`attendance_state`]),
+    /// `None` without an attendance table.
+    ///
+    /// # Errors
+    /// polars errors.
+    pub fn attendance_state(&mut self) -> Result<Option<(DataFrame, DataFrame)>> {
+        if self.state.is_none() {
+            let s = self.sessions()?;
+            self.state = Some(
+                s.map(|s| -> Result<_> {
+                    Ok((
+                        attendance_state::totals_of(&s)?,
+                        attendance_state::recent_of(&s)?,
+                    ))
+                })
+                .transpose()?,
+            );
+        }
+        Ok(self.state.clone().flatten())
+    }
+
     fn attendance(&mut self) -> Result<Option<DataFrame>> {
         if self.attendance.is_none() {
-            let (s, cfg) = (self.sessions()?, self.cfg);
+            let cfg = self.cfg;
+            let state = self.attendance_state()?;
             self.attendance = Some(
-                s.map(|s| attendance::course_attendance_of(s, cfg).and_then(publish))
+                state
+                    .map(|(t, r)| attendance_state::product_of(&t, &r, cfg).and_then(publish))
                     .transpose()?,
             );
         }
