@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use super::{float, read, text, AlertRule, Condition, Hit, C, S};
+use super::{float, numbers_as_floats, read, text, AlertRule, Condition, Hit, C, S};
 use crate::curated::{products, ByCourse};
 use crate::lake::Lake;
 use crate::stage::Result;
@@ -50,6 +50,7 @@ fn absent_in_a_row(att: &DataFrame, sessions: u32) -> Result<Vec<Hit>> {
         .filter(col("streak").gt_eq(lit(i64::from(sessions))))
         .sort([C, S], SortMultipleOptions::default())
         .collect()?;
+    let df = numbers_as_floats(df)?;
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
         out.push(Hit {
@@ -81,6 +82,7 @@ pub(super) async fn hits(
             // The runs of absences at the end of each student's sessions are kept with the
             // curated attendance state; read trusted only when the state is not current.
             if let Some(df) = crate::curated::increment::trailing_absences(lake, *sessions).await? {
+                let df = numbers_as_floats(df)?;
                 for i in 0..df.height() {
                     out.push(Hit {
                         student: text(&df, S, i)?,

@@ -141,18 +141,40 @@ fn fill(template: &str, value: f64, threshold: f64, reasons: &str, actions: &str
 async fn read(lake: &Lake, stage: Stage, table: &str, sql: &str) -> Result<Option<DataFrame>> {
     let loc = lake.loc(stage, table)?;
     match delta::query(&loc, sql).await? {
-        Some((schema, batches)) => Ok(Some(frame::from_batches(&schema, &batches)?)),
+        Some((schema, batches)) => Ok(Some(numbers_as_floats(frame::from_batches(
+            &schema, &batches,
+        )?)?)),
         None => Ok(None),
     }
+}
+
+/// `df` with every numeric column cast to `f64` once, so [`float`] reads a row without a cast
+/// (a cast per row made reading n rows cost n casts of n values).
+fn numbers_as_floats(df: DataFrame) -> Result<DataFrame> {
+    let numeric: Vec<Expr> = df
+        .columns()
+        .iter()
+        .filter(|c| c.dtype().is_primitive_numeric())
+        .map(|c| col(c.name().clone()).cast(DataType::Float64))
+        .collect();
+    if numeric.is_empty() {
+        return Ok(df);
+    }
+    Ok(df.lazy().with_columns(numeric).collect()?)
 }
 
 fn text(df: &DataFrame, c: &str, i: usize) -> Result<Option<String>> {
     Ok(df.column(c)?.str()?.get(i).map(str::to_string))
 }
 
+/// Row `i` of the numeric column `c` (cast to `f64` when it is not yet: frames from [`read`]
+/// and [`numbers_as_floats`] already are).
 fn float(df: &DataFrame, c: &str, i: usize) -> Result<Option<f64>> {
-    let s = df.column(c)?.cast(&DataType::Float64)?;
-    Ok(s.f64()?.get(i))
+    let column = df.column(c)?;
+    if let Ok(values) = column.f64() {
+        return Ok(values.get(i));
+    }
+    Ok(column.cast(&DataType::Float64)?.f64()?.get(i))
 }
 
 /// The rows of `curated.alerts` (none when it does not exist).

@@ -47,11 +47,18 @@ pub(super) const PRODUCTS: [&str; 4] = [
 ];
 
 /// The attendance batches (`attendance/<label>`) a state table's rows reflect, from its newest
-/// curated commit; `None` without the table or that record.
+/// curated commit; `None` without the table or that record (an erasure trims the history:
+/// the next attendance batch then rebuilds every course).
+///
+/// # Errors
+/// delta-rs errors.
 pub async fn covered(lake: &Lake, table: &str) -> Result<Option<BTreeSet<String>>> {
     let loc = lake.loc(Stage::Curated, table)?;
     // The newest curated commit (an erasure's delete may be newer).
-    let newest = delta::step_commits(&loc, &[STEP]).await?.into_iter().next();
+    let newest = delta::newest_step_commits(&loc, &[STEP], 1)
+        .await?
+        .into_iter()
+        .next();
     Ok(newest.and_then(|info| {
         ledger::CommitMeta::read(&info)
             .batches
@@ -60,6 +67,9 @@ pub async fn covered(lake: &Lake, table: &str) -> Result<Option<BTreeSet<String>
 }
 
 /// Whether both state tables reflect exactly `batches`.
+///
+/// # Errors
+/// delta-rs errors.
 pub async fn covers(lake: &Lake, batches: &BTreeSet<String>) -> Result<bool> {
     for t in STATE_TABLES {
         if covered(lake, t).await?.as_ref() != Some(batches) {
@@ -69,18 +79,22 @@ pub async fn covers(lake: &Lake, batches: &BTreeSet<String>) -> Result<bool> {
     Ok(true)
 }
 
-/// Replaces the state of `courses` with `totals` and `recent`, recording that the state now
-/// reflects `batches` (written even when no course changes, so the record stays exact).
+/// Replaces the state of `courses` with `totals` and `recent`, one commit per table; with
+/// `batches`, records that the state now reflects them (written even when no course changes,
+/// so the record stays exact). A commit without the record (a rebuild writes each group of
+/// courses as it goes) leaves the state not current until the record follows.
 pub(super) async fn write_state(
     lake: &Lake,
     totals: DataFrame,
     recent: DataFrame,
     courses: &BTreeSet<String>,
-    batches: &BTreeSet<String>,
+    batches: Option<&BTreeSet<String>>,
 ) -> Result<()> {
-    let meta = ledger::CommitMeta::new(ledger::Step::TrustedToCurated)
-        .with_batches(batches.iter().cloned().collect())
-        .entries();
+    let mut meta = ledger::CommitMeta::new(ledger::Step::TrustedToCurated);
+    if let Some(b) = batches {
+        meta = meta.with_batches(b.iter().cloned().collect());
+    }
+    let meta = meta.entries();
     for (table, mut df) in [(TOTALS, totals), (RECENT, recent)] {
         let rows = df.height();
         let (schema, data) = frame::to_batches(&mut df)?;

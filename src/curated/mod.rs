@@ -1,8 +1,9 @@
 //! trusted → curated: the learning-analytics products, derived only from trusted tables.
 //!
 //! The unit of recomputation is a course: a new trusted batch marks the courses it touches,
-//! and every product row of those courses is recomputed from trusted and replaces the old rows
-//! in one Delta commit (`replaceWhere course_id IN (...)`). Every metric of a course depends
+//! and every product row of those courses is recomputed and replaces the old rows in one Delta
+//! commit (`replaceWhere course_id IN (...)`): from trusted, or, when the only new batches are
+//! attendance that appends, from the attendance state curated keeps ([`increment`]). Every metric of a course depends
 //! only on that course's trusted rows (its `as_of` is the course's newest timestamp), so an
 //! incremental build equals a full rebuild. No product carries a direct identifier: students
 //! appear only by pseudonym.
@@ -283,22 +284,6 @@ async fn all_courses(lake: &Lake, dataset: &str) -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
-/// The state parts of the groups, stacked (empty frames of the state's columns without any).
-fn stack(parts: Vec<(DataFrame, DataFrame)>) -> Result<(DataFrame, DataFrame)> {
-    let mut parts = parts.into_iter();
-    let Some((mut totals, mut recent)) = parts.next() else {
-        return Ok((
-            products::attendance_state::empty_totals()?,
-            products::attendance_state::empty_recent()?,
-        ));
-    };
-    for (t, r) in parts {
-        totals.vstack_mut_owned(t)?;
-        recent.vstack_mut_owned(r)?;
-    }
-    Ok((totals, recent))
-}
-
 /// Builds every curated product whose inputs have new trusted batches.
 ///
 /// # Errors
@@ -369,24 +354,36 @@ pub async fn run(
                 }
             }
         } else if let Some((labels, courses)) = appends_only(&plan) {
-            incremental = increment::build(lake, cfg, &labels, &courses, students.as_ref()).await?;
+            let t = std::time::Instant::now();
+            incremental = increment::build(lake, cfg, &labels, &courses, students.as_ref())
+                .await?
+                .map(|built| (built, t.elapsed().as_secs_f64()));
         }
     }
     if incremental.is_some() {
-        tracing::info!("Curated adds the attendance batches to the kept state (no rebuild).");
+        tracing::info!(
+            batches = qualified(&plan, "student_course_attendance").len(),
+            "Curated adds the attendance batches to the kept state (no rebuild)."
+        );
     } else if state_rebuild {
-        tracing::info!("Curated rebuilds every course: the attendance state is not current.");
+        tracing::info!(
+            batches = attendance_batches.len(),
+            "Curated rebuilds every course: the attendance state is not current."
+        );
     }
     let mut built: HashMap<&str, Vec<DataFrame>> = HashMap::new();
     // Time spent building each product (its share of reading is reported apart).
     let mut build_secs: HashMap<&str, f64> = HashMap::new();
-    // The attendance state of the courses `student_course_attendance` rebuilds.
-    let mut state_parts: Vec<(DataFrame, DataFrame)> = Vec::new();
-    if let Some(inc) = incremental {
+    // The increment's new attendance state (a rebuild writes each group's as it is built).
+    let mut added_state: Option<(DataFrame, DataFrame)> = None;
+    if let Some((inc, secs)) = incremental {
+        // One computation made the four products: its time is shared between them.
+        let share = secs / inc.products.len().max(1) as f64;
         for (product, df) in inc.products {
+            build_secs.insert(product, share);
             built.insert(product, vec![df]);
         }
-        state_parts.push((inc.totals, inc.recent));
+        added_state = Some((inc.totals, inc.recent));
     } else {
         // Every product is built group of courses by group, each group's trusted rows read
         // once for all products: a course's metrics depend only on its own rows.
@@ -440,10 +437,12 @@ pub async fn run(
                     None => build_one(&mut shared, product, &group_inputs)?,
                     Some(n) => build_one(&mut products::Builder::new(n, cfg), product, n)?,
                 };
-                if let Some((totals, recent)) = state {
-                    state_parts.push((frame::compact(totals)?, frame::compact(recent)?));
-                }
                 *build_secs.entry(product).or_default() += t.elapsed().as_secs_f64();
+                if let (Some((totals, recent)), false) = (state, opts.dry_run) {
+                    // Written as built (not held for the run): its record of the batches it
+                    // reflects comes last, after every group's (see below).
+                    increment::write_state(lake, totals, recent, &mine, None).await?;
+                }
                 // Kept until every group is built: copied out of the group's string buffers (a
                 // product's ids are views into its inputs, which would otherwise stay alive).
                 built.entry(product).or_default().push(frame::compact(df)?);
@@ -463,21 +462,11 @@ pub async fn run(
     if !opts.dry_run {
         lake.metrics.emit(&read_metrics).await?;
     }
-    if state_planned && !opts.dry_run {
-        // The state first: a crash before the products leaves it ahead of them, which the
-        // next run sees and rebuilds.
-        let courses = plan
-            .iter()
-            .find(|(p, _, _)| *p == "student_course_attendance")
-            .map(|(_, _, c)| c.clone())
-            .unwrap_or_default();
-        let (totals, recent) = stack(state_parts)?;
-        increment::write_state(lake, totals, recent, &courses, &attendance_batches).await?;
-        crate::stage::crash_point(STEP, "after-state");
-    }
-    for (product, todo, courses) in plan {
+    // Every product is judged before anything is written: a `fail` rule stops the step with
+    // no product and no state changed.
+    let mut judged = Vec::new();
+    for (product, todo, courses) in plan.iter() {
         let started = std::time::Instant::now();
-        let io_start = crate::metrics::io::IoSnapshot::now();
         let mut parts = built.remove(product).unwrap_or_default().into_iter();
         let Some(mut df) = parts.next() else {
             continue;
@@ -486,7 +475,7 @@ pub async fn run(
             df.vstack_mut_owned(p)?;
         }
         let by: Vec<PlSmallStr> = products::key(product).iter().map(|k| (*k).into()).collect();
-        let mut df = df.sort(by, SortMultipleOptions::default())?;
+        let df = df.sort(by, SortMultipleOptions::default())?;
         let product_rules = match &cfg.rules_dir {
             Some(dir) => rules::load(dir, product, &df)?,
             None => crate::rules::RuleSet::default(),
@@ -499,20 +488,45 @@ pub async fn run(
             &history,
             AsOf(lake.clock.now()),
         )?;
-        let rows = df.height() as u64;
-        let batches: Vec<String> = todo.iter().map(Pending::qualified).collect();
         let report = CuratedReport {
             product: (*product).to_string(),
-            batches,
+            batches: todo.iter().map(Pending::qualified).collect(),
             courses: courses.len(),
-            rows,
+            rows: df.height() as u64,
             rules: results,
             committed: !opts.dry_run,
         };
-        if opts.dry_run {
-            reports.push(report);
-            continue;
-        }
+        *build_secs.entry(*product).or_default() += started.elapsed().as_secs_f64();
+        judged.push((*product, todo, courses, df, report));
+    }
+    if opts.dry_run {
+        reports.extend(judged.into_iter().map(|(_, _, _, _, r)| r));
+        return Ok(reports);
+    }
+    if state_planned {
+        // The state before the products, with the record of the batches it now reflects: a
+        // crash before the products leaves it ahead of them, which the next run sees and
+        // rebuilds (as it does when a rebuild stops between groups: no record yet).
+        let courses = plan
+            .iter()
+            .find(|(p, _, _)| *p == "student_course_attendance")
+            .map(|(_, _, c)| c.clone())
+            .unwrap_or_default();
+        let (totals, recent, courses) = match added_state {
+            Some((t, r)) => (t, r, courses),
+            None => (
+                products::attendance_state::empty_totals()?,
+                products::attendance_state::empty_recent()?,
+                BTreeSet::new(),
+            ),
+        };
+        increment::write_state(lake, totals, recent, &courses, Some(&attendance_batches)).await?;
+        crate::stage::crash_point(STEP, "after-state");
+    }
+    for (product, todo, courses, mut df, report) in judged {
+        let started = std::time::Instant::now();
+        let io_start = crate::metrics::io::IoSnapshot::now();
+        let rows = report.rows;
         // Results first, product last: a crash in between reruns the same build, whose
         // results are then already recorded (same batch label, same txn).
         let label = report.batches.last().cloned().unwrap_or_default();
@@ -522,7 +536,7 @@ pub async fn run(
         let loc = lake.loc(Stage::Curated, product)?;
         let txns: Vec<String> = todo.iter().map(|p| p.app.clone()).collect();
         // No course touched (batches without rows): nothing to replace, the txns still land.
-        let predicate = (!courses.is_empty() || rows > 0).then(|| course_filter(&courses));
+        let predicate = (!courses.is_empty() || rows > 0).then(|| course_filter(courses));
         let meta = ledger::CommitMeta::new(ledger::Step::TrustedToCurated)
             .with_batches(report.batches.clone())
             .entries();

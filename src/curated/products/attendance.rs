@@ -8,7 +8,8 @@
 
 use polars::prelude::*;
 
-use super::{attendance_state, count_if, in_order, null_f64, ratio, C, S};
+use super::attendance_state::{self, run_id};
+use super::{count_if, in_order, null_f64, ratio, C, S};
 use crate::curated::CuratedConfig;
 use crate::stage::Result;
 
@@ -39,19 +40,6 @@ pub fn sessions(att: &DataFrame) -> Result<DataFrame> {
         .filter(last)
         .drop(cols(["__session"]))
         .collect()?)
-}
-
-/// A number per run of consecutive rows equal in `keys` (nulls equal to nulls), rising by one
-/// from run to run: an integer key for rows in [`SESSION_ORDER`], cheaper to group by than
-/// the strings it stands for.
-fn run_id(keys: &[&str]) -> Expr {
-    let changed = |k: &str| col(k).neq_missing(col(k).shift(lit(1)));
-    keys.iter()
-        .map(|k| changed(k))
-        .reduce(Expr::or)
-        .unwrap_or_else(|| lit(false))
-        .cast(DataType::UInt32)
-        .cum_sum(false)
 }
 
 /// `student_course_attendance`.

@@ -63,8 +63,10 @@ fn absent() -> Expr {
     in_list("status", &["absent"])
 }
 
-/// A number per run of consecutive rows equal in `keys` (nulls equal to nulls).
-fn run_id(keys: &[&str]) -> Expr {
+/// A number per run of consecutive rows equal in `keys` (nulls equal to nulls), rising by one
+/// from run to run: an integer key for rows in session order, cheaper to group by than the
+/// strings it stands for.
+pub(super) fn run_id(keys: &[&str]) -> Expr {
     let changed = |k: &str| col(k).neq_missing(col(k).shift(lit(1)));
     keys.iter()
         .map(|k| changed(k))
@@ -110,6 +112,9 @@ fn runs(rows: LazyFrame, flag: Expr, longest: &str, trailing: &str) -> Result<La
 
 /// The totals of sessions in session order (`sessions`' output: one row per session), one row
 /// per student and course, each carrying its course's first and last session date.
+///
+/// # Errors
+/// polars errors.
 pub fn totals_of(s: &DataFrame) -> Result<DataFrame> {
     let rows = s
         .clone()
@@ -199,6 +204,9 @@ fn finish(totals: LazyFrame) -> Result<DataFrame> {
 }
 
 /// The sessions (in session order) within the last [`RECENT_DAYS`] days of their course.
+///
+/// # Errors
+/// polars errors.
 pub fn recent_of(s: &DataFrame) -> Result<DataFrame> {
     Ok(s.clone()
         .lazy()
@@ -216,6 +224,9 @@ fn is_recent(course_last: Expr) -> Expr {
 }
 
 /// `student_course_attendance` from the totals and recent sessions of the same courses.
+///
+/// # Errors
+/// polars errors.
 pub fn product_of(
     totals: &DataFrame,
     recent: &DataFrame,

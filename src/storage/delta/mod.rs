@@ -126,13 +126,29 @@ pub async fn step_commits(
     loc: &TableLoc,
     steps: &[&str],
 ) -> Result<Vec<HashMap<String, serde_json::Value>>> {
+    newest_step_commits(loc, steps, usize::MAX).await
+}
+
+/// The medallion metadata of the newest `max` commits one of `steps` made to the table, newest
+/// first; the history is read only as far back as it takes.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn newest_step_commits(
+    loc: &TableLoc,
+    steps: &[&str],
+    max: usize,
+) -> Result<Vec<HashMap<String, serde_json::Value>>> {
     use futures::StreamExt;
     let mut out = Vec::new();
     let Some(table) = open(loc).await? else {
         return Ok(out);
     };
     let mut history = table.history(None);
-    while let Some(info) = history.next().await {
+    while out.len() < max {
+        let Some(info) = history.next().await else {
+            break;
+        };
         let info = info.map_err(|e| loc.err(e))?;
         let step = info.info.get(commit_key::STEP).and_then(|v| v.as_str());
         if step.is_some_and(|s| steps.contains(&s)) {
