@@ -294,7 +294,13 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
         .clock
         .now()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let started = std::time::Instant::now();
     let mut rows = read_alerts(lake).await?;
+    tracing::debug!(
+        rows = rows.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "Alerts read."
+    );
     // The open alerts by key, looked up once per hit (not a scan of every row per hit).
     let mut open_keys: std::collections::HashSet<(String, String, String)> = rows
         .iter()
@@ -314,6 +320,12 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
             }
         };
         evaluated.insert(rule.id.clone());
+        tracing::debug!(
+            rule = %rule.id,
+            hits = found.len(),
+            secs = started.elapsed().as_secs_f64(),
+            "Alert rule evaluated."
+        );
         for h in found {
             let key = (
                 rule.id.clone(),

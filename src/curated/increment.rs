@@ -81,8 +81,9 @@ pub async fn covers(lake: &Lake, batches: &BTreeSet<String>) -> Result<bool> {
 
 /// Replaces the state of `courses` with `totals` and `recent`, one commit per table; with
 /// `batches`, records that the state now reflects them (written even when no course changes,
-/// so the record stays exact). A commit without the record (a rebuild writes each group of
-/// courses as it goes) leaves the state not current until the record follows.
+/// so the record stays exact) and deletes the files earlier commits replaced. A commit without
+/// the record (a rebuild writes each group of courses as it goes) leaves the state not current
+/// until the record follows.
 pub(super) async fn write_state(
     lake: &Lake,
     totals: DataFrame,
@@ -101,22 +102,25 @@ pub(super) async fn write_state(
         let loc = lake.loc(Stage::Curated, table)?;
         let predicate = (!courses.is_empty() || rows > 0).then(|| course_filter(courses));
         delta::replace_where(&loc, schema, data, predicate.as_deref(), &[], &meta).await?;
+        if batches.is_some() {
+            // Every run rewrites the state of the courses it touches: the files it replaced
+            // are deleted (no one time-travels the state), so the folder does not grow by a
+            // copy of the state a day.
+            delta::vacuum_removed(&loc).await?;
+        }
     }
     Ok(())
 }
 
-/// The state's rows of `courses` in `order`, `None` without the table.
+/// The state's rows of `courses` (in no particular order: `advance` sorts what needs it),
+/// `None` without the table.
 async fn read_state(
     lake: &Lake,
     table: &str,
     courses: &BTreeSet<String>,
-    order: &str,
 ) -> Result<Option<DataFrame>> {
     let loc = lake.loc(Stage::Curated, table)?;
-    let sql = format!(
-        "SELECT * FROM t WHERE {} ORDER BY {order}",
-        course_filter(courses)
-    );
+    let sql = format!("SELECT * FROM t WHERE {}", course_filter(courses));
     Ok(match delta::query(&loc, &sql).await? {
         Some((s, b)) => Some(frame::from_batches(&s, &b)?),
         None => None,
@@ -165,6 +169,11 @@ pub(super) async fn build(
     courses: &BTreeSet<String>,
     students: Option<&DataFrame>,
 ) -> Result<Option<Built>> {
+    let started = std::time::Instant::now();
+    let lap = |what: &str| {
+        let secs = started.elapsed().as_secs_f64();
+        tracing::debug!(secs, what, "Curated increment.");
+    };
     let Some(columns) = product_columns(lake, "attendance").await? else {
         return Ok(None);
     };
@@ -182,6 +191,7 @@ pub(super) async fn build(
         return Ok(None);
     };
     let new = products::sessions(&frame::from_batches(&schema, &batches)?)?;
+    lap("read the batches' rows");
     let mut touched = BTreeSet::new();
     frame::distinct_text(&new, "course_id", &mut touched)?;
     // The commits' courses are the courses of their rows when they only add records.
@@ -189,11 +199,12 @@ pub(super) async fn build(
         return Ok(None);
     }
     let (Some(totals), Some(recent)) = (
-        read_state(lake, TOTALS, courses, "course_id, student_id").await?,
-        read_state(lake, RECENT, courses, "course_id, student_id, session_date").await?,
+        read_state(lake, TOTALS, courses).await?,
+        read_state(lake, RECENT, courses).await?,
     ) else {
         return Ok(None);
     };
+    lap("read the state");
     let Some(adv) = attendance_state::advance(&totals, &recent, &new)? else {
         return Ok(None);
     };
@@ -224,6 +235,7 @@ pub(super) async fn build(
     };
     weekly.vstack_mut(&changed.select(weekly.get_column_names_owned())?)?;
     let weekly = weekly.sort(["course_id", "week_start"], SortMultipleOptions::default())?;
+    lap("added the sessions, attendance products");
     let performance = read_product(lake, "student_course_performance", courses).await?;
     let engagement = read_product(lake, "student_course_engagement", courses).await?;
     let at_risk = products::at_risk_students(
@@ -240,6 +252,7 @@ pub(super) async fn build(
         students: students.cloned(),
         engagement: None,
     };
+    lap("at-risk list and course summary");
     let mut out = HashMap::new();
     for (name, df) in PRODUCTS
         .into_iter()

@@ -293,6 +293,7 @@ pub async fn run(
     cfg: &CuratedConfig,
     opts: StepOptions,
 ) -> Result<Vec<CuratedReport>> {
+    let started = std::time::Instant::now();
     let mut reports = Vec::new();
     // Each input's trusted history is read once per run, not once per product.
     let mut commits = HashMap::new();
@@ -313,6 +314,10 @@ pub async fn run(
     if plan.is_empty() {
         return Ok(reports);
     }
+    tracing::debug!(
+        secs = started.elapsed().as_secs_f64(),
+        "Curated planned (trusted and product histories read)."
+    );
     let read_started = std::time::Instant::now();
     let read_io = crate::metrics::io::IoSnapshot::now();
     let students = match delta::query(
