@@ -50,6 +50,11 @@ fn absent_in_a_row(att: &DataFrame, sessions: u32) -> Result<Vec<Hit>> {
         .filter(col("streak").gt_eq(lit(i64::from(sessions))))
         .sort([C, S], SortMultipleOptions::default())
         .collect()?;
+    streak_hits(df)
+}
+
+/// A hit per row of (`student_id`, `course_id`, `streak`).
+fn streak_hits(df: DataFrame) -> Result<Vec<Hit>> {
     let df = numbers_as_floats(df)?;
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
@@ -82,17 +87,7 @@ pub(super) async fn hits(
             // The runs of absences at the end of each student's sessions are kept with the
             // curated attendance state; read trusted only when the state is not current.
             if let Some(df) = crate::curated::increment::trailing_absences(lake, *sessions).await? {
-                let df = numbers_as_floats(df)?;
-                for i in 0..df.height() {
-                    out.push(Hit {
-                        student: text(&df, S, i)?,
-                        course: text(&df, C, i)?,
-                        value: float(&df, "streak", i)?.unwrap_or_default(),
-                        reasons: String::new(),
-                        actions: String::new(),
-                    });
-                }
-                return Ok(Ok((out, threshold)));
+                return Ok(Ok((streak_hits(df)?, threshold)));
             }
             // A few courses at a time from one sorted read: a run of absences is within one
             // course, and memory stays bounded whatever the size of the lake.

@@ -204,18 +204,23 @@ async fn touched_courses(lake: &Lake, todo: &[Pending]) -> Result<BTreeSet<Strin
         if unrecorded.is_empty() {
             continue;
         }
-        let loc = lake.loc(Stage::Trusted, ds)?;
-        let sql = format!(
-            "SELECT DISTINCT course_id FROM t WHERE _batch_id IN ({})",
-            sql_list(&unrecorded)
-        );
-        if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
-            frame::distinct_text(
-                &frame::from_batches(&schema, &batches)?,
-                "course_id",
-                &mut out,
-            )?;
-        }
+        let filter = format!("_batch_id IN ({})", sql_list(&unrecorded));
+        out.extend(courses_where(lake, ds, &filter).await?);
+    }
+    Ok(out)
+}
+
+/// The courses of a trusted table's rows matching `filter` (SQL).
+async fn courses_where(lake: &Lake, dataset: &str, filter: &str) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let loc = lake.loc(Stage::Trusted, dataset)?;
+    let sql = format!("SELECT DISTINCT course_id FROM t WHERE {filter}");
+    if let Some((schema, batches)) = delta::query(&loc, &sql).await? {
+        frame::distinct_text(
+            &frame::from_batches(&schema, &batches)?,
+            "course_id",
+            &mut out,
+        )?;
     }
     Ok(out)
 }
@@ -268,20 +273,6 @@ fn build_one(
         None
     };
     Ok((df, state))
-}
-
-/// Every course of a trusted table.
-async fn all_courses(lake: &Lake, dataset: &str) -> Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    let loc = lake.loc(Stage::Trusted, dataset)?;
-    if let Some((schema, batches)) = delta::query(&loc, "SELECT DISTINCT course_id FROM t").await? {
-        frame::distinct_text(
-            &frame::from_batches(&schema, &batches)?,
-            "course_id",
-            &mut out,
-        )?;
-    }
-    Ok(out)
 }
 
 /// Builds every curated product whose inputs have new trusted batches.
@@ -352,7 +343,7 @@ pub async fn run(
             // A lake from before the state (or a crash between its commit and the products'):
             // every course of attendance is rebuilt, and the state with it.
             state_rebuild = true;
-            let all = all_courses(lake, "attendance").await?;
+            let all = courses_where(lake, "attendance", "TRUE").await?;
             for (p, _, courses) in plan.iter_mut() {
                 if *p == "student_course_attendance" {
                     courses.extend(all.iter().cloned());

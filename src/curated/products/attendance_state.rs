@@ -168,20 +168,15 @@ pub fn totals_of(s: &DataFrame) -> Result<DataFrame> {
         "trailing_missed",
     )?;
     let absent_runs = runs(rows, absent(), "__longest_absent", "trailing_absent")?;
-    finish(
-        sums.join(
-            missed_runs,
-            [col(C), col(S)],
-            [col(C), col(S)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            absent_runs,
-            [col(C), col(S)],
-            [col(C), col(S)],
-            JoinArgs::new(JoinType::Left),
-        ),
-    )
+    finish(with_runs(sums, missed_runs, absent_runs))
+}
+
+/// `totals` with the runs of missed and of absent sessions of each student and course.
+fn with_runs(totals: LazyFrame, missed: LazyFrame, absent: LazyFrame) -> LazyFrame {
+    let by = || [col(C), col(S)];
+    totals
+        .join(missed, by(), by(), JoinArgs::new(JoinType::Left))
+        .join(absent, by(), by(), JoinArgs::new(JoinType::Left))
 }
 
 /// The totals' columns in their order, sorted by course and student.
@@ -446,27 +441,15 @@ pub fn advance(
         (col(c).fill_null(lit(0i64)) + col(format!("{c}_new")).fill_null(lit(0i64))).alias(c)
     };
     let newer = |c: &str| polars::lazy::dsl::max_horizontal([col(c), col(format!("{c}_new"))]);
-    let merged = old
-        .join(
-            add.lazy(),
-            [col(C), col(S)],
-            [col(C), col(S)],
-            JoinArgs::new(JoinType::Full)
-                .with_coalesce(JoinCoalesce::CoalesceColumns)
-                .with_suffix(Some("_new".into())),
-        )
-        .join(
-            missed_runs,
-            [col(C), col(S)],
-            [col(C), col(S)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            absent_runs,
-            [col(C), col(S)],
-            [col(C), col(S)],
-            JoinArgs::new(JoinType::Left),
-        )
+    let both = old.join(
+        add.lazy(),
+        [col(C), col(S)],
+        [col(C), col(S)],
+        JoinArgs::new(JoinType::Full)
+            .with_coalesce(JoinCoalesce::CoalesceColumns)
+            .with_suffix(Some("_new".into())),
+    );
+    let merged = with_runs(both, missed_runs, absent_runs)
         .drop(cols(["course_first", "course_last"]))
         .join(
             bounds.clone(),
@@ -682,6 +665,8 @@ mod tests {
                 )
                 .filter(col("week_start").gt_eq(col("__from")))
                 .drop(cols(["__from"]))
+                // A join need not keep the order: sorted as the product is.
+                .sort([C, "week_start"], SortMultipleOptions::default())
                 .collect()
                 .unwrap();
             let changed = weekly(adv.weeks);
