@@ -112,6 +112,16 @@ pub(super) async fn write_state(
     Ok(())
 }
 
+/// The rows `sql` selects from the curated table `table`, `None` without the table.
+async fn curated_rows(lake: &Lake, table: &str, sql: &str) -> Result<Option<DataFrame>> {
+    Ok(
+        match delta::query(&lake.loc(Stage::Curated, table)?, sql).await? {
+            Some((s, b)) => Some(frame::from_batches(&s, &b)?),
+            None => None,
+        },
+    )
+}
+
 /// The state's rows of `courses` (in no particular order: `advance` sorts what needs it),
 /// `None` without the table.
 async fn read_state(
@@ -119,31 +129,22 @@ async fn read_state(
     table: &str,
     courses: &BTreeSet<String>,
 ) -> Result<Option<DataFrame>> {
-    let loc = lake.loc(Stage::Curated, table)?;
     let sql = format!("SELECT * FROM t WHERE {}", course_filter(courses));
-    Ok(match delta::query(&loc, &sql).await? {
-        Some((s, b)) => Some(frame::from_batches(&s, &b)?),
-        None => None,
-    })
+    curated_rows(lake, table, &sql).await
 }
 
-/// A stored product's rows of `courses`, `None` without the table.
+/// A stored product's rows of `courses` in key order, `None` without the table.
 async fn read_product(
     lake: &Lake,
     product: &str,
     courses: &BTreeSet<String>,
 ) -> Result<Option<DataFrame>> {
-    let loc = lake.loc(Stage::Curated, product)?;
-    let key: Vec<&str> = products::key(product).to_vec();
     let sql = format!(
         "SELECT * FROM t WHERE {} ORDER BY {}",
         course_filter(courses),
-        key.join(", ")
+        products::key(product).join(", ")
     );
-    Ok(match delta::query(&loc, &sql).await? {
-        Some((s, b)) => Some(frame::from_batches(&s, &b)?),
-        None => None,
-    })
+    curated_rows(lake, product, &sql).await
 }
 
 /// What the increment built.
@@ -287,10 +288,5 @@ pub async fn trailing_absences(lake: &Lake, n: u32) -> Result<Option<DataFrame>>
         "SELECT student_id, course_id, trailing_absent AS streak FROM t \
          WHERE trailing_absent >= {n} ORDER BY course_id, student_id"
     );
-    Ok(
-        match delta::query(&lake.loc(Stage::Curated, TOTALS)?, &sql).await? {
-            Some((s, b)) => Some(frame::from_batches(&s, &b)?),
-            None => None,
-        },
-    )
+    curated_rows(lake, TOTALS, &sql).await
 }
