@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 use polars::prelude::*;
 
 use super::products::{self, attendance_state, publish, Inputs};
-use super::read::{course_filter, product_columns, read_order, sql_list};
+use super::read::{course_filter, order_by, product_columns, sql_list};
 use super::{CuratedConfig, STEP};
 use crate::frame;
 use crate::lake::Lake;
@@ -178,14 +178,10 @@ pub(super) async fn build(
     let Some(columns) = product_columns(lake, "attendance").await? else {
         return Ok(None);
     };
-    let order: Vec<String> = read_order("attendance")
-        .iter()
-        .map(|c| format!("\"{c}\" ASC NULLS FIRST"))
-        .collect();
     let sql = format!(
         "SELECT {columns} FROM t WHERE _batch_id IN ({}) ORDER BY {}",
         sql_list(labels),
-        order.join(", ")
+        order_by("attendance")
     );
     let loc = lake.loc(Stage::Trusted, "attendance")?;
     let Some((schema, batches)) = delta::query(&loc, &sql).await? else {

@@ -41,6 +41,16 @@ pub fn read_order(dataset: &str) -> Vec<&'static str> {
     by.iter().copied().chain(["record_id"]).collect()
 }
 
+/// SQL `ORDER BY` terms for a dataset's [`read_order`]. ASC NULLS FIRST: the order polars sorts
+/// in, so an in-order frame stays in order.
+pub(super) fn order_by(dataset: &str) -> String {
+    read_order(dataset)
+        .iter()
+        .map(|c| format!("\"{c}\" ASC NULLS FIRST"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `values` as a SQL list of string literals.
 pub(super) fn sql_list(values: &BTreeSet<String>) -> String {
     values
@@ -177,15 +187,10 @@ impl ByCourse {
         courses: &BTreeSet<String>,
     ) -> Result<Option<Self>> {
         let loc = lake.loc(Stage::Trusted, dataset)?;
-        // ASC NULLS FIRST: the order polars sorts in, so an in-order frame stays in order.
-        let order: Vec<String> = read_order(dataset)
-            .iter()
-            .map(|c| format!("\"{c}\" ASC NULLS FIRST"))
-            .collect();
         let sql = format!(
             "SELECT {columns} FROM t WHERE {} ORDER BY {}",
             course_filter(courses),
-            order.join(", ")
+            order_by(dataset)
         );
         Ok(delta::query_stream_bounded(&loc, &sql, SORT_MEMORY)
             .await?
