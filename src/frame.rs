@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{make_array, Array, ArrayRef, RecordBatch};
-use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::arrow::ffi::{from_ffi, to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use polars::prelude::{CompatLevel, DataFrame, IntoColumn, PlSmallStr, Series};
 
@@ -89,6 +89,17 @@ pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<DataFram
         let mut chunks = Vec::with_capacity(batches.len());
         for b in batches {
             chunks.push(b.column(i).clone());
+        }
+        // A Delta table's partition values are read as dictionaries: their values are what a
+        // reader means (text, not polars categoricals).
+        if let DataType::Dictionary(_, value) = field.data_type() {
+            let plain = Field::new(field.name(), (**value).clone(), field.is_nullable());
+            let mut decoded = Vec::with_capacity(chunks.len());
+            for c in &chunks {
+                decoded.push(deltalake::arrow::compute::cast(c, value)?);
+            }
+            columns.push(series_from_arrow(field.name(), &plain, &decoded)?);
+            continue;
         }
         columns.push(series_from_arrow(field.name(), field, &chunks)?);
     }
@@ -217,6 +228,27 @@ pub fn f64s_of(df: &DataFrame, c: &str) -> Result<Vec<Option<f64>>, FrameError> 
 mod tests {
     use super::*;
     use polars::prelude::*;
+
+    #[test]
+    fn partition_values_read_as_dictionaries_become_text() {
+        use deltalake::arrow::array::DictionaryArray;
+        use deltalake::arrow::datatypes::{DataType as A, Field as F, Int32Type};
+        let dict: DictionaryArray<Int32Type> =
+            vec![Some("open"), None, Some("resolved"), Some("open")]
+                .into_iter()
+                .collect();
+        let field = F::new(
+            "status",
+            A::Dictionary(Box::new(A::Int32), Box::new(A::Utf8)),
+            true,
+        );
+        let schema = Arc::new(deltalake::arrow::datatypes::Schema::new(vec![field]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dict)]).unwrap();
+        let df = from_batches(&schema, &[batch]).unwrap();
+        let s = df.column("status").unwrap().str().unwrap();
+        let got: Vec<Option<&str>> = (0..s.len()).map(|i| s.get(i)).collect();
+        assert_eq!(got, [Some("open"), None, Some("resolved"), Some("open")]);
+    }
 
     #[test]
     fn compact_frees_what_a_filter_pointed_into() {

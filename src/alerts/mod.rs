@@ -13,7 +13,10 @@
 //! - rows carry pseudonyms only (the curated tables hold no direct identifier), the reason and
 //!   the recommended action in words.
 //!
-//! The table is rewritten whole in one Delta commit, then the changes are sent to the
+//! The table is partitioned by `status`: an evaluation reads and rewrites only the open alerts
+//! (with those it resolves) in one Delta commit, never the resolved history, so its cost
+//! follows the open alerts, not the days the lake has run. A table from before the
+//! partitioning is rewritten whole, partitioned, once. Then the changes are sent to the
 //! notifier (a local log, or SNS on AWS) and the counts to the metrics sink: a crash between
 //! the commit and the notifications loses those notifications, never duplicates an alert.
 //!
@@ -46,6 +49,9 @@ pub const TABLE: &str = "alerts";
 pub const FILE: &str = "alerts.yaml";
 /// Step name in txn ids and metrics.
 pub const STEP: &str = crate::ledger::Step::Alerts.as_str();
+
+/// The column the table is partitioned by (`open` or `resolved`).
+const PARTITION: &str = "status";
 
 const S: &str = "student_id";
 const C: &str = "course_id";
@@ -182,14 +188,13 @@ fn float(df: &DataFrame, c: &str, i: usize) -> Result<Option<f64>> {
 /// # Errors
 /// Storage or frame errors.
 pub async fn read_alerts(lake: &Lake) -> Result<Vec<AlertRow>> {
-    let Some(df) = read(
-        lake,
-        Stage::Curated,
-        TABLE,
-        "SELECT * FROM t ORDER BY fired_at, alert_id",
-    )
-    .await?
-    else {
+    read_where(lake, "TRUE").await
+}
+
+/// The rows of `curated.alerts` matching `filter` (SQL), by fired time.
+async fn read_where(lake: &Lake, filter: &str) -> Result<Vec<AlertRow>> {
+    let sql = format!("SELECT * FROM t WHERE {filter} ORDER BY fired_at, alert_id");
+    let Some(df) = read(lake, Stage::Curated, TABLE, &sql).await? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(df.height());
@@ -295,7 +300,21 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
         .now()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let started = std::time::Instant::now();
-    let mut rows = read_alerts(lake).await?;
+    let loc = lake.loc(Stage::Curated, TABLE)?;
+    let partitioned = delta::partition_columns(&loc)
+        .await?
+        .is_some_and(|p| p == [PARTITION]);
+    // What this evaluation may change: the open alerts (and, were the clock set back, any
+    // resolved at or after now, which are kept as they are). Every row it writes matches.
+    let live = format!(
+        "{PARTITION} = 'open' OR resolved_at >= {}",
+        delta::sql_literal(&now)
+    );
+    let mut rows = if partitioned {
+        read_where(lake, &live).await?
+    } else {
+        read_alerts(lake).await?
+    };
     tracing::debug!(
         rows = rows.len(),
         secs = started.elapsed().as_secs_f64(),
@@ -369,15 +388,14 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
     if !report.fired.is_empty() || !report.resolved.is_empty() {
         let mut df = to_frame(&rows)?;
         let (schema, batches) = frame::to_batches(&mut df)?;
-        let loc = lake.loc(Stage::Curated, TABLE)?;
-        delta::overwrite(
-            &loc,
-            schema,
-            batches,
-            &txn_id(STEP, &now),
-            &crate::ledger::CommitMeta::new(crate::ledger::Step::Alerts).entries(),
-        )
-        .await?;
+        let meta = crate::ledger::CommitMeta::new(crate::ledger::Step::Alerts).entries();
+        if partitioned {
+            delta::replace_where(&loc, schema, batches, Some(&live), &[], &meta).await?;
+        } else {
+            // The first evaluation, or a table from before the partitioning: whole.
+            let app = txn_id(STEP, &now);
+            delta::overwrite(&loc, schema, batches, &app, &meta, &[PARTITION]).await?;
+        }
         crate::stage::crash_point(STEP, "after-commit");
         report.committed = true;
         lake.register(Registration {

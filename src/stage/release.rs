@@ -116,7 +116,7 @@ pub async fn release(lake: &Lake, ds: &Dataset, dry_run: bool) -> Result<Release
     merge_winners(&data_loc, ds, winners, &app, &meta).await?;
     super::crash_point(RELEASE_STEP, "after-trusted");
     let (rs, rb) = frame::to_batches(&mut remaining)?;
-    delta::overwrite(&q_loc, rs, rb, &app, &meta).await?;
+    delta::overwrite(&q_loc, rs, rb, &app, &meta, &[]).await?;
     super::crash_point(RELEASE_STEP, "after-quarantine");
     super::books::record_release(lake, &report, &stamp).await?;
     lake.sync_catalog().await?;

@@ -400,4 +400,77 @@ fn alert_rules_fire_once_and_resolve_when_the_student_comes_back() {
         .filter(|l| l.contains("absent_in_a_row") && l.contains("\"change\":\"resolved\""))
         .count();
     assert_eq!(resolved, 1, "{log}");
+
+    // Away again, a day later: a new alert fires; the resolved one is kept as it was, and the
+    // resolved history is neither read nor rewritten (no file of it removed by the commit).
+    attendance_file(
+        &att,
+        &extra,
+        "again",
+        &[
+            ("2026-10-09", "absent"),
+            ("2026-10-12", "absent"),
+            ("2026-10-13", "absent"),
+        ],
+    );
+    p.ok(&[
+        "land",
+        "attendance",
+        extra.join("attendance_again.csv").to_str().unwrap(),
+    ]);
+    let later = ("MEDALLION_NOW", "2026-12-02T00:00:00Z");
+    let again = p.run_env(&["promote", "--all"], &[later]);
+    assert!(
+        again.stdout.contains("alert fired     absent_in_a_row"),
+        "{}",
+        again.stdout
+    );
+    let a = alerts_for(&p, &course, "Xaway0");
+    let mut status: Vec<(&str, &str)> = a
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap(),
+                r["resolved_at"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    status.sort();
+    assert_eq!(
+        status,
+        [("open", "-"), ("resolved", "2026-12-01T00:00:00Z")],
+        "{a:?}"
+    );
+    let (added, removed) = newest_commit_files(&p, "curated", "alerts");
+    assert!(
+        added.len() == 1
+            && added
+                .iter()
+                .chain(&removed)
+                .all(|f| f.starts_with("status=open/")),
+        "the resolved history was rewritten: added {added:?}, removed {removed:?}"
+    );
+}
+
+/// The files the newest commit of a local table adds and removes (paths in the table).
+fn newest_commit_files(p: &TestProject, stage: &str, table: &str) -> (Vec<String>, Vec<String>) {
+    let log = p.path(&format!("lake/{stage}/{table}/_delta_log"));
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    let text = std::fs::read_to_string(newest).unwrap();
+    let actions: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paths = |kind: &str| {
+        actions
+            .iter()
+            .filter_map(|a| a[kind]["path"].as_str().map(str::to_string))
+            .collect()
+    };
+    (paths("add"), paths("remove"))
 }

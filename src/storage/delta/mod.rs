@@ -272,6 +272,18 @@ pub async fn has_files(loc: &TableLoc) -> Result<bool> {
         .is_some_and(|(_, files)| files > 0))
 }
 
+/// The table's partition columns, `None` when the table does not exist.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn partition_columns(loc: &TableLoc) -> Result<Option<Vec<String>>> {
+    Ok(open(loc).await?.and_then(|t| {
+        t.snapshot()
+            .ok()
+            .map(|s| s.metadata().partition_columns().to_vec())
+    }))
+}
+
 /// The table's version and how many data files it holds, read from one snapshot; `None` when
 /// the table does not exist.
 ///

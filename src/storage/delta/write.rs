@@ -46,7 +46,8 @@ pub async fn append(
     Ok(Some(table.version().unwrap_or(0)))
 }
 
-/// Replaces the whole table content in one commit that records `app_id`.
+/// Replaces the whole table content in one commit that records `app_id`, the table then
+/// partitioned by `partition_by` (none: not partitioned).
 ///
 /// # Errors
 /// delta-rs errors.
@@ -56,6 +57,7 @@ pub async fn overwrite(
     batches: Vec<RecordBatch>,
     app_id: &str,
     metadata: &[(&str, serde_json::Value)],
+    partition_by: &[&str],
 ) -> Result<u64> {
     let table = match open(loc).await? {
         Some(t) => t,
@@ -72,6 +74,7 @@ pub async fn overwrite(
         .write(batches)
         .with_save_mode(SaveMode::Overwrite)
         .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+        .with_partition_columns(partition_by.iter().copied())
         .with_commit_properties(commit_props(app_id, metadata))
         .await
         .map_err(|e| loc.err(e))?;
