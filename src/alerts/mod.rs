@@ -13,10 +13,12 @@
 //! - rows carry pseudonyms only (the curated tables hold no direct identifier), the reason and
 //!   the recommended action in words.
 //!
-//! The table is partitioned by `status`: an evaluation reads and rewrites only the open alerts
-//! (with those it resolves) in one Delta commit, never the resolved history, so its cost
-//! follows the open alerts, not the days the lake has run. A table from before the
-//! partitioning is rewritten whole, partitioned, once. Then the changes are sent to the
+//! The table is partitioned by `status` and `rule_id`: an evaluation reads and rewrites only
+//! the open alerts of the rules it evaluates (with those it resolves) in one Delta commit,
+//! never the resolved history, so its cost follows the open alerts, not the days the lake has
+//! run. A rule whose input did not change since the evaluation that last wrote the table (its
+//! fingerprint is in that commit's metadata) is not evaluated: its open alerts stay as they
+//! are. A table from before the partitioning is rewritten whole, partitioned, once. Then the changes are sent to the
 //! notifier (a local log, or SNS on AWS) and the counts to the metrics sink: a crash between
 //! the commit and the notifications loses those notifications, never duplicates an alert.
 //!
@@ -50,8 +52,8 @@ pub const FILE: &str = "alerts.yaml";
 /// Step name in txn ids and metrics.
 pub const STEP: &str = crate::ledger::Step::Alerts.as_str();
 
-/// The column the table is partitioned by (`open` or `resolved`).
-const PARTITION: &str = "status";
+/// The columns the table is partitioned by: each rule's open alerts are files of their own.
+const PARTITIONS: [&str; 2] = ["status", "rule_id"];
 
 const S: &str = "student_id";
 const C: &str = "course_id";
@@ -303,13 +305,43 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
     let loc = lake.loc(Stage::Curated, TABLE)?;
     let partitioned = delta::partition_columns(&loc)
         .await?
-        .is_some_and(|p| p == [PARTITION]);
-    // What this evaluation may change: the open alerts (and, were the clock set back, any
-    // resolved at or after now, which are kept as they are). Every row it writes matches.
-    let live = format!(
-        "{PARTITION} = 'open' OR resolved_at >= {}",
-        delta::sql_literal(&now)
-    );
+        .is_some_and(|p| p == PARTITIONS);
+    // A rule whose fingerprint (itself, the version of what it reads) is the one recorded by
+    // the evaluation that last wrote the table holds the same alerts: it is neither read,
+    // evaluated nor rewritten.
+    let recorded = if partitioned {
+        state::recorded_rules(lake).await?
+    } else {
+        std::collections::BTreeMap::new()
+    };
+    let mut prints = std::collections::BTreeMap::new();
+    let mut unchanged = BTreeSet::new();
+    for rule in &cfg.rules {
+        let print = state::rule_fingerprint(lake, rule).await?;
+        if recorded.get(&rule.id) == Some(&print) {
+            unchanged.insert(rule.id.clone());
+        }
+        prints.insert(rule.id.clone(), print);
+    }
+    let todo: BTreeSet<String> = cfg
+        .rules
+        .iter()
+        .filter(|r| !unchanged.contains(&r.id))
+        .map(|r| r.id.clone())
+        .collect();
+    // What this evaluation may change: the open alerts of the rules it evaluates (and, were
+    // the clock set back, any resolved at or after now, which are kept as they are). Every
+    // row it writes matches.
+    let live = if todo.is_empty() {
+        "FALSE".to_string()
+    } else {
+        let ids: Vec<String> = todo.iter().map(|id| delta::sql_literal(id)).collect();
+        format!(
+            "(status = 'open' OR resolved_at >= {}) AND rule_id IN ({})",
+            delta::sql_literal(&now),
+            ids.join(", ")
+        )
+    };
     let mut rows = if partitioned {
         read_where(lake, &live).await?
     } else {
@@ -329,12 +361,14 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
     let mut report = AlertsReport::default();
     let mut evaluated = BTreeSet::new();
     let mut holding = BTreeSet::new();
-    for rule in &cfg.rules {
+    for rule in cfg.rules.iter().filter(|r| todo.contains(&r.id)) {
         let (found, threshold) = match hits(lake, rule).await? {
             Ok(h) => h,
             Err(why) => {
                 tracing::info!(rule = %rule.id, why = %why, "Alert rule skipped.");
                 report.skipped.push((rule.id.clone(), why));
+                // Looked at again next time (whether its input exists yet is cheap to see).
+                prints.remove(&rule.id);
                 continue;
             }
         };
@@ -384,17 +418,25 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
             report.resolved.push(r.clone());
         }
     }
-    report.open = rows.iter().filter(|r| r.resolved_at.is_none()).count();
+    // The open alerts of the rules not evaluated, counted (their files only).
+    let mut still_open = std::collections::BTreeMap::new();
+    for id in &unchanged {
+        let filter = format!("status = 'open' AND rule_id = {}", delta::sql_literal(id));
+        still_open.insert(id.clone(), delta::count_where(&loc, Some(&filter)).await?);
+    }
+    report.open = rows.iter().filter(|r| r.resolved_at.is_none()).count()
+        + still_open.values().sum::<u64>() as usize;
     if !report.fired.is_empty() || !report.resolved.is_empty() {
         let mut df = to_frame(&rows)?;
         let (schema, batches) = frame::to_batches(&mut df)?;
-        let meta = crate::ledger::CommitMeta::new(crate::ledger::Step::Alerts).entries();
+        let mut meta = crate::ledger::CommitMeta::new(crate::ledger::Step::Alerts).entries();
+        meta.push((state::RULE_INPUTS, serde_json::json!(prints)));
         if partitioned {
             delta::replace_where(&loc, schema, batches, Some(&live), &[], &meta).await?;
         } else {
             // The first evaluation, or a table from before the partitioning: whole.
             let app = txn_id(STEP, &now);
-            delta::overwrite(&loc, schema, batches, &app, &meta, &[PARTITION]).await?;
+            delta::overwrite(&loc, schema, batches, &app, &meta, &PARTITIONS).await?;
         }
         crate::stage::crash_point(STEP, "after-commit");
         report.committed = true;
@@ -420,12 +462,15 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
         }
     }
     let mut metrics = Vec::new();
-    for id in &evaluated {
+    for id in evaluated.iter().chain(&unchanged) {
         let count = |list: &[AlertRow]| list.iter().filter(|r| &r.rule_id == id).count() as f64;
-        let open = rows
-            .iter()
-            .filter(|r| &r.rule_id == id && r.resolved_at.is_none())
-            .count() as f64;
+        let open = match still_open.get(id) {
+            Some(n) => *n as f64,
+            None => rows
+                .iter()
+                .filter(|r| &r.rule_id == id && r.resolved_at.is_none())
+                .count() as f64,
+        };
         metrics.push(
             Metric::new(
                 "AlertsFired",

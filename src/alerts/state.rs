@@ -10,13 +10,14 @@
 //!   between evaluates again, which changes nothing the second time);
 //! - a no-op run reads a few table logs and this table, and writes nothing.
 
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 
-use super::{AlertsConfig, Condition};
+use super::{AlertRule, AlertsConfig, Condition};
 use crate::lake::Lake;
 use crate::stage::Result;
 use crate::storage::delta::{self, txn_id};
@@ -25,32 +26,74 @@ use crate::vocab::Stage;
 /// Ops table with one row per evaluation whose fingerprint changed.
 pub const EVALUATIONS: &str = "alert_evaluations";
 
+/// The table `rule` reads, as (stage, table).
+fn input(rule: &AlertRule) -> (Stage, String) {
+    match &rule.when {
+        Condition::AbsentInARow { .. } => (Stage::Trusted, "attendance".to_string()),
+        Condition::NoActivity { table, .. } => {
+            let (stage, name) = table.split_once('.').unwrap_or(("trusted", table));
+            (
+                Stage::parse(stage).unwrap_or(Stage::Trusted),
+                name.to_string(),
+            )
+        }
+        Condition::RiskRoseToHigh => (Stage::Curated, "at_risk_students".to_string()),
+        Condition::MissedAssessments { .. } => {
+            (Stage::Curated, "student_course_performance".to_string())
+        }
+        Condition::WeeklyAttendanceFell { .. } => (Stage::Curated, "attendance_weekly".to_string()),
+    }
+}
+
 /// The tables `cfg`'s rules read, as (stage, table).
 fn inputs(cfg: &AlertsConfig) -> Vec<(Stage, String)> {
     let mut out = vec![(Stage::Curated, super::TABLE.to_string())];
     for rule in &cfg.rules {
-        let (stage, table) = match &rule.when {
-            Condition::AbsentInARow { .. } => (Stage::Trusted, "attendance".to_string()),
-            Condition::NoActivity { table, .. } => {
-                let (stage, name) = table.split_once('.').unwrap_or(("trusted", table));
-                (
-                    Stage::parse(stage).unwrap_or(Stage::Trusted),
-                    name.to_string(),
-                )
-            }
-            Condition::RiskRoseToHigh => (Stage::Curated, "at_risk_students".to_string()),
-            Condition::MissedAssessments { .. } => {
-                (Stage::Curated, "student_course_performance".to_string())
-            }
-            Condition::WeeklyAttendanceFell { .. } => {
-                (Stage::Curated, "attendance_weekly".to_string())
-            }
-        };
-        if !out.contains(&(stage, table.clone())) {
-            out.push((stage, table));
+        let read = input(rule);
+        if !out.contains(&read) {
+            out.push(read);
         }
     }
     out
+}
+
+/// Key of the rules' fingerprints in an alerts commit's metadata (rule id → fingerprint).
+pub const RULE_INPUTS: &str = "medallion.rule_inputs";
+
+/// What `rule` would see now: the rule itself, the version of the table it reads and, for a
+/// rule measuring time from now, the hour. Equal fingerprints mean equal hits.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn rule_fingerprint(lake: &Lake, rule: &AlertRule) -> Result<String> {
+    let mut h = foldhash::fast::FixedState::with_seed(7).build_hasher();
+    format!("{rule:?}").hash(&mut h);
+    let (stage, table) = input(rule);
+    let version = match delta::open(&lake.loc(stage, &table)?).await? {
+        Some(t) => t.version(),
+        None => None,
+    };
+    (stage.to_string(), table, version).hash(&mut h);
+    if matches!(rule.when, Condition::NoActivity { .. }) {
+        lake.clock.now().timestamp().div_euclid(3600).hash(&mut h);
+    }
+    Ok(format!("{:016x}", h.finish()))
+}
+
+/// The rules' fingerprints the newest evaluation that wrote the alerts table recorded (none
+/// for a table without them).
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn recorded_rules(lake: &Lake) -> Result<BTreeMap<String, String>> {
+    let loc = lake.loc(Stage::Curated, super::TABLE)?;
+    let newest = delta::newest_step_commits(&loc, &[super::STEP], 1).await?;
+    Ok(newest
+        .into_iter()
+        .next()
+        .and_then(|info| info.get(RULE_INPUTS).cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
 }
 
 /// What an evaluation of `cfg` would see now.

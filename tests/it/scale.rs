@@ -143,7 +143,8 @@ fn alert_evaluations(p: &TestProject) -> usize {
 #[test]
 fn a_no_op_promotion_does_not_evaluate_the_alerts_again() {
     let p = TestProject::new();
-    let inbox = p.generate(20, 5, 0.03);
+    // Three weeks: grades are due, so every rule has its input.
+    let inbox = p.generate_into("inbox", 20, 21, 0.03, 11, None);
     p.land_all(&inbox);
     p.ok(&["promote", "--all"]);
     let built = alert_evaluations(&p);
@@ -168,15 +169,73 @@ fn a_no_op_promotion_does_not_evaluate_the_alerts_again() {
     let edited = alert_evaluations(&p);
     assert!(edited > built, "an edited rule is evaluated again");
     // A new batch built into curated is evaluated too.
-    let later = p.generate_into("later", 20, 6, 0.0, 5, Some("2026-09-19"));
+    let missed_before = alerts_of_rule(&p, "missed_assessments");
+    let version = p.version("curated", "alerts");
+    let later = p.generate_into("later", 20, 6, 0.0, 5, Some("2026-10-05"));
     let landed = p.ok(&["land", "attendance", later.to_str().unwrap()]);
-    let built = p.ok(&["promote", "--all"]);
+    let built = p.run_env(
+        &["promote", "--all"],
+        &[("MEDALLION_LOG", "medallion=debug")],
+    );
+    assert_eq!(built.code, 0, "{}", built.stderr);
     assert!(
         alert_evaluations(&p) > edited,
         "a build is followed by an evaluation\n{}\n{}",
         landed.stdout,
         built.stdout
     );
+    // Only attendance changed: the rule reading the grades' product is not evaluated again,
+    // and its open alerts are neither read nor rewritten.
+    let log = without_colours(&built.stderr);
+    let evaluated = |rule: &str| {
+        log.lines()
+            .any(|l| l.contains("Alert rule evaluated.") && l.contains(&format!("rule={rule} ")))
+    };
+    assert!(
+        evaluated("absent_in_a_row") && !evaluated("missed_assessments"),
+        "{log}"
+    );
+    if p.version("curated", "alerts") > version {
+        let (added, removed, predicate) =
+            crate::watch::newest_commit_files(&p, "curated", "alerts");
+        assert!(!predicate.contains("missed_assessments"), "{predicate}");
+        assert!(
+            !added
+                .iter()
+                .chain(&removed)
+                .any(|f| f.contains("rule_id=missed_assessments")),
+            "added {added:?}, removed {removed:?}"
+        );
+    }
+    assert_eq!(alerts_of_rule(&p, "missed_assessments"), missed_before);
+}
+
+/// `text` without its terminal colour codes.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The alerts of one rule (`medallion alerts --format json`), by id.
+fn alerts_of_rule(p: &TestProject, rule: &str) -> Vec<serde_json::Value> {
+    let r = p.ok(&["alerts", "--format", "json"]);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+    let mut out: Vec<serde_json::Value> =
+        all.into_iter().filter(|a| a["rule_id"] == rule).collect();
+    out.sort_by_key(|a| a["alert_id"].as_str().unwrap_or_default().to_string());
+    out
 }
 
 /// The operation of each commit of a local table that records a txn, oldest first (from its

@@ -441,9 +441,9 @@ fn alert_rules_fire_once_and_resolve_when_the_student_comes_back() {
         [("open", "-"), ("resolved", "2026-12-01T00:00:00Z")],
         "{a:?}"
     );
-    let (added, removed) = newest_commit_files(&p, "curated", "alerts");
+    let (added, removed, _) = newest_commit_files(&p, "curated", "alerts");
     assert!(
-        added.len() == 1
+        !added.is_empty()
             && added
                 .iter()
                 .chain(&removed)
@@ -452,8 +452,13 @@ fn alert_rules_fire_once_and_resolve_when_the_student_comes_back() {
     );
 }
 
-/// The files the newest commit of a local table adds and removes (paths in the table).
-fn newest_commit_files(p: &TestProject, stage: &str, table: &str) -> (Vec<String>, Vec<String>) {
+/// The files the newest commit of a local table adds and removes (paths in the table), and
+/// its predicate.
+pub(crate) fn newest_commit_files(
+    p: &TestProject,
+    stage: &str,
+    table: &str,
+) -> (Vec<String>, Vec<String>, String) {
     let log = p.path(&format!("lake/{stage}/{table}/_delta_log"));
     let newest = std::fs::read_dir(&log)
         .unwrap()
@@ -472,5 +477,10 @@ fn newest_commit_files(p: &TestProject, stage: &str, table: &str) -> (Vec<String
             .filter_map(|a| a[kind]["path"].as_str().map(str::to_string))
             .collect()
     };
-    (paths("add"), paths("remove"))
+    let predicate = actions
+        .iter()
+        .find_map(|a| a["commitInfo"]["operationParameters"]["predicate"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    (paths("add"), paths("remove"), predicate)
 }
