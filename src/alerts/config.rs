@@ -47,7 +47,7 @@ pub enum Condition {
         days: u32,
         /// `<stage>.<table>` holding the activity (default `trusted.engagement`).
         table: String,
-        /// Its timestamp column (default `occurred_at`).
+        /// Its date or timestamp column (default `activity_date`, the engagement dataset's).
         at: String,
     },
     /// The student's risk level in `at_risk_students` is high.
@@ -151,7 +151,7 @@ fn engagement_table() -> String {
 }
 
 fn engagement_at() -> String {
-    "occurred_at".to_string()
+    "activity_date".to_string()
 }
 
 /// One rule as written.

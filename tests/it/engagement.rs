@@ -124,3 +124,48 @@ fn engagement_lands_promotes_and_feeds_the_products() {
         }
     }
 }
+
+/// The shipped `no_activity` alert reads the engagement dataset's own date column: a month
+/// after the last activity, it fires for every student with activity (it once named a column
+/// the dataset does not have, and was skipped on every run).
+#[test]
+fn the_shipped_no_activity_alert_fires_for_students_idle_a_week() {
+    let p = TestProject::new();
+    let inbox = p.generate(12, 14, 0.0);
+    p.land_all(&inbox);
+    p.ok(&["land", "engagement", inbox.to_str().unwrap()]);
+    let later = ("MEDALLION_NOW", "2026-10-20T00:00:00Z");
+    let run = p.run_env(&["promote", "--all", "--to", "curated"], &[later]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let listed = p.run_env(&["alerts", "--format", "json"], &[later]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let idle: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|a| a["rule_id"] == "no_activity")
+        .collect();
+    let active = p
+        .read(
+            "trusted",
+            "engagement",
+            "SELECT DISTINCT student_id FROM t WHERE student_id IS NOT NULL",
+        )
+        .unwrap()
+        .height();
+    assert!(active > 0);
+    assert_eq!(idle.len(), active, "{}", listed.stdout);
+    for a in idle {
+        assert_eq!(a["subject"], "student");
+        assert_eq!(a["status"], "open");
+        // The term's two weeks end on 2026-09-20: a month without activity by 2026-10-20.
+        let days = a["value"].as_f64().unwrap();
+        assert!((29.0..=44.0).contains(&days), "{a}");
+        assert!(
+            a["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no activity for "),
+            "{a}"
+        );
+    }
+}
