@@ -450,6 +450,8 @@ fn sql_type(dt: &deltalake::arrow::datatypes::DataType) -> String {
         D::Boolean => "boolean".into(),
         D::Date32 => "date".into(),
         D::Timestamp(_, _) => "timestamp".into(),
+        // A partition column is scanned as a dictionary of its values.
+        D::Dictionary(_, value) => sql_type(value),
         other => other.to_string().to_lowercase(),
     }
 }
@@ -501,6 +503,14 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn a_partition_column_is_catalogued_as_its_values_type() {
+        use deltalake::arrow::datatypes::DataType as D;
+        let partition = D::Dictionary(Box::new(D::UInt16), Box::new(D::Utf8));
+        assert_eq!(sql_type(&partition), "string");
+        assert_eq!(sql_type(&D::Utf8View), "string");
+    }
 
     #[test]
     fn every_shared_column_has_a_comment() {
