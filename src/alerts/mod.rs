@@ -303,9 +303,11 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let started = std::time::Instant::now();
     let loc = lake.loc(Stage::Curated, TABLE)?;
-    let partitioned = delta::partition_columns(&loc)
-        .await?
-        .is_some_and(|p| p == PARTITIONS);
+    let partitions = delta::partition_columns(&loc).await?;
+    let partitioned = partitions.as_deref().is_some_and(|p| p == PARTITIONS);
+    // A table from before the partitioning is rewritten, partitioned, even when nothing
+    // changes (else every evaluation would go on reading it whole).
+    let migrate = partitions.is_some() && !partitioned;
     // A rule whose fingerprint (itself, the version of what it reads) is the one recorded by
     // the evaluation that last wrote the table holds the same alerts: it is neither read,
     // evaluated nor rewritten.
@@ -424,9 +426,23 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
         let filter = format!("status = 'open' AND rule_id = {}", delta::sql_literal(id));
         still_open.insert(id.clone(), delta::count_where(&loc, Some(&filter)).await?);
     }
+    // Open alerts of rules no longer configured stay open (nothing evaluates them) and count.
+    let orphaned = if partitioned && !cfg.rules.is_empty() {
+        let ids: Vec<String> = cfg
+            .rules
+            .iter()
+            .map(|r| delta::sql_literal(&r.id))
+            .collect();
+        let filter = format!("status = 'open' AND rule_id NOT IN ({})", ids.join(", "));
+        delta::count_where(&loc, Some(&filter)).await?
+    } else if partitioned {
+        delta::count_where(&loc, Some("status = 'open'")).await?
+    } else {
+        0
+    };
     report.open = rows.iter().filter(|r| r.resolved_at.is_none()).count()
-        + still_open.values().sum::<u64>() as usize;
-    if !report.fired.is_empty() || !report.resolved.is_empty() {
+        + (still_open.values().sum::<u64>() + orphaned) as usize;
+    if migrate || !report.fired.is_empty() || !report.resolved.is_empty() {
         let mut df = to_frame(&rows)?;
         let (schema, batches) = frame::to_batches(&mut df)?;
         let mut meta = crate::ledger::CommitMeta::new(crate::ledger::Step::Alerts).entries();

@@ -60,7 +60,7 @@ fn inputs(cfg: &AlertsConfig) -> Vec<(Stage, String)> {
 /// Key of the rules' fingerprints in an alerts commit's metadata (rule id → fingerprint).
 pub const RULE_INPUTS: &str = "medallion.rule_inputs";
 
-/// What `rule` would see now: the rule itself, the version of the table it reads and, for a
+/// What `rule` would see now: the rule itself, the version and id of the table it reads and, for a
 /// rule measuring time from now, the hour. Equal fingerprints mean equal hits.
 ///
 /// # Errors
@@ -69,10 +69,8 @@ pub async fn rule_fingerprint(lake: &Lake, rule: &AlertRule) -> Result<String> {
     let mut h = foldhash::fast::FixedState::with_seed(7).build_hasher();
     format!("{rule:?}").hash(&mut h);
     let (stage, table) = input(rule);
-    let version = match delta::open(&lake.loc(stage, &table)?).await? {
-        Some(t) => t.version(),
-        None => None,
-    };
+    // The version and the table's id: a table deleted and made again is another input.
+    let version = delta::version_and_id(&lake.loc(stage, &table)?).await?;
     (stage.to_string(), table, version).hash(&mut h);
     if matches!(rule.when, Condition::NoActivity { .. }) {
         lake.clock.now().timestamp().div_euclid(3600).hash(&mut h);
@@ -101,10 +99,7 @@ pub async fn fingerprint(lake: &Lake, cfg: &AlertsConfig) -> Result<String> {
     let mut h = foldhash::fast::FixedState::with_seed(7).build_hasher();
     format!("{:?}", cfg.rules).hash(&mut h);
     for (stage, table) in inputs(cfg) {
-        let version = match delta::open(&lake.loc(stage, &table)?).await? {
-            Some(t) => t.version(),
-            None => None,
-        };
+        let version = delta::version_and_id(&lake.loc(stage, &table)?).await?;
         (stage.to_string(), table, version).hash(&mut h);
     }
     if cfg

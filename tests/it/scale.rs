@@ -195,18 +195,16 @@ fn a_no_op_promotion_does_not_evaluate_the_alerts_again() {
         evaluated("absent_in_a_row") && !evaluated("missed_assessments"),
         "{log}"
     );
-    if p.version("curated", "alerts") > version {
-        let (added, removed, predicate) =
-            crate::watch::newest_commit_files(&p, "curated", "alerts");
-        assert!(!predicate.contains("missed_assessments"), "{predicate}");
-        assert!(
-            !added
-                .iter()
-                .chain(&removed)
-                .any(|f| f.contains("rule_id=missed_assessments")),
-            "added {added:?}, removed {removed:?}"
-        );
-    }
+    assert!(p.version("curated", "alerts") > version, "{log}");
+    let (added, removed, predicate) = crate::watch::newest_commit_files(&p, "curated", "alerts");
+    assert!(!predicate.contains("missed_assessments"), "{predicate}");
+    assert!(
+        !added
+            .iter()
+            .chain(&removed)
+            .any(|f| f.contains("rule_id=missed_assessments")),
+        "added {added:?}, removed {removed:?}"
+    );
     assert_eq!(alerts_of_rule(&p, "missed_assessments"), missed_before);
 }
 

@@ -484,3 +484,69 @@ pub(crate) fn newest_commit_files(
         .to_string();
     (paths("add"), paths("remove"), predicate)
 }
+
+/// An alerts table from before the partitioning (one unpartitioned table) is rewritten by the
+/// next evaluation, partitioned by status and rule, with the same alerts, even when no alert
+/// fires or resolves (else every evaluation would go on reading it whole).
+#[test]
+fn an_alerts_table_from_before_the_partitions_is_rewritten_partitioned_once() {
+    use medallion::storage::delta;
+    let p = TestProject::new();
+    let gen = p.generate_into("gen", 8, 3, 0.0, 13, None);
+    p.land_all(&gen);
+    let extra = p.path("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    let att = export_of(&gen, "attendance");
+    let days = [
+        ("2026-10-05", "absent"),
+        ("2026-10-06", "absent"),
+        ("2026-10-07", "absent"),
+    ];
+    attendance_file(&att, &extra, "away", &days);
+    p.ok(&[
+        "land",
+        "attendance",
+        extra.join("attendance_away.csv").to_str().unwrap(),
+    ]);
+    let first = p.run_env(&["promote", "--all"], &[NOW]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let all = "SELECT alert_id, status FROM t ORDER BY alert_id";
+    let before = p.read("curated", "alerts", all).unwrap();
+    assert!(before.height() > 0, "no alert fired");
+
+    // The same rows, written again as the table of an earlier release: not partitioned.
+    let loc = p.loc("curated", "alerts");
+    let mut rows = p.read("curated", "alerts", "SELECT * FROM t").unwrap();
+    let (schema, batches) = medallion::frame::to_batches(&mut rows).unwrap();
+    std::fs::remove_dir_all(p.path("lake/curated/alerts")).unwrap();
+    std::fs::create_dir_all(p.path("lake/curated/alerts")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(delta::overwrite(
+        &loc,
+        schema,
+        batches,
+        "test/old",
+        &[],
+        &[],
+    ))
+    .unwrap();
+    let columns = || {
+        rt.block_on(delta::partition_columns(&loc))
+            .unwrap()
+            .unwrap()
+    };
+    assert!(columns().is_empty());
+
+    // Nothing new: no alert fires or resolves, and the table is rewritten partitioned.
+    let rerun = p.run_env(&["promote", "--all"], &[NOW]);
+    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
+    assert!(!rerun.stdout.contains("alert fired"), "{}", rerun.stdout);
+    assert!(!rerun.stdout.contains("alert resolved"), "{}", rerun.stdout);
+    assert_eq!(columns(), ["status", "rule_id"]);
+    let after = p.read("curated", "alerts", all).unwrap();
+    assert!(after.equals(&before), "{before}\n{after}");
+    // Once: the run after writes nothing.
+    let version = p.version("curated", "alerts");
+    p.run_env(&["promote", "--all"], &[NOW]);
+    assert_eq!(p.version("curated", "alerts"), version);
+}

@@ -284,6 +284,19 @@ pub async fn partition_columns(loc: &TableLoc) -> Result<Option<Vec<String>>> {
     }))
 }
 
+/// The table's version and its id (the id of its metadata, new whenever the table is created
+/// again): a table deleted and made again can reach the same version with other rows, never
+/// the same id. `None` when the table does not exist.
+///
+/// # Errors
+/// delta-rs errors.
+pub async fn version_and_id(loc: &TableLoc) -> Result<Option<(u64, String)>> {
+    Ok(open(loc).await?.and_then(|t| {
+        let id = t.snapshot().ok()?.metadata().id().to_string();
+        t.version().map(|v| (v, id))
+    }))
+}
+
 /// The table's version and how many data files it holds, read from one snapshot; `None` when
 /// the table does not exist.
 ///
@@ -319,6 +332,24 @@ mod tests {
         )
         .expect("batch");
         (dir, loc, schema, batch)
+    }
+
+    #[tokio::test]
+    async fn a_table_made_again_at_the_same_version_has_another_id() {
+        let (_dir, loc, schema, batch) = fixture();
+        append(&loc, schema.clone(), vec![batch.clone()], "app/b1", &[])
+            .await
+            .expect("append");
+        let first = version_and_id(&loc).await.expect("read").expect("table");
+        let root = loc.url.to_file_path().expect("path");
+        std::fs::remove_dir_all(&root).expect("remove");
+        std::fs::create_dir_all(&root).expect("make again");
+        append(&loc, schema, vec![batch], "app/b2", &[])
+            .await
+            .expect("append again");
+        let second = version_and_id(&loc).await.expect("read").expect("table");
+        assert_eq!(first.0, second.0, "the same version");
+        assert_ne!(first.1, second.1, "another table");
     }
 
     #[tokio::test]
