@@ -95,7 +95,15 @@ pub(super) async fn hits(
             let groups = crate::curated::course_groups(lake, None, &datasets, GROUP_ROWS).await?;
             let all: BTreeSet<String> = groups.iter().flatten().cloned().collect();
             let columns = "student_id, course_id, session_date, status, recorded_at, record_id";
-            if let Some(mut att) = ByCourse::open(lake, "attendance", columns, &all).await? {
+            if let Some(mut att) = ByCourse::open(
+                lake,
+                "attendance",
+                columns,
+                &all,
+                crate::curated::SORT_MEMORY,
+            )
+            .await?
+            {
                 for group in groups.iter().filter(|g| !g.is_empty()) {
                     let rows = att.through(group.last().map(String::as_str)).await?;
                     out.extend(absent_in_a_row(&rows, *sessions)?);

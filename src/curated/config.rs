@@ -116,6 +116,10 @@ fn default_chunk_rows() -> u64 {
     1 << 20
 }
 
+fn default_sort_memory_mb() -> u64 {
+    (crate::curated::SORT_MEMORY >> 20) as u64
+}
+
 fn default_pass_mark() -> PassMark {
     PassMark {
         default: 60.0,
@@ -146,6 +150,10 @@ pub struct CuratedConfig {
     /// input rows (a course is never split), so memory does not grow with the lake.
     #[serde(default = "default_chunk_rows")]
     pub chunk_rows: u64,
+    /// Memory (MiB) each trusted table's sort by course may hold before it spills sorted runs
+    /// to temporary files: with the course group, what bounds a build's memory.
+    #[serde(default = "default_sort_memory_mb")]
+    pub sort_memory_mb: u64,
     /// At-risk settings.
     pub at_risk: AtRiskConfig,
     /// Folder of the products' rule files (`<product>.yaml`); set by the project.
@@ -157,6 +165,13 @@ pub struct CuratedConfig {
 }
 
 impl CuratedConfig {
+    /// [`Self::sort_memory_mb`] in bytes (at least 1 MiB).
+    pub fn sort_memory(&self) -> usize {
+        usize::try_from(self.sort_memory_mb.max(1))
+            .unwrap_or(usize::MAX >> 20)
+            .saturating_mul(1 << 20)
+    }
+
     /// Loads the products file.
     ///
     /// # Errors
@@ -182,5 +197,32 @@ mod tests {
         assert_eq!(i.late_submissions.weight, 0.0);
         assert_eq!(i.low_recent_engagement_for_course.weight, 0.0);
         assert_eq!(cfg.at_risk.pass_mark.default, 60.0);
+        // Nor does it set the sorts' memory: the default.
+        assert_eq!(cfg.sort_memory(), crate::curated::SORT_MEMORY);
+    }
+
+    #[test]
+    fn the_sorts_memory_is_a_setting_in_mib() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/curated/products.yaml");
+        let text = std::fs::read_to_string(&path).expect("the shipped settings");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("products.yaml");
+        let set = |mb: &str| {
+            let edited: String = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("sort_memory_mb:") {
+                        format!("sort_memory_mb: {mb}\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect();
+            std::fs::write(&file, edited).expect("write");
+            CuratedConfig::load(&file).expect("load").sort_memory()
+        };
+        assert_eq!(set("64"), 64 << 20);
+        // Zero would leave the sort nothing to work with: at least 1 MiB.
+        assert_eq!(set("0"), 1 << 20);
     }
 }

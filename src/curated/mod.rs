@@ -32,7 +32,7 @@ use crate::storage::delta::{self, txn_id};
 use crate::vocab::Stage;
 
 use read::{course_filter, only_courses, product_columns, sql_list};
-pub use read::{course_groups, ByCourse};
+pub use read::{course_groups, ByCourse, SORT_MEMORY};
 
 pub use config::{AtRiskConfig, CuratedConfig, Indicator, Indicators, Levels, PassMark};
 
@@ -87,9 +87,10 @@ async fn open_inputs(
     lake: &Lake,
     dataset: &str,
     courses: &BTreeSet<String>,
+    memory: usize,
 ) -> Result<Option<ByCourse>> {
     match product_columns(lake, dataset).await? {
-        Some(columns) => ByCourse::open(lake, dataset, &columns, courses).await,
+        Some(columns) => ByCourse::open(lake, dataset, &columns, courses, memory).await,
         None => Ok(None),
     }
 }
@@ -392,10 +393,10 @@ pub async fn run(
             .flat_map(|(p, _, _)| inputs(p).iter().copied())
             .collect();
         // Each input is read once for the run, sorted by course, and handed out group by group.
-        let mut att = open_inputs(lake, "attendance", &all).await?;
-        let mut grades = open_inputs(lake, "grades", &all).await?;
+        let mut att = open_inputs(lake, "attendance", &all, cfg.sort_memory()).await?;
+        let mut grades = open_inputs(lake, "grades", &all, cfg.sort_memory()).await?;
         let mut eng = if read.contains("engagement") {
-            open_inputs(lake, "engagement", &all).await?
+            open_inputs(lake, "engagement", &all, cfg.sort_memory()).await?
         } else {
             None
         };

@@ -7,8 +7,8 @@
 //! within a course, rows come in the dataset's [`read_order`] (ending in `record_id`) whatever
 //! the file layout, so every build of the same rows sums in the same order and gives the same
 //! bits, and a product that needs the rows in that order (attendance's sessions) finds them so
-//! and skips its own sort. The sort holds at most
-//! [`SORT_MEMORY`] per table and spills the rest to temporary files (DataFusion's external
+//! and skips its own sort. The sort holds at most `sort_memory_mb` (products.yaml; default
+//! [`SORT_MEMORY`]) per table and spills the rest to temporary files (DataFusion's external
 //! sort), so memory does not grow with the table.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -185,6 +185,7 @@ impl ByCourse {
         dataset: &str,
         columns: &str,
         courses: &BTreeSet<String>,
+        memory: usize,
     ) -> Result<Option<Self>> {
         let loc = lake.loc(Stage::Trusted, dataset)?;
         let sql = format!(
@@ -192,7 +193,7 @@ impl ByCourse {
             course_filter(courses),
             order_by(dataset)
         );
-        Ok(delta::query_stream_bounded(&loc, &sql, SORT_MEMORY)
+        Ok(delta::query_stream_bounded(&loc, &sql, memory)
             .await?
             .map(|(schema, rows)| Self {
                 schema,

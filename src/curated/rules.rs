@@ -127,10 +127,14 @@ pub fn judge(
     }
     let types: HashMap<String, Option<ColumnType>> = columns_of(df).into_iter().collect();
     let type_of = |c: &str| types.get(c).copied().flatten();
-    // Failing values are shown as text: each column's text form is its raw twin.
+    // Failing values are shown as text: the text form of each column a rule reads is its raw
+    // twin (only those: a twin of every column would hold the product twice over, as text).
+    let read: std::collections::HashSet<&str> =
+        rules.rules.iter().flat_map(|r| r.check.columns()).collect();
     let twins: Vec<Expr> = df
         .get_column_names()
         .iter()
+        .filter(|c| read.contains(c.as_str()))
         .map(|c| {
             col(c.as_str())
                 .cast(DataType::String)
