@@ -193,6 +193,32 @@ pub async fn read_alerts(lake: &Lake) -> Result<Vec<AlertRow>> {
     read_where(lake, "TRUE").await
 }
 
+/// Open alerts per rule of every rule but those in `except` (a partitioned table: only the
+/// files of those partitions are read).
+///
+/// # Errors
+/// Storage or frame errors.
+async fn open_per_rule(
+    lake: &Lake,
+    except: &BTreeSet<String>,
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut filter = "status = 'open'".to_string();
+    if !except.is_empty() {
+        let ids: Vec<String> = except.iter().map(|id| delta::sql_literal(id)).collect();
+        filter = format!("{filter} AND rule_id NOT IN ({})", ids.join(", "));
+    }
+    let sql = format!("SELECT rule_id, count(*) AS n FROM t WHERE {filter} GROUP BY rule_id");
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(df) = read(lake, Stage::Curated, TABLE, &sql).await? {
+        for i in 0..df.height() {
+            if let (Some(id), Some(n)) = (text(&df, "rule_id", i)?, float(&df, "n", i)?) {
+                out.insert(id, n as u64);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The rows of `curated.alerts` matching `filter` (SQL), by fired time.
 async fn read_where(lake: &Lake, filter: &str) -> Result<Vec<AlertRow>> {
     let sql = format!("SELECT * FROM t WHERE {filter} ORDER BY fired_at, alert_id");
@@ -420,28 +446,19 @@ async fn evaluate_now(lake: &Lake, cfg: &AlertsConfig) -> Result<AlertsReport> {
             report.resolved.push(r.clone());
         }
     }
-    // The open alerts of the rules not evaluated, counted (their files only).
-    let mut still_open = std::collections::BTreeMap::new();
-    for id in &unchanged {
-        let filter = format!("status = 'open' AND rule_id = {}", delta::sql_literal(id));
-        still_open.insert(id.clone(), delta::count_where(&loc, Some(&filter)).await?);
-    }
-    // Open alerts of rules no longer configured stay open (nothing evaluates them) and count.
-    let orphaned = if partitioned && !cfg.rules.is_empty() {
-        let ids: Vec<String> = cfg
-            .rules
-            .iter()
-            .map(|r| delta::sql_literal(&r.id))
-            .collect();
-        let filter = format!("status = 'open' AND rule_id NOT IN ({})", ids.join(", "));
-        delta::count_where(&loc, Some(&filter)).await?
-    } else if partitioned {
-        delta::count_where(&loc, Some("status = 'open'")).await?
+    // The open alerts of the rules not evaluated (unchanged, or no longer configured: those
+    // stay open, nothing evaluates them), counted per rule in one read of their files.
+    let open_elsewhere = if partitioned {
+        open_per_rule(lake, &todo).await?
     } else {
-        0
+        std::collections::BTreeMap::new()
     };
+    let still_open: std::collections::BTreeMap<String, u64> = unchanged
+        .iter()
+        .map(|id| (id.clone(), open_elsewhere.get(id).copied().unwrap_or(0)))
+        .collect();
     report.open = rows.iter().filter(|r| r.resolved_at.is_none()).count()
-        + (still_open.values().sum::<u64>() + orphaned) as usize;
+        + open_elsewhere.values().sum::<u64>() as usize;
     if migrate || !report.fired.is_empty() || !report.resolved.is_empty() {
         let mut df = to_frame(&rows)?;
         let (schema, batches) = frame::to_batches(&mut df)?;
